@@ -1,0 +1,9 @@
+//! Integration tests of the telemetry agent against real parts: files in temporary data
+//! directories, HTTP and TLS on 127.0.0.1, the real collector and store.
+
+mod delivery;
+mod identity;
+mod off_means_off;
+mod privacy;
+mod support;
+mod switches;

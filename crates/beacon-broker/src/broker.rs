@@ -1,0 +1,270 @@
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use rmqtt::context::ServerContext;
+use rmqtt::hook::{Register, Type};
+use rmqtt::net::{Builder, Listener};
+use rmqtt::server::MqttServer;
+use rmqtt::types::{Id, ListenerId};
+use tokio::task::JoinHandle;
+use tracing::{debug, error, info, warn};
+
+use crate::authn::AuthnHandler;
+use crate::authz::AuthzHandler;
+use crate::config::BrokerConfig;
+use crate::counters::{CountingHandler, MessageCounters};
+use crate::plugins::{self, PlannedPlugin, StartedPlugin};
+use crate::{BrokerError, BrokerNumbers};
+
+/// rmqtt keys listener settings by an id; there is one listener.
+const LISTENER_ID: ListenerId = 1;
+/// EMQX's id for the listener `listeners.tcp.default`.
+const LISTENER_NAME: &str = "tcp:default";
+
+/// Starts brokers. Each has its own rmqtt context: several can run in one process.
+#[derive(Debug)]
+pub struct Broker;
+
+impl Broker {
+    /// Binds the MQTT listener, starts the plugins and hooks the configuration asks
+    /// for, then serves clients in a background task until [`RunningBroker::shutdown`].
+    pub async fn start(config: BrokerConfig) -> Result<RunningBroker, BrokerError> {
+        // The listener first: a taken port is the likeliest failure, and nothing
+        // needs undoing yet.
+        let listener = config
+            .listener
+            .map(|addr| bind(addr, config.authentication.is_empty()))
+            .transpose()?;
+        let mqtt_addr = listener.as_ref().map(local_addr).transpose()?;
+        let planned = plugins::plan(&config);
+        let scx = context(&planned).await;
+        let counters = Arc::new(MessageCounters::default());
+        let hooks = install_hooks(&scx, &config, &counters).await;
+        let started = match plugins::start(&scx, &planned).await {
+            Ok(started) => started,
+            Err(e) => {
+                hooks.stop().await;
+                return Err(e);
+            }
+        };
+        let server = listener.map(|l| serve(&scx, l));
+        info!(addr = ?mqtt_addr, plugins = started.len(), "MQTT broker started");
+        Ok(RunningBroker {
+            configured: Configured::of(&config),
+            scx,
+            mqtt_addr,
+            server,
+            hooks,
+            plugins: started,
+            counters,
+        })
+    }
+}
+
+async fn context(planned: &[PlannedPlugin]) -> ServerContext {
+    planned
+        .iter()
+        .fold(ServerContext::new(), |builder, p| {
+            builder.plugins_config_map_add(p.name(), p.config())
+        })
+        // The busy check refuses clients under a high load average and keeps a
+        // monitoring task alive forever; a shared CI machine trips it.
+        .busy_check_enable(false)
+        .build()
+        .await
+}
+
+fn bind(addr: SocketAddr, allow_anonymous: bool) -> Result<Listener, BrokerError> {
+    Builder::new()
+        .name(LISTENER_NAME)
+        .laddr(addr)
+        // Lets a restarted broker take its port back while old connections linger
+        // in TIME_WAIT; a port another process listens on is still refused.
+        .reuseaddr(Some(true))
+        // Anonymous clients skip the authentication hook entirely in rmqtt.
+        .allow_anonymous(allow_anonymous)
+        .bind()
+        .and_then(Listener::tcp)
+        .map_err(|e| BrokerError::Bind {
+            addr,
+            detail: format!("{e:#}"),
+        })
+}
+
+fn local_addr(listener: &Listener) -> Result<SocketAddr, BrokerError> {
+    listener.local_addr().map_err(|e| BrokerError::Bind {
+        addr: listener.cfg.laddr,
+        detail: format!("{e:#}"),
+    })
+}
+
+async fn install_hooks(
+    scx: &ServerContext,
+    config: &BrokerConfig,
+    counters: &Arc<MessageCounters>,
+) -> Box<dyn Register> {
+    let register = scx.extends.hook_mgr().register();
+    for typ in [Type::MessagePublish, Type::MessageDelivered] {
+        let handler = CountingHandler::new(Arc::clone(counters));
+        register.add(typ, Box::new(handler)).await;
+    }
+    if !config.authentication.is_empty() {
+        let handler = AuthnHandler::new(config.authentication.clone());
+        register
+            .add(Type::ClientAuthenticate, Box::new(handler))
+            .await;
+    }
+    if config.authorization.is_active() {
+        let authorization = Arc::new(config.authorization.clone());
+        for typ in [Type::ClientSubscribeCheckAcl, Type::MessagePublishCheckAcl] {
+            let handler = AuthzHandler::new(Arc::clone(&authorization));
+            register.add(typ, Box::new(handler)).await;
+        }
+    }
+    register.start().await;
+    register
+}
+
+fn serve(scx: &ServerContext, listener: Listener) -> JoinHandle<()> {
+    let server = MqttServer::new(scx.clone())
+        .listener_by_id(listener, LISTENER_ID)
+        .build();
+    tokio::spawn(async move {
+        if let Err(e) = server.run().await {
+            error!(error = %format!("{e:#}"), "MQTT listener stopped");
+        }
+    })
+}
+
+/// Facts of the configuration reported with the live numbers.
+#[derive(Debug, Clone)]
+struct Configured {
+    topic_rewrite: u64,
+    auto_subscribe: u64,
+    authn: Vec<String>,
+    authz: Vec<String>,
+}
+
+impl Configured {
+    fn of(config: &BrokerConfig) -> Configured {
+        Configured {
+            topic_rewrite: count(config.rewrite.len()),
+            auto_subscribe: count(config.auto_subscribe.len()),
+            authn: sorted_unique(config.authentication.iter().map(|a| a.id())),
+            authz: sorted_unique(config.authorization.source_types()),
+        }
+    }
+}
+
+/// A broker serving clients. Dropping it closes the listener without
+/// disconnecting clients; [`RunningBroker::shutdown`] does both.
+pub struct RunningBroker {
+    scx: ServerContext,
+    mqtt_addr: Option<SocketAddr>,
+    server: Option<JoinHandle<()>>,
+    hooks: Box<dyn Register>,
+    plugins: Vec<StartedPlugin>,
+    counters: Arc<MessageCounters>,
+    configured: Configured,
+}
+
+impl RunningBroker {
+    /// The address the MQTT listener really bound (the real port when 0 was asked);
+    /// `None` when the listener is disabled.
+    pub fn mqtt_addr(&self) -> Option<SocketAddr> {
+        self.mqtt_addr
+    }
+
+    /// Live numbers; counters count from this broker's start.
+    pub async fn stats(&self) -> BrokerNumbers {
+        let scx = &self.scx;
+        let num_topics = scx.extends.router().await.topics().count();
+        let retained = scx.extends.retain().await.count().await;
+        let delayed = scx.extends.delayed_sender().await.len().await;
+        BrokerNumbers {
+            num_clients: non_negative(scx.connections.count()),
+            num_cluster_sessions: non_negative(scx.sessions.count()),
+            messages_received: self.counters.received(),
+            messages_sent: self.counters.sent(),
+            num_topics: non_negative(num_topics),
+            retained: non_negative(retained),
+            delayed: count(delayed),
+            topic_rewrite: self.configured.topic_rewrite,
+            auto_subscribe: self.configured.auto_subscribe,
+            authn: self.configured.authn.clone(),
+            authz: self.configured.authz.clone(),
+            active_plugins: self.active_plugins(),
+            nodes_uuid: Vec::new(),
+        }
+    }
+
+    fn active_plugins(&self) -> Vec<String> {
+        sorted_unique(
+            self.plugins
+                .iter()
+                .filter(|p| self.scx.plugins.is_active(p.name))
+                .map(|p| format!("{}-{}", p.name, p.version)),
+        )
+    }
+
+    /// Closes the listener (its port is free when this returns), disconnects every
+    /// client, and stops hooks and plugins.
+    pub async fn shutdown(mut self) {
+        if let Some(server) = self.server.take() {
+            server.abort();
+            if let Err(e) = server.await
+                && !e.is_cancelled()
+            {
+                warn!(error = %e, "MQTT listener task failed");
+            }
+        }
+        disconnect_all(&self.scx).await;
+        self.hooks.stop().await;
+        plugins::stop(&self.scx, &self.plugins).await;
+        info!("MQTT broker stopped");
+    }
+}
+
+impl Drop for RunningBroker {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+    }
+}
+
+impl fmt::Debug for RunningBroker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RunningBroker")
+            .field("mqtt_addr", &self.mqtt_addr)
+            .field("plugins", &self.plugins)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Kicks each session as an administrator would; rmqtt closes the connection.
+async fn disconnect_all(scx: &ServerContext) {
+    let ids: Vec<Id> = scx.extends.shared().await.iter().map(|e| e.id()).collect();
+    for id in ids {
+        let mut entry = scx.extends.shared().await.entry(id);
+        if let Err(e) = entry.kick(true, true, true).await {
+            debug!(error = %format!("{e:#}"), "session did not acknowledge disconnect");
+        }
+    }
+}
+
+fn non_negative(n: isize) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+fn count(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
+fn sorted_unique(items: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut items: Vec<String> = items.into_iter().collect();
+    items.sort();
+    items.dedup();
+    items
+}

@@ -1,0 +1,128 @@
+use std::net::{Ipv4Addr, SocketAddr};
+
+use beacon_config::Config;
+use tracing::warn;
+
+use crate::authn::{self, Authenticator};
+use crate::authz::{self, Authorization};
+use crate::autosub::{self, AutoSubscribeTopic};
+use crate::rewrite::{self, RewriteRule};
+use crate::{BrokerError, setting::Setting};
+
+const DEFAULT_PORT: u16 = 1883;
+
+/// What the broker runs, read from EMQX-named keys; every key is optional.
+///
+/// | key | default |
+/// |---|---|
+/// | `listeners.tcp.default.enable` / `.bind` | `true` / `0.0.0.0:1883` |
+/// | `retainer.enable` / `.max_retained_messages` | `true` / `0` (no limit) |
+/// | `delayed.enable` / `.max_delayed_messages` | `true` / `0` (no limit) |
+/// | `rewrite` | no rules (see `rewrite.rs`) |
+/// | `auto_subscribe.topics` | none (see `autosub.rs`) |
+/// | `authentication` | none: anonymous clients allowed (see `authn.rs`) |
+/// | `authorization` | `no_match = allow`, no sources (see `authz.rs`) |
+///
+/// Other listeners (`listeners.ssl`, `listeners.ws`, ...) are not served; when the
+/// config enables one, a warning says so.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    pub(crate) listener: Option<SocketAddr>,
+    pub(crate) retainer: Option<Limit>,
+    pub(crate) delayed: Option<Limit>,
+    pub(crate) rewrite: Vec<RewriteRule>,
+    pub(crate) auto_subscribe: Vec<AutoSubscribeTopic>,
+    pub(crate) authentication: Vec<Authenticator>,
+    pub(crate) authorization: Authorization,
+}
+
+/// A feature's store limit; 0 means none, as in EMQX.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Limit(pub(crate) u64);
+
+impl Default for BrokerConfig {
+    /// The configuration of an empty config file.
+    fn default() -> Self {
+        BrokerConfig {
+            listener: Some(SocketAddr::from((Ipv4Addr::UNSPECIFIED, DEFAULT_PORT))),
+            retainer: Some(Limit(0)),
+            delayed: Some(Limit(0)),
+            rewrite: Vec::new(),
+            auto_subscribe: Vec::new(),
+            authentication: Vec::new(),
+            authorization: Authorization::default(),
+        }
+    }
+}
+
+impl BrokerConfig {
+    /// Reads the broker's settings; a bad value is refused naming its key and origin.
+    pub fn from_config(config: &Config) -> Result<BrokerConfig, BrokerError> {
+        warn_unserved_listeners(config);
+        let defaults = BrokerConfig::default();
+        Ok(BrokerConfig {
+            listener: listener(config, defaults.listener)?,
+            retainer: limit(config, "retainer", "max_retained_messages")?,
+            delayed: limit(config, "delayed", "max_delayed_messages")?,
+            rewrite: rewrite::parse(config)?,
+            auto_subscribe: autosub::parse(config)?,
+            authentication: authn::parse(config)?,
+            authorization: authz::parse(config)?,
+        })
+    }
+
+    /// The MQTT TCP address to bind; `None` when the listener is disabled.
+    pub fn listener(&self) -> Option<SocketAddr> {
+        self.listener
+    }
+
+    /// Replaces the MQTT listener address (port 0 picks a free port), e.g. when the
+    /// configured port is taken.
+    pub fn set_listener(&mut self, addr: Option<SocketAddr>) {
+        self.listener = addr;
+    }
+}
+
+fn listener(
+    config: &Config,
+    default: Option<SocketAddr>,
+) -> Result<Option<SocketAddr>, BrokerError> {
+    let enabled = config
+        .bool("listeners.tcp.default.enable")?
+        .is_none_or(|s| s.value);
+    if !enabled {
+        return Ok(None);
+    }
+    let bind = config.socket_addr("listeners.tcp.default.bind")?;
+    Ok(bind.map(|s| s.value).or(default))
+}
+
+fn limit(config: &Config, section: &str, max_key: &str) -> Result<Option<Limit>, BrokerError> {
+    let enabled = config
+        .bool(&format!("{section}.enable"))?
+        .is_none_or(|s| s.value);
+    if !enabled {
+        return Ok(None);
+    }
+    let max = config.u64(&format!("{section}.{max_key}"))?;
+    Ok(Some(Limit(max.map_or(0, |s| s.value))))
+}
+
+fn warn_unserved_listeners(config: &Config) {
+    let Some(listeners) = config.subtree("listeners").and_then(|v| v.as_object()) else {
+        return;
+    };
+    for (kind, named) in listeners {
+        let Some(named) = named.as_object() else {
+            continue;
+        };
+        for name in named.keys() {
+            let key = format!("listeners.{kind}.{name}");
+            let disabled = Setting::lookup(config, &format!("{key}.enable"))
+                .is_some_and(|s| s.boolean().is_ok_and(|enabled| !enabled));
+            if key != "listeners.tcp.default" && !disabled {
+                warn!(%key, "listener is not served: Beacon runs only listeners.tcp.default");
+            }
+        }
+    }
+}

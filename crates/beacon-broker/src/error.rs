@@ -1,0 +1,28 @@
+use std::net::SocketAddr;
+
+use beacon_config::{ConfigError, Origin};
+
+/// Why the broker could not be configured or started.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// A value has the wrong type (reported by `beacon_config`, naming key and source).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A value has the right type but cannot be used; `key` names the exact place,
+    /// list elements included (`rewrite[1].re`).
+    #[error("{origin}: {key}: {message}")]
+    Invalid {
+        key: String,
+        origin: Origin,
+        message: String,
+    },
+    /// The MQTT listener could not be opened (address in use, no permission, ...).
+    #[error("cannot listen for MQTT on {addr}: {detail}")]
+    Bind { addr: SocketAddr, detail: String },
+    /// An rmqtt plugin refused its configuration or failed to start.
+    #[error("rmqtt plugin {plugin} failed to start: {detail}")]
+    Plugin {
+        plugin: &'static str,
+        detail: String,
+    },
+}

@@ -1,0 +1,235 @@
+//! The request body of an ingest: content type and encoding checks, the size limit on
+//! the wire and the size limit after gunzip.
+
+use std::io::Read;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, header};
+use bytes::{Bytes, BytesMut};
+use flate2::read::GzDecoder;
+use http_body_util::BodyExt;
+
+use crate::config::{MAX_DECODED_BODY, MAX_WIRE_BODY};
+use crate::error::ApiError;
+
+/// An oversized body is read and thrown away up to this many bytes before the 413 is sent:
+/// an HTTP/1.1 client still writing its body would otherwise see the connection reset
+/// instead of the answer. Beyond it the connection is simply closed.
+const DRAIN_LIMIT: u64 = 16 * 1024 * 1024;
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How the body is encoded on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Encoding {
+    Identity,
+    Gzip,
+}
+
+/// Accepts `application/json`, with or without a UTF-8 charset parameter.
+pub(crate) fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Err(ApiError::UnsupportedMediaType("no Content-Type".into()));
+    };
+    let refuse = || ApiError::UnsupportedMediaType(format!("{value:?}"));
+    let text = value.to_str().map_err(|_| refuse())?;
+    let mut parts = text.split(';');
+    let essence = parts.next().unwrap_or_default().trim();
+    if !essence.eq_ignore_ascii_case("application/json") {
+        return Err(refuse());
+    }
+    for param in parts {
+        let (name, val) = param.split_once('=').unwrap_or((param, ""));
+        let val = val.trim().trim_matches('"');
+        let utf8 = val.eq_ignore_ascii_case("utf-8") || val.eq_ignore_ascii_case("utf8");
+        if name.trim().eq_ignore_ascii_case("charset") && !utf8 {
+            return Err(refuse());
+        }
+    }
+    Ok(())
+}
+
+/// Reads `Content-Encoding`: none, `identity`, `gzip` or `x-gzip`.
+pub(crate) fn content_encoding(headers: &HeaderMap) -> Result<Encoding, ApiError> {
+    let Some(value) = headers.get(header::CONTENT_ENCODING) else {
+        return Ok(Encoding::Identity);
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| ApiError::UnsupportedEncoding(format!("{value:?}")))?
+        .trim();
+    if text.is_empty() || text.eq_ignore_ascii_case("identity") {
+        Ok(Encoding::Identity)
+    } else if text.eq_ignore_ascii_case("gzip") || text.eq_ignore_ascii_case("x-gzip") {
+        Ok(Encoding::Gzip)
+    } else {
+        Err(ApiError::UnsupportedEncoding(text.to_owned()))
+    }
+}
+
+/// Collects the body, refusing it as soon as it passes [`MAX_WIRE_BODY`] bytes.
+pub(crate) async fn read_limited(headers: &HeaderMap, mut body: Body) -> Result<Bytes, ApiError> {
+    let too_large = ApiError::BodyTooLarge {
+        limit: MAX_WIRE_BODY,
+    };
+    if let Some(declared) = declared_length(headers).filter(|&n| n > MAX_WIRE_BODY as u64) {
+        if declared <= DRAIN_LIMIT {
+            drain(body, 0).await;
+        }
+        return Err(too_large);
+    }
+    let mut buf = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|err| ApiError::BodyRead(err.to_string()))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if buf.len() + data.len() > MAX_WIRE_BODY {
+            drain(body, (buf.len() + data.len()) as u64).await;
+            return Err(too_large);
+        }
+        buf.extend_from_slice(&data);
+    }
+    Ok(buf.freeze())
+}
+
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// Reads and discards the rest of an oversized body, bounded in bytes and time.
+async fn drain(mut body: Body, mut seen: u64) {
+    let discard = async {
+        while seen <= DRAIN_LIMIT {
+            match body.frame().await {
+                Some(Ok(frame)) => {
+                    seen += frame.data_ref().map_or(0, |data| data.len() as u64);
+                }
+                Some(Err(_)) | None => break,
+            }
+        }
+    };
+    if tokio::time::timeout(DRAIN_TIMEOUT, discard).await.is_err() {
+        tracing::debug!("gave up draining an oversized body");
+    }
+}
+
+/// Undoes the wire encoding. Gunzip stops one byte past [`MAX_DECODED_BODY`], so a
+/// compressed bomb never costs more than that much memory.
+pub(crate) fn decode(wire: Bytes, encoding: Encoding) -> Result<Bytes, ApiError> {
+    match encoding {
+        Encoding::Identity => Ok(wire),
+        Encoding::Gzip => gunzip(&wire),
+    }
+}
+
+fn gunzip(wire: &[u8]) -> Result<Bytes, ApiError> {
+    let cap = MAX_DECODED_BODY as u64 + 1;
+    let mut decoded = Vec::with_capacity(wire.len().saturating_mul(4).min(MAX_DECODED_BODY));
+    GzDecoder::new(wire)
+        .take(cap)
+        .read_to_end(&mut decoded)
+        .map_err(ApiError::InvalidGzip)?;
+    if decoded.len() > MAX_DECODED_BODY {
+        return Err(ApiError::DecodedTooLarge {
+            limit: MAX_DECODED_BODY,
+        });
+    }
+    Ok(Bytes::from(decoded))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+    use flate2::Compression;
+    use flate2::write::GzEncoder;
+    use std::io::Write;
+
+    fn headers(name: header::HeaderName, value: &str) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        map.insert(name, HeaderValue::from_str(value).expect("test header"));
+        map
+    }
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut enc = GzEncoder::new(Vec::new(), Compression::default());
+        enc.write_all(data).expect("gzip in memory");
+        enc.finish().expect("gzip in memory")
+    }
+
+    #[test]
+    fn json_with_utf8_charset_is_accepted() {
+        for value in [
+            "application/json",
+            "Application/JSON",
+            "application/json; charset=utf-8",
+            "application/json;charset=\"UTF-8\"",
+        ] {
+            assert!(
+                check_content_type(&headers(header::CONTENT_TYPE, value)).is_ok(),
+                "{value}"
+            );
+        }
+    }
+
+    #[test]
+    fn other_types_and_charsets_are_refused() {
+        for value in [
+            "text/plain",
+            "application/jsonx",
+            "application/json; charset=latin1",
+        ] {
+            let err = check_content_type(&headers(header::CONTENT_TYPE, value)).unwrap_err();
+            assert_eq!(err.code(), "UNSUPPORTED_MEDIA_TYPE", "{value}");
+        }
+        let err = check_content_type(&HeaderMap::new()).unwrap_err();
+        assert!(err.to_string().contains("no Content-Type"));
+    }
+
+    #[test]
+    fn encodings() {
+        assert_eq!(
+            content_encoding(&HeaderMap::new()).unwrap(),
+            Encoding::Identity
+        );
+        let gz = headers(header::CONTENT_ENCODING, "GZIP");
+        assert_eq!(content_encoding(&gz).unwrap(), Encoding::Gzip);
+        let br = headers(header::CONTENT_ENCODING, "br");
+        assert_eq!(
+            content_encoding(&br).unwrap_err().code(),
+            "UNSUPPORTED_ENCODING"
+        );
+    }
+
+    #[test]
+    fn gunzip_round_trip_and_limit() {
+        let ok = decode(Bytes::from(gzip(b"{\"a\":1}")), Encoding::Gzip).unwrap();
+        assert_eq!(&ok[..], b"{\"a\":1}");
+        let exact = vec![b' '; MAX_DECODED_BODY];
+        assert_eq!(
+            decode(Bytes::from(gzip(&exact)), Encoding::Gzip)
+                .unwrap()
+                .len(),
+            MAX_DECODED_BODY
+        );
+        let over = vec![b' '; MAX_DECODED_BODY + 1];
+        let err = decode(Bytes::from(gzip(&over)), Encoding::Gzip).unwrap_err();
+        assert_eq!(err.code(), "DECODED_BODY_TOO_LARGE");
+    }
+
+    #[test]
+    fn corrupt_gzip_is_named() {
+        let mut data = gzip(b"{\"uuid\":\"x\"}");
+        let mid = data.len() / 2;
+        data[mid..].fill(0xff);
+        let err = decode(Bytes::from(data), Encoding::Gzip).unwrap_err();
+        assert_eq!(err.code(), "INVALID_GZIP");
+        assert!(err.to_string().contains("gzip"));
+    }
+}

@@ -1,0 +1,143 @@
+//! Errors: [`CollectorError`] for starting and running the service, [`ApiError`] for the
+//! answer to one bad request.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use beacon_report::ReportError;
+use serde::Serialize;
+
+/// Why the collector could not start or stopped serving.
+#[derive(Debug, thiserror::Error)]
+pub enum CollectorError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(
+        "cannot load TLS certificate {} with key {}: {source}",
+        cert.display(),
+        key.display()
+    )]
+    Tls {
+        cert: PathBuf,
+        key: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("collector server on {addr} failed: {source}")]
+    Serve {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A request the collector refuses, and how it says so: status, a stable `code` for
+/// machines, and a message naming the problem for people.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("too many requests from this source; retry after {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("Content-Type must be application/json (UTF-8), got {0}")]
+    UnsupportedMediaType(String),
+    #[error("Content-Encoding {0:?} is not supported; send gzip or no encoding")]
+    UnsupportedEncoding(String),
+    #[error("request body exceeds the limit of {limit} bytes on the wire")]
+    BodyTooLarge { limit: usize },
+    #[error("request body exceeds the limit of {limit} bytes after gunzip")]
+    DecodedTooLarge { limit: usize },
+    #[error("request body is not valid gzip: {0}")]
+    InvalidGzip(std::io::Error),
+    #[error("request body could not be read: {0}")]
+    BodyRead(String),
+    #[error(transparent)]
+    Report(#[from] ReportError),
+    #[error("report could not be re-read for redaction: {0}")]
+    Reread(serde_json::Error),
+    #[error("field `{field}` cannot be stored: {reason}")]
+    Unstorable { field: &'static str, reason: String },
+    #[error("storage is unavailable, the report was not stored; retry later")]
+    StorageUnavailable,
+    #[error("method {method} is not allowed on {path}")]
+    MethodNotAllowed { method: String, path: String },
+    #[error("no such endpoint: {0}")]
+    NotFound(String),
+}
+
+impl ApiError {
+    /// HTTP status of the answer.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::UnsupportedMediaType(_) | Self::UnsupportedEncoding(_) => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
+            Self::BodyTooLarge { .. } | Self::DecodedTooLarge { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            Self::InvalidGzip(_)
+            | Self::BodyRead(_)
+            | Self::Report(_)
+            | Self::Reread(_)
+            | Self::Unstorable { .. } => StatusCode::BAD_REQUEST,
+            Self::StorageUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+        }
+    }
+
+    /// Stable machine-readable code; also the `reason` label of the rejection metric.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::RateLimited { .. } => "RATE_LIMITED",
+            Self::UnsupportedMediaType(_) => "UNSUPPORTED_MEDIA_TYPE",
+            Self::UnsupportedEncoding(_) => "UNSUPPORTED_ENCODING",
+            Self::BodyTooLarge { .. } => "BODY_TOO_LARGE",
+            Self::DecodedTooLarge { .. } => "DECODED_BODY_TOO_LARGE",
+            Self::InvalidGzip(_) => "INVALID_GZIP",
+            Self::BodyRead(_) => "BODY_READ_FAILED",
+            Self::Report(err) => err.code(),
+            Self::Reread(_) => "UNREADABLE_REPORT",
+            Self::Unstorable { .. } => "INVALID_FIELD",
+            Self::StorageUnavailable => "STORAGE_UNAVAILABLE",
+            Self::MethodNotAllowed { .. } => "METHOD_NOT_ALLOWED",
+            Self::NotFound(_) => "NOT_FOUND",
+        }
+    }
+
+    fn field(&self) -> Option<&str> {
+        match self {
+            Self::Report(err) => err.field(),
+            Self::Unstorable { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    code: &'a str,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            code: self.code(),
+            message: self.to_string(),
+            field: self.field(),
+        };
+        let mut response = (self.status(), Json(body)).into_response();
+        if let Self::RateLimited { retry_after_secs } = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        }
+        response
+    }
+}

@@ -1,0 +1,143 @@
+//! `POST /api/telemetry`: from request to durable row.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use axum::Json;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use beacon_report::{ParsedReport, PayloadFormat, privacy};
+use beacon_store::{InsertOutcome, NewReport, ReportFacts, StoreError};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::body::{check_content_type, content_encoding, decode, read_limited};
+use crate::config::IngestMode;
+use crate::error::ApiError;
+use crate::server::AppState;
+
+#[derive(Serialize)]
+struct Accepted<'a> {
+    status: &'static str,
+    uuid: &'a str,
+    day: String,
+}
+
+/// The ingest handler; every refusal is counted by its code.
+pub(crate) async fn ingest(State(state): State<AppState>, request: Request) -> Response {
+    match accept(&state, request).await {
+        Ok(response) => response,
+        Err(err) => {
+            state.metrics().rejected(err.code());
+            tracing::debug!(code = err.code(), error = %err, "report refused");
+            err.into_response()
+        }
+    }
+}
+
+async fn accept(state: &AppState, request: Request) -> Result<Response, ApiError> {
+    let (parts, body) = request.into_parts();
+    // Without connect info (a router served by someone else) there is no key to limit on.
+    if let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() {
+        state
+            .limiter()
+            .check(peer.ip())
+            .map_err(|retry_after_secs| ApiError::RateLimited { retry_after_secs })?;
+    }
+    check_content_type(&parts.headers)?;
+    let encoding = content_encoding(&parts.headers)?;
+    let wire = read_limited(&parts.headers, body).await?;
+    let received_at = Utc::now();
+    let parsed = beacon_report::parse(&decode(wire, encoding)?)?;
+    let format = parsed.format;
+    if state.mode() == IngestMode::Discard {
+        state.metrics().accepted(format);
+        let uuid = &parsed.report.uuid;
+        return Ok(reply(StatusCode::ACCEPTED, "discarded", uuid, received_at));
+    }
+    let row = new_row(redact(state, parsed)?, received_at);
+    let uuid = row.uuid.clone();
+    let started = Instant::now();
+    let outcome = state.store().insert(row).await.map_err(store_error)?;
+    state.metrics().commit(started.elapsed());
+    state.metrics().accepted(format);
+    let (status, word) = match outcome {
+        InsertOutcome::Inserted => (StatusCode::CREATED, "stored"),
+        InsertOutcome::Replaced => (StatusCode::OK, "replaced"),
+    };
+    tracing::debug!(%uuid, outcome = word, "report stored");
+    Ok(reply(status, word, &uuid, received_at))
+}
+
+/// A row the store refuses is the client's fault; any other store failure is ours.
+fn store_error(err: StoreError) -> ApiError {
+    match err {
+        StoreError::InvalidReport { field, reason } => ApiError::Unstorable { field, reason },
+        other => {
+            tracing::error!(error = %other, "storing a report failed");
+            ApiError::StorageUnavailable
+        }
+    }
+}
+
+fn reply(status: StatusCode, word: &'static str, uuid: &str, at: DateTime<Utc>) -> Response {
+    let body = Accepted {
+        status: word,
+        uuid,
+        day: at.date_naive().to_string(),
+    };
+    (status, Json(body)).into_response()
+}
+
+/// Removes identifying values from the document. A clean document keeps its text exactly
+/// as received; a redacted one is re-serialised and re-parsed, so that the row's columns
+/// come from the redacted text too.
+fn redact(state: &AppState, parsed: ParsedReport) -> Result<ParsedReport, ApiError> {
+    let mut doc: serde_json::Value = serde_json::from_str(&parsed.raw).map_err(ApiError::Reread)?;
+    let found = privacy::redact_identifiers(&mut doc);
+    if found == 0 {
+        return Ok(parsed);
+    }
+    state.metrics().redacted(found);
+    tracing::debug!(found, "identifying values redacted from a report");
+    let text = serde_json::to_string(&doc).map_err(ApiError::Reread)?;
+    Ok(beacon_report::parse(text.as_bytes())?)
+}
+
+/// The row for a report received at `received_at`: one per node uuid per UTC day.
+fn new_row(parsed: ParsedReport, received_at: DateTime<Utc>) -> NewReport {
+    let ParsedReport {
+        report,
+        format,
+        raw,
+    } = parsed;
+    let edition = report.edition().map(str::to_owned);
+    let node_count = i64::try_from(report.node_count()).unwrap_or(i64::MAX);
+    // The raw text was parsed successfully moments ago, so reading it again cannot fail;
+    // a failure would only mean fewer facts, never a lost report.
+    let analytics = serde_json::from_str(&raw)
+        .map(|doc| ReportFacts::from_json(&doc))
+        .unwrap_or_default();
+    NewReport {
+        uuid: report.uuid,
+        cluster_uuid: report.cluster_uuid,
+        day: received_at.date_naive(),
+        received_at,
+        emqx_version: report.emqx_version,
+        os_name: report.os_name,
+        os_version: report.os_version,
+        edition,
+        node_count,
+        format: format_code(format),
+        raw,
+        analytics,
+    }
+}
+
+fn format_code(format: PayloadFormat) -> i16 {
+    match format {
+        PayloadFormat::V4 => 4,
+        PayloadFormat::V5 => 5,
+    }
+}

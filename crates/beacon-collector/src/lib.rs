@@ -1,0 +1,30 @@
+//! Beacon's collector HTTP service: `POST /api/telemetry` (content type and encoding
+//! checks, size limits on the wire and after gunzip, per-IP rate limiting, validation via
+//! `beacon_report`, privacy redaction, then a durable insert through `beacon_store`),
+//! `GET /healthz`, `GET /metrics` (Prometheus), optionally over TLS.
+//!
+//! It owns HTTP and the mapping from a parsed report to a row. It must NOT contain SQL or
+//! know a storage backend (that is `beacon_store`), must NOT validate report fields itself
+//! (that is `beacon_report`), and must never write a client IP address to storage or to
+//! logs: the address is used only as the in-memory rate-limit key.
+//!
+//! A 2xx answer to an ingest means the store's commit returned. Refusals are JSON
+//! `{"code", "message"}` (plus `field` for an invalid report field).
+
+mod body;
+mod config;
+mod error;
+mod ingest;
+mod metrics;
+mod rate_limit;
+mod server;
+
+pub use config::{
+    CollectorConfig, DEFAULT_LISTEN, IngestMode, MAX_DECODED_BODY, MAX_WIRE_BODY, RateLimit,
+    TlsFiles,
+};
+pub use error::{ApiError, CollectorError};
+pub use metrics::Metrics;
+pub use server::{
+    AppState, BoundCollector, Collector, HEALTH_PATH, INGEST_PATH, METRICS_PATH, router,
+};

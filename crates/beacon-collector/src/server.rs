@@ -1,0 +1,278 @@
+//! The HTTP service: routes, shared state, binding and serving (plain or TLS).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum_server::tls_rustls::RustlsConfig;
+use beacon_store::ReportStore;
+use serde_json::json;
+use tower_http::trace::TraceLayer;
+
+use crate::config::{CollectorConfig, IngestMode, RateLimit, TlsFiles};
+use crate::error::{ApiError, CollectorError};
+use crate::ingest::ingest;
+use crate::metrics::{self, Metrics};
+use crate::rate_limit::{IpRateLimiter, PRUNE_INTERVAL};
+
+/// Path of the ingest endpoint, as EMQX nodes post to it.
+pub const INGEST_PATH: &str = "/api/telemetry";
+pub const HEALTH_PATH: &str = "/healthz";
+pub const METRICS_PATH: &str = "/metrics";
+
+/// How long open connections may finish their requests after shutdown is asked for.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// What every handler shares: the store, the metrics, the rate limiter and the mode.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Shared>,
+}
+
+struct Shared {
+    store: Arc<dyn ReportStore>,
+    metrics: Metrics,
+    limiter: IpRateLimiter,
+    mode: IngestMode,
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn ReportStore>, rate_limit: RateLimit, mode: IngestMode) -> Self {
+        let shared = Shared {
+            metrics: Metrics::new(Arc::clone(&store)),
+            store,
+            limiter: IpRateLimiter::new(rate_limit),
+            mode,
+        };
+        Self {
+            inner: Arc::new(shared),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn ReportStore> {
+        &self.inner.store
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    pub(crate) fn limiter(&self) -> &IpRateLimiter {
+        &self.inner.limiter
+    }
+
+    pub(crate) fn mode(&self) -> IngestMode {
+        self.inner.mode
+    }
+}
+
+/// The collector's routes. The rate limit needs the peer address: serve this with
+/// `into_make_service_with_connect_info::<SocketAddr>()` (as [`BoundCollector::serve`]
+/// does), otherwise requests are not rate limited.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route(INGEST_PATH, post(ingest).fallback(method_not_allowed))
+        .route(HEALTH_PATH, get(healthz).fallback(method_not_allowed))
+        .route(
+            METRICS_PATH,
+            get(render_metrics).fallback(method_not_allowed),
+        )
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .with_state(state)
+}
+
+/// The request span names method and path only: the peer address must never reach logs.
+fn request_span(request: &Request) -> tracing::Span {
+    tracing::debug_span!("request", method = %request.method(), path = %request.uri().path())
+}
+
+/// Records request latency by route; unknown paths share one label.
+async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let route = match request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str)
+    {
+        Some(INGEST_PATH) => INGEST_PATH,
+        Some(HEALTH_PATH) => HEALTH_PATH,
+        Some(METRICS_PATH) => METRICS_PATH,
+        _ => "unmatched",
+    };
+    let started = Instant::now();
+    let response = next.run(request).await;
+    state.metrics().request(route, started.elapsed());
+    response
+}
+
+async fn healthz(State(state): State<AppState>) -> Response {
+    let backend = state.store().backend();
+    match state.store().health().await {
+        Ok(()) => Json(json!({"status": "ok", "backend": backend})).into_response(),
+        Err(err) => {
+            tracing::error!(error = %err, backend, "health check: storage unavailable");
+            let body = json!({
+                "status": "unavailable",
+                "backend": backend,
+                "code": "STORAGE_UNAVAILABLE",
+                "message": "the storage check failed; the collector log has the cause",
+            });
+            (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+        }
+    }
+}
+
+async fn render_metrics(State(state): State<AppState>) -> Response {
+    match state.metrics().render() {
+        Ok(text) => ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response(),
+        Err(err) => {
+            tracing::error!(error = %err, "rendering metrics failed");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+/// Axum adds the `Allow` header to what a method fallback returns.
+async fn method_not_allowed(State(state): State<AppState>, request: Request) -> ApiError {
+    let err = ApiError::MethodNotAllowed {
+        method: request.method().to_string(),
+        path: request.uri().path().to_owned(),
+    };
+    if request.uri().path() == INGEST_PATH {
+        state.metrics().rejected(err.code());
+    }
+    err
+}
+
+async fn not_found(request: Request) -> ApiError {
+    ApiError::NotFound(request.uri().path().to_owned())
+}
+
+/// Entry point: binds a listener for a configured collector.
+#[derive(Debug)]
+pub struct Collector;
+
+impl Collector {
+    /// Loads the TLS files (if any) and binds the listening socket, so that the address is
+    /// known (and errors surface) before serving starts.
+    pub async fn bind(
+        config: CollectorConfig,
+        store: Arc<dyn ReportStore>,
+    ) -> Result<BoundCollector, CollectorError> {
+        let tls = match &config.tls {
+            Some(files) => Some(load_tls(files).await?),
+            None => None,
+        };
+        let addr = config.listen;
+        let bind_error = |source| CollectorError::Bind { addr, source };
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(bind_error)?
+            .into_std()
+            .map_err(bind_error)?;
+        let local_addr = listener.local_addr().map_err(bind_error)?;
+        let state = AppState::new(store, config.rate_limit, config.mode);
+        Ok(BoundCollector {
+            listener,
+            local_addr,
+            tls,
+            state,
+        })
+    }
+}
+
+async fn load_tls(files: &TlsFiles) -> Result<RustlsConfig, CollectorError> {
+    RustlsConfig::from_pem_file(&files.cert, &files.key)
+        .await
+        .map_err(|source| CollectorError::Tls {
+            cert: files.cert.clone(),
+            key: files.key.clone(),
+            source,
+        })
+}
+
+/// A collector with its socket bound, ready to serve.
+pub struct BoundCollector {
+    listener: std::net::TcpListener,
+    local_addr: SocketAddr,
+    tls: Option<RustlsConfig>,
+    state: AppState,
+}
+
+impl std::fmt::Debug for BoundCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BoundCollector")
+            .field("local_addr", &self.local_addr)
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl BoundCollector {
+    /// The address actually bound (the real port when port 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Base URL of the service, `http://` or `https://` by the TLS setting.
+    pub fn url(&self) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.local_addr)
+    }
+
+    /// Serves until `shutdown` completes, then lets open requests finish (bounded grace)
+    /// so that every answered report is committed.
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), CollectorError> {
+        let Self {
+            listener,
+            local_addr: addr,
+            tls,
+            state,
+        } = self;
+        let handle = axum_server::Handle::<SocketAddr>::new();
+        let stopper = handle.clone();
+        let stop_task = tokio::spawn(async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing open requests");
+            stopper.graceful_shutdown(Some(SHUTDOWN_GRACE));
+        });
+        let prune_task = tokio::spawn(prune_limiter(state.clone()));
+        let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+        let served = match tls {
+            Some(tls) => match axum_server::from_tcp_rustls(listener, tls) {
+                Ok(server) => server.handle(handle).serve(app).await,
+                Err(err) => Err(err),
+            },
+            None => match axum_server::from_tcp(listener) {
+                Ok(server) => server.handle(handle).serve(app).await,
+                Err(err) => Err(err),
+            },
+        };
+        stop_task.abort();
+        prune_task.abort();
+        served.map_err(|source| CollectorError::Serve { addr, source })
+    }
+}
+
+async fn prune_limiter(state: AppState) {
+    if !state.limiter().is_enabled() {
+        return;
+    }
+    let mut tick = tokio::time::interval(PRUNE_INTERVAL);
+    loop {
+        tick.tick().await;
+        state.limiter().prune();
+    }
+}

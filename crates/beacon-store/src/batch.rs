@@ -1,0 +1,172 @@
+//! The queue between callers and a backend's single writer (group commit).
+//!
+//! The writer waits for the first job, takes whatever else is queued at that moment (up to
+//! [`BATCH_CAP`] jobs), commits consecutive inserts in one transaction, then answers every
+//! waiter. Nothing waits on a timer, so an idle store commits a lone insert at once.
+//! Maintenance (retention, deletion) goes through the same writer, between batches, so it
+//! never races with the rollup updates of ingest.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use chrono::NaiveDate;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{ForgetOutcome, InsertOutcome, NewReport, StoreError, StoreStats};
+
+/// Most jobs taken from the queue at once.
+pub(crate) const BATCH_CAP: usize = 1024;
+/// Queued jobs beyond this make callers wait, which pushes back on the ingest side.
+pub(crate) const QUEUE_CAP: usize = 4 * BATCH_CAP;
+
+pub(crate) type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+
+/// Reports to store, answered with one outcome per report.
+pub(crate) struct Insert {
+    pub(crate) reports: Vec<NewReport>,
+    reply: Reply<Vec<InsertOutcome>>,
+}
+
+/// Maintenance, each in a transaction of its own.
+pub(crate) enum Task {
+    /// Deletes the raw reports of the oldest stored day if it is before `before`; answers
+    /// how many, or `None` when no day before `before` is left.
+    DeleteOldestDay {
+        before: NaiveDate,
+        reply: Reply<Option<u64>>,
+    },
+    /// Deletes node and cluster snapshots of weeks before `before_week`.
+    PruneSnapshots {
+        before_week: NaiveDate,
+        reply: Reply<u64>,
+    },
+    /// Deletes a node's reports and snapshots if `secret_sha256` matches its stored hash.
+    Forget {
+        uuid: String,
+        secret_sha256: String,
+        reply: Reply<ForgetOutcome>,
+    },
+}
+
+pub(crate) enum Job {
+    Insert(Insert),
+    Task(Task),
+}
+
+/// Jobs in queue order, consecutive inserts grouped into one transaction.
+pub(crate) enum Run {
+    Inserts(Vec<Insert>),
+    Task(Task),
+}
+
+pub(crate) fn queue() -> (mpsc::Sender<Job>, mpsc::Receiver<Job>) {
+    mpsc::channel(QUEUE_CAP)
+}
+
+/// Splits a batch into runs without reordering it.
+pub(crate) fn runs(jobs: impl Iterator<Item = Job>) -> Vec<Run> {
+    let mut runs = Vec::new();
+    for job in jobs {
+        match (job, runs.last_mut()) {
+            (Job::Insert(insert), Some(Run::Inserts(group))) => group.push(insert),
+            (Job::Insert(insert), _) => runs.push(Run::Inserts(vec![insert])),
+            (Job::Task(task), _) => runs.push(Run::Task(task)),
+        }
+    }
+    runs
+}
+
+/// The reports of a run of inserts, in queue order.
+pub(crate) fn reports(inserts: &[Insert]) -> impl Iterator<Item = &NewReport> {
+    inserts.iter().flat_map(|insert| &insert.reports)
+}
+
+/// Validates `report`, queues it for the writer and waits for the commit.
+///
+/// If the caller stops waiting, the report is still written; only the answer is lost.
+pub(crate) async fn submit(
+    queue: &mpsc::Sender<Job>,
+    report: NewReport,
+) -> Result<InsertOutcome, StoreError> {
+    let outcomes = submit_validated(queue, vec![report.validated()?]).await?;
+    outcomes.into_iter().next().ok_or(StoreError::Closed)
+}
+
+/// Queues already validated reports as one job and waits for their commit.
+pub(crate) async fn submit_validated(
+    queue: &mpsc::Sender<Job>,
+    reports: Vec<NewReport>,
+) -> Result<Vec<InsertOutcome>, StoreError> {
+    let (reply, answer) = oneshot::channel();
+    queue
+        .send(Job::Insert(Insert { reports, reply }))
+        .await
+        .map_err(|_| StoreError::Closed)?;
+    answer.await.map_err(|_| StoreError::Closed)?
+}
+
+/// Queues a task made around its reply channel and waits for its answer.
+pub(crate) async fn run_task<T>(
+    queue: &mpsc::Sender<Job>,
+    task: impl FnOnce(Reply<T>) -> Task,
+) -> Result<T, StoreError> {
+    let (reply, answer) = oneshot::channel();
+    queue
+        .send(Job::Task(task(reply)))
+        .await
+        .map_err(|_| StoreError::Closed)?;
+    answer.await.map_err(|_| StoreError::Closed)?
+}
+
+/// Sends a task's answer; a caller that gave up has dropped its receiver, and the task's
+/// effect stands anyway.
+pub(crate) fn reply<T>(reply: Reply<T>, result: Result<T, StoreError>) {
+    if let Err(error) = &result {
+        tracing::error!(%error, "store maintenance failed, nothing committed");
+    }
+    let _ = reply.send(result);
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    batches: AtomicU64,
+    rows: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn snapshot(&self) -> StoreStats {
+        StoreStats {
+            batches: self.batches.load(Ordering::Relaxed),
+            rows: self.rows.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Answers every insert of a run: its own outcomes after a commit, the run's error
+/// otherwise (so a failed commit is never reported as a success).
+pub(crate) fn answer(
+    inserts: Vec<Insert>,
+    result: Result<Vec<InsertOutcome>, StoreError>,
+    counters: &Counters,
+) {
+    match result {
+        Ok(outcomes) => {
+            let rows = outcomes.len();
+            counters.batches.fetch_add(1, Ordering::Relaxed);
+            counters.rows.fetch_add(rows as u64, Ordering::Relaxed);
+            tracing::debug!(rows, "report batch committed");
+            let mut outcomes = outcomes.into_iter();
+            for insert in inserts {
+                let own = outcomes.by_ref().take(insert.reports.len()).collect();
+                // A waiter that gave up has dropped its receiver; its rows are stored anyway.
+                let _ = insert.reply.send(Ok(own));
+            }
+        }
+        Err(error) => {
+            let rows: usize = inserts.iter().map(|insert| insert.reports.len()).sum();
+            tracing::error!(rows, %error, "report batch failed, nothing committed");
+            for insert in inserts {
+                let _ = insert.reply.send(Err(error.clone()));
+            }
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! Versioned schema migrations, one ordered list per backend.
+//!
+//! Each backend applies the entries newer than the highest version recorded in its
+//! `schema_migrations` table, all in one transaction. A new schema change is one more entry
+//! at the end of BOTH lists, with the next version number; applied entries never change.
+
+use crate::StoreError;
+
+pub(crate) struct Migration {
+    pub(crate) version: i64,
+    pub(crate) name: &'static str,
+    pub(crate) sql: &'static str,
+}
+
+pub(crate) const SQLITE: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "reports",
+        // (day, uuid) is the key so that day ranges are read in key order.
+        sql: "CREATE TABLE reports (
+        day          TEXT    NOT NULL,
+        uuid         TEXT    NOT NULL,
+        cluster_uuid TEXT,
+        received_at  TEXT    NOT NULL,
+        emqx_version TEXT    NOT NULL,
+        os_name      TEXT,
+        os_version   TEXT,
+        edition      TEXT,
+        node_count   INTEGER NOT NULL CHECK (node_count >= 0),
+        format       INTEGER NOT NULL CHECK (format IN (4, 5)),
+        raw          TEXT    NOT NULL,
+        PRIMARY KEY (day, uuid)
+    ) WITHOUT ROWID;",
+    },
+    Migration {
+        version: 2,
+        name: "analytics rollups",
+        sql: SQLITE_ROLLUPS,
+    },
+];
+
+/// Snapshots keyed by node or cluster first (a node's rows are found for deletion), with
+/// a week index for retention; counters keyed so that one query reads one index range.
+const SQLITE_ROLLUPS: &str = "
+    CREATE INDEX reports_by_uuid ON reports (uuid);
+    CREATE TABLE nodes (
+        uuid          TEXT NOT NULL PRIMARY KEY,
+        first_day     TEXT NOT NULL,
+        first_at      TEXT NOT NULL,
+        version       TEXT NOT NULL,
+        os            TEXT NOT NULL,
+        secret_sha256 TEXT,
+        secret_at     TEXT
+    ) WITHOUT ROWID;
+    CREATE TABLE node_weeks (
+        uuid        TEXT NOT NULL,
+        week        TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        version     TEXT NOT NULL,
+        os          TEXT NOT NULL,
+        PRIMARY KEY (uuid, week)
+    ) WITHOUT ROWID;
+    CREATE INDEX node_weeks_by_week ON node_weeks (week);
+    CREATE TABLE cluster_weeks (
+        cluster_key TEXT NOT NULL,
+        week        TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        version     TEXT NOT NULL,
+        os          TEXT NOT NULL,
+        profile     TEXT NOT NULL,
+        PRIMARY KEY (cluster_key, week)
+    ) WITHOUT ROWID;
+    CREATE INDEX cluster_weeks_by_week ON cluster_weeks (week);
+    CREATE TABLE rollups (
+        version TEXT    NOT NULL,
+        os      TEXT    NOT NULL,
+        kind    TEXT    NOT NULL,
+        week    TEXT    NOT NULL,
+        k1      TEXT    NOT NULL,
+        k2      TEXT    NOT NULL,
+        n       INTEGER NOT NULL,
+        PRIMARY KEY (version, os, kind, week, k1, k2)
+    ) WITHOUT ROWID;
+    CREATE INDEX rollups_empty ON rollups (kind) WHERE n = 0;";
+
+pub(crate) const POSTGRES: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "reports",
+        // COLLATE "C": byte order for uuid, the same order SQLite gives.
+        sql: r#"CREATE TABLE reports (
+        day          DATE        NOT NULL,
+        uuid         TEXT        COLLATE "C" NOT NULL,
+        cluster_uuid TEXT,
+        received_at  TIMESTAMPTZ NOT NULL,
+        emqx_version TEXT        NOT NULL,
+        os_name      TEXT,
+        os_version   TEXT,
+        edition      TEXT,
+        node_count   BIGINT      NOT NULL CHECK (node_count >= 0),
+        format       SMALLINT    NOT NULL CHECK (format IN (4, 5)),
+        raw          TEXT        NOT NULL,
+        PRIMARY KEY (day, uuid)
+    );"#,
+    },
+    Migration {
+        version: 2,
+        name: "analytics rollups",
+        sql: POSTGRES_ROLLUPS,
+    },
+];
+
+/// The same tables as [`SQLITE_ROLLUPS`]; text keys in byte order, like SQLite's.
+const POSTGRES_ROLLUPS: &str = r#"
+    CREATE INDEX reports_by_uuid ON reports (uuid);
+    CREATE TABLE nodes (
+        uuid          TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+        first_day     DATE        NOT NULL,
+        first_at      TIMESTAMPTZ NOT NULL,
+        version       TEXT        NOT NULL,
+        os            TEXT        NOT NULL,
+        secret_sha256 TEXT,
+        secret_at     TIMESTAMPTZ
+    );
+    CREATE TABLE node_weeks (
+        uuid        TEXT COLLATE "C" NOT NULL,
+        week        DATE        NOT NULL,
+        received_at TIMESTAMPTZ NOT NULL,
+        version     TEXT        NOT NULL,
+        os          TEXT        NOT NULL,
+        PRIMARY KEY (uuid, week)
+    );
+    CREATE INDEX node_weeks_by_week ON node_weeks (week);
+    CREATE TABLE cluster_weeks (
+        cluster_key TEXT COLLATE "C" NOT NULL,
+        week        DATE        NOT NULL,
+        received_at TIMESTAMPTZ NOT NULL,
+        version     TEXT        NOT NULL,
+        os          TEXT        NOT NULL,
+        profile     TEXT        NOT NULL,
+        PRIMARY KEY (cluster_key, week)
+    );
+    CREATE INDEX cluster_weeks_by_week ON cluster_weeks (week);
+    CREATE TABLE rollups (
+        version TEXT COLLATE "C" NOT NULL,
+        os      TEXT COLLATE "C" NOT NULL,
+        kind    TEXT COLLATE "C" NOT NULL,
+        week    DATE   NOT NULL,
+        k1      TEXT COLLATE "C" NOT NULL,
+        k2      TEXT COLLATE "C" NOT NULL,
+        n       BIGINT NOT NULL,
+        PRIMARY KEY (version, os, kind, week, k1, k2)
+    );
+    CREATE INDEX rollups_empty ON rollups (kind) WHERE n = 0;"#;
+
+/// The migrations to apply to a database whose highest applied version is `current`.
+///
+/// A database migrated by a newer build is refused rather than used with a schema this
+/// build does not know.
+pub(crate) fn pending(
+    list: &'static [Migration],
+    current: i64,
+) -> Result<&'static [Migration], StoreError> {
+    let known = list.last().map_or(0, |last| last.version);
+    if current > known {
+        return Err(StoreError::Migration {
+            version: current,
+            reason: format!(
+                "the database is at schema version {current}, newer than this build knows \
+                 ({known}); use a newer Beacon"
+            ),
+        });
+    }
+    let start = list.partition_point(|migration| migration.version <= current);
+    Ok(&list[start..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_are_numbered_from_one_without_gaps_and_in_step() {
+        for list in [SQLITE, POSTGRES] {
+            for (index, migration) in list.iter().enumerate() {
+                assert_eq!(migration.version, index as i64 + 1, "{}", migration.name);
+            }
+        }
+        let names = |list: &[Migration]| list.iter().map(|m| m.name).collect::<Vec<_>>();
+        assert_eq!(names(SQLITE), names(POSTGRES));
+    }
+
+    #[test]
+    fn pending_skips_applied_versions() {
+        assert_eq!(pending(SQLITE, 0).map(<[_]>::len).ok(), Some(SQLITE.len()));
+        assert_eq!(
+            pending(SQLITE, SQLITE.len() as i64).map(<[_]>::len).ok(),
+            Some(0)
+        );
+    }
+
+    #[test]
+    fn pending_refuses_a_newer_database() {
+        let newer = POSTGRES.len() as i64 + 1;
+        match pending(POSTGRES, newer) {
+            Err(StoreError::Migration { version, reason }) => {
+                assert_eq!(version, newer);
+                assert!(reason.contains("newer"), "{reason}");
+            }
+            other => panic!(
+                "expected a migration error, got {:?}",
+                other.map(<[_]>::len)
+            ),
+        }
+    }
+}

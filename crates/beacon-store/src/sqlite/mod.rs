@@ -1,0 +1,280 @@
+//! Embedded SQLite backend: one writer thread owning the write connection (group commit,
+//! rollups, maintenance; cached statements), and a few read-only connections used through
+//! `spawn_blocking`. WAL mode lets those readers run while the writer commits;
+//! `synchronous=FULL` makes a commit durable before it returns.
+
+mod queries;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use chrono::{NaiveDate, Utc};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior, params};
+use tokio::sync::mpsc;
+
+use crate::batch::{self, Counters, Job};
+use crate::maintenance::Writer;
+use crate::migrations::{self, Migration};
+use crate::{InsertOutcome, NewReport, ReportStore, StoreError, StoreStats, StoredReport};
+
+/// How long a statement waits for a lock held by another connection (another collector
+/// process on the same file, or a checkpoint) before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Read connections kept open between reads; more are opened under load and closed after.
+const IDLE_READERS: usize = 4;
+
+macro_rules! select_reports {
+    ($tail:literal) => {
+        concat!(
+            "SELECT uuid, cluster_uuid, day, received_at, emqx_version, os_name, os_version,
+                edition, node_count, format, raw FROM reports ",
+            $tail
+        )
+    };
+}
+pub(crate) use select_reports;
+
+const GET: &str = select_reports!("WHERE day = ?1 AND uuid = ?2");
+const LIST: &str = select_reports!("WHERE day BETWEEN ?1 AND ?2 ORDER BY day, uuid");
+
+pub(crate) struct SqliteStore {
+    readers: Arc<Readers>,
+    queue: mpsc::Sender<Job>,
+    counters: Arc<Counters>,
+}
+
+impl SqliteStore {
+    pub(crate) async fn open(path: PathBuf) -> Result<Self, StoreError> {
+        let db = path.display().to_string();
+        let writer = {
+            let (path, db) = (path.clone(), db.clone());
+            tokio::task::spawn_blocking(move || open_writer(&path, &db))
+                .await
+                .map_err(|_| StoreError::Closed)??
+        };
+        let (queue, jobs) = batch::queue();
+        let counters = Arc::new(Counters::default());
+        writer::spawn(writer, db.clone(), jobs, Arc::clone(&counters))?;
+        let readers = Arc::new(Readers {
+            path,
+            db,
+            idle: Mutex::default(),
+        });
+        Ok(Self {
+            readers,
+            queue,
+            counters,
+        })
+    }
+
+    async fn read<T, F>(&self, op: &'static str, read: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let readers = Arc::clone(&self.readers);
+        tokio::task::spawn_blocking(move || readers.with(op, read))
+            .await
+            .map_err(|_| StoreError::Closed)?
+    }
+}
+
+impl Writer for SqliteStore {
+    fn queue(&self) -> &mpsc::Sender<Job> {
+        &self.queue
+    }
+}
+
+#[async_trait::async_trait]
+impl ReportStore for SqliteStore {
+    async fn insert(&self, report: NewReport) -> Result<InsertOutcome, StoreError> {
+        batch::submit(&self.queue, report).await
+    }
+
+    async fn get(&self, uuid: &str, day: NaiveDate) -> Result<Option<StoredReport>, StoreError> {
+        let uuid = uuid.to_owned();
+        self.read("read report", move |conn| {
+            let mut statement = conn.prepare_cached(GET)?;
+            statement.query_row(params![day, uuid], from_row).optional()
+        })
+        .await
+    }
+
+    async fn list(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<StoredReport>, StoreError> {
+        self.read("list reports", move |conn| {
+            let mut statement = conn.prepare_cached(LIST)?;
+            let rows = statement.query_map(params![from, to], from_row)?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn count(&self) -> Result<u64, StoreError> {
+        let count: i64 = self
+            .read("count reports", |conn| {
+                conn.query_row("SELECT count(*) FROM reports", [], |row| row.get(0))
+            })
+            .await?;
+        u64::try_from(count).map_err(|_| StoreError::Decode {
+            db: self.readers.db.clone(),
+            column: "count",
+            reason: format!("negative row count {count}"),
+        })
+    }
+
+    async fn health(&self) -> Result<(), StoreError> {
+        if self.queue.is_closed() {
+            return Err(StoreError::Closed);
+        }
+        self.read("health check", |conn| {
+            conn.query_row("SELECT 1", [], |_| Ok(()))
+        })
+        .await
+    }
+
+    fn stats(&self) -> StoreStats {
+        self.counters.snapshot()
+    }
+
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+}
+
+pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<StoredReport> {
+    Ok(StoredReport {
+        uuid: row.get("uuid")?,
+        cluster_uuid: row.get("cluster_uuid")?,
+        day: row.get("day")?,
+        received_at: row.get("received_at")?,
+        emqx_version: row.get("emqx_version")?,
+        os_name: row.get("os_name")?,
+        os_version: row.get("os_version")?,
+        edition: row.get("edition")?,
+        node_count: row.get("node_count")?,
+        format: row.get("format")?,
+        raw: row.get("raw")?,
+    })
+}
+
+/// Read-only connections, reused so that a read does not pay for opening the file.
+struct Readers {
+    path: PathBuf,
+    db: String,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl Readers {
+    fn with<T>(
+        &self,
+        op: &'static str,
+        read: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        let conn = match self.idle().pop() {
+            Some(conn) => conn,
+            None => self
+                .open()
+                .map_err(StoreError::sqlite(&self.db, "open reader"))?,
+        };
+        let result = read(&conn).map_err(StoreError::sqlite(&self.db, op));
+        let mut idle = self.idle();
+        if idle.len() < IDLE_READERS {
+            idle.push(conn);
+        }
+        result
+    }
+
+    /// The list stays valid whatever a panicking holder did, so poisoning is ignored.
+    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<Connection>> {
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn open(&self) -> rusqlite::Result<Connection> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(&self.path, flags)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        Ok(conn)
+    }
+}
+
+fn open_writer(path: &Path, db: &str) -> Result<Connection, StoreError> {
+    if let Some(parent) = path
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(parent).map_err(|error| StoreError::Io {
+            op: "create the database directory",
+            path: parent.to_owned(),
+            error: Arc::new(error),
+        })?;
+    }
+    let mut conn = Connection::open(path).map_err(StoreError::sqlite(db, "open"))?;
+    configure_writer(&conn, db)?;
+    migrate(&mut conn, db)?;
+    Ok(conn)
+}
+
+fn configure_writer(conn: &Connection, db: &str) -> Result<(), StoreError> {
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(StoreError::sqlite(db, "set busy timeout"))?;
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+        .map_err(StoreError::sqlite(db, "set journal_mode=WAL"))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Setup {
+            db: db.to_owned(),
+            reason: format!("journal_mode stays `{mode}`, WAL is required"),
+        });
+    }
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(StoreError::sqlite(db, "set synchronous=FULL"))
+}
+
+fn migrate(conn: &mut Connection, db: &str) -> Result<(), StoreError> {
+    // IMMEDIATE takes the write lock first, so two collectors opening the same file apply
+    // the migrations one after the other.
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(StoreError::sqlite(db, "begin migration"))?;
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+            version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)",
+    )
+    .map_err(StoreError::sqlite(db, "create schema_migrations"))?;
+    let current: i64 = tx
+        .query_row(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+            [],
+            |row| row.get(0),
+        )
+        .map_err(StoreError::sqlite(db, "read schema version"))?;
+    let pending = migrations::pending(migrations::SQLITE, current)?;
+    for migration in pending {
+        apply(&tx, migration).map_err(|error| StoreError::Migration {
+            version: migration.version,
+            reason: format!("sqlite `{db}`: {error}"),
+        })?;
+    }
+    tx.commit()
+        .map_err(StoreError::sqlite(db, "commit migration"))?;
+    if let Some(last) = pending.last() {
+        tracing::info!(
+            db,
+            from = current,
+            to = last.version,
+            "sqlite schema migrated"
+        );
+    }
+    Ok(())
+}
+
+fn apply(conn: &Connection, migration: &Migration) -> rusqlite::Result<()> {
+    conn.execute_batch(migration.sql)?;
+    conn.execute(
+        "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
+        params![migration.version, migration.name, Utc::now()],
+    )?;
+    Ok(())
+}

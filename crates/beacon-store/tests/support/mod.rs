@@ -1,0 +1,89 @@
+//! Shared by the storage test files: each test runs on a real SQLite file in a temporary
+//! directory, then on the real PostgreSQL at `TEST_DATABASE_URL` in a schema of its own.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use beacon_store::{Store, open_store, testing};
+
+pub struct Backend {
+    pub name: &'static str,
+    pub url: String,
+}
+
+/// Runs `test` on SQLite, then on PostgreSQL; the PostgreSQL schema is dropped even when
+/// the test fails.
+pub async fn each_backend<F, Fut>(test: F)
+where
+    F: Fn(Backend) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let url = testing::sqlite_url(dir.path()).await;
+    test(Backend {
+        name: "sqlite",
+        url,
+    })
+    .await;
+    let Some(url) = testing::postgres_url().await else {
+        return;
+    };
+    let name = "postgres";
+    let outcome = tokio::spawn(test(Backend {
+        name,
+        url: url.clone(),
+    }))
+    .await;
+    testing::drop_postgres_schema(&url)
+        .await
+        .expect("drop the test schema");
+    if let Err(failure) = outcome {
+        std::panic::resume_unwind(failure.into_panic());
+    }
+}
+
+pub async fn open(backend: &Backend) -> Arc<dyn Store> {
+    match open_store(&backend.url).await {
+        Ok(store) => store,
+        Err(error) => panic!("{}: open failed: {error}", backend.name),
+    }
+}
+
+/// Runs a query returning one integer beside the store, as an operator would.
+pub async fn admin_i64(backend: &Backend, sql: &str) -> i64 {
+    if backend.name == "sqlite" {
+        sqlite_admin(backend)
+            .query_row(sql, [], |row| row.get(0))
+            .expect("sqlite admin query")
+    } else {
+        let client = postgres_admin(backend).await;
+        let row = client
+            .query_one(sql, &[])
+            .await
+            .expect("postgres admin query");
+        row.get(0)
+    }
+}
+
+pub fn sqlite_admin(backend: &Backend) -> rusqlite::Connection {
+    let path = backend.url.strip_prefix("sqlite://").expect("a sqlite URL");
+    rusqlite::Connection::open(path).expect("open the sqlite file")
+}
+
+pub async fn postgres_admin(backend: &Backend) -> tokio_postgres::Client {
+    let base = std::env::var("TEST_DATABASE_URL").expect("TEST_DATABASE_URL");
+    let (_, schema) = backend
+        .url
+        .rsplit_once("schema=")
+        .expect("a schema parameter");
+    let (client, connection) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+        .await
+        .expect("connect to the test database");
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!("SET search_path TO {schema}"))
+        .await
+        .expect("set search_path");
+    client
+}
+

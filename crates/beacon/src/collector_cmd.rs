@@ -1,0 +1,139 @@
+//! `beacon collector`: opens the store, binds the collector service, announces where it
+//! listens on stdout (one line, which scripts and tests parse for the port) and serves
+//! until SIGINT or SIGTERM.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use beacon_collector::{Collector, CollectorConfig, IngestMode, RateLimit, TlsFiles};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Address to listen on. Loopback by default; use 0.0.0.0:PORT to accept reports from
+    /// the network, port 0 for any free port (the line printed at start says which).
+    #[arg(
+        long,
+        env = "BEACON_COLLECTOR_LISTEN",
+        default_value = "127.0.0.1:8080"
+    )]
+    listen: SocketAddr,
+    /// Storage: sqlite://PATH (embedded, the default) or postgres://USER@HOST/DB.
+    #[arg(long, env = "BEACON_COLLECTOR_DB", default_value = beacon_store::DEFAULT_URL)]
+    db: String,
+    /// PEM certificate chain: serve HTTPS instead of HTTP (needs --tls-key).
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Ingest requests allowed per source IP per minute (also the burst); 0 disables.
+    #[arg(long, value_name = "N", default_value_t = RateLimit::DEFAULT_PER_MINUTE)]
+    rate_limit_per_minute: u32,
+    /// Validate reports and drop them instead of storing (benchmark baseline).
+    #[arg(long, hide = true)]
+    discard: bool,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let db_shown = hide_password(&args.db);
+    let store = beacon_store::open(&args.db)
+        .await
+        .with_context(|| format!("cannot open storage {db_shown}"))?;
+    let tls = match (args.tls_cert, args.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+        _ => None,
+    };
+    let mode = if args.discard {
+        IngestMode::Discard
+    } else {
+        IngestMode::Store
+    };
+    let config = CollectorConfig {
+        listen: args.listen,
+        tls,
+        rate_limit: RateLimit::per_minute(args.rate_limit_per_minute),
+        mode,
+    };
+    let bound = Collector::bind(config, store).await?;
+    let discarding = if args.discard {
+        ", discarding reports"
+    } else {
+        ""
+    };
+    let mut stdout = std::io::stdout().lock();
+    writeln!(
+        stdout,
+        "beacon collector listening on {} (storage: {db_shown}{discarding})",
+        bound.url()
+    )
+    .and_then(|()| stdout.flush())
+    .context("cannot write the start line to stdout")?;
+    drop(stdout);
+    tracing::info!(url = %bound.url(), storage = %db_shown, ?mode, "collector started");
+    bound.serve(shutdown_signal()).await?;
+    tracing::info!("collector stopped");
+    Ok(())
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot watch SIGTERM; stopping on SIGINT only");
+            wait_ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        () = wait_ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+async fn wait_ctrl_c() {
+    if let Err(err) = tokio::signal::ctrl_c().await {
+        tracing::warn!(error = %err, "cannot watch SIGINT");
+        std::future::pending::<()>().await;
+    }
+}
+
+/// The storage URL as printed and logged: a password in it is replaced by `***`.
+fn hide_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    let Some((userinfo, host)) = authority.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}{path}"),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hide_password;
+
+    #[test]
+    fn passwords_are_hidden() {
+        assert_eq!(
+            hide_password("postgres://app:s3cret@db:5432/telemetry"),
+            "postgres://app:***@db:5432/telemetry"
+        );
+        assert_eq!(
+            hide_password("postgres://postgres@127.0.0.1:5432/test"),
+            "postgres://postgres@127.0.0.1:5432/test"
+        );
+        assert_eq!(
+            hide_password("sqlite://data/collector.db"),
+            "sqlite://data/collector.db"
+        );
+    }
+}
