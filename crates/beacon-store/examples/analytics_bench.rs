@@ -146,7 +146,11 @@ async fn queries(
     };
     let mut all = Vec::new();
     for name in NAMES {
-        for (scope, query) in [("year", &year), ("4 weeks", &month), ("filtered", &filtered)] {
+        for (scope, query) in [
+            ("year", &year),
+            ("4 weeks", &month),
+            ("filtered", &filtered),
+        ] {
             if name.starts_with("distinct") && scope != "year" {
                 continue;
             }
@@ -173,7 +177,9 @@ fn ask<'a>(store: &'a dyn Store, name: &str, query: &'a AnalyticsQuery) -> Answe
     match method {
         "overview" => Box::pin(async move { store.overview(query).await.map(drop) }),
         "activity" => Box::pin(async move { store.activity(query).await.map(drop) }),
-        "version_adoption" => Box::pin(async move { store.version_adoption(query).await.map(drop) }),
+        "version_adoption" => {
+            Box::pin(async move { store.version_adoption(query).await.map(drop) })
+        }
         "platforms" => Box::pin(async move { store.platforms(query).await.map(drop) }),
         "hardware" => Box::pin(async move { store.hardware(query).await.map(drop) }),
         "features" => Box::pin(async move { store.features(query).await.map(drop) }),

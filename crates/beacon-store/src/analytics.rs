@@ -326,8 +326,11 @@ pub(crate) trait Source: Send + Sync + 'static {
         scope: &Scope,
         kinds: &[&'static str],
     ) -> Result<Vec<WeekRow>, StoreError>;
-    async fn by_key(&self, scope: &Scope, kinds: &[&'static str])
-    -> Result<Vec<KeyRow>, StoreError>;
+    async fn by_key(
+        &self,
+        scope: &Scope,
+        kinds: &[&'static str],
+    ) -> Result<Vec<KeyRow>, StoreError>;
     /// Distinct `k1` of a kind, over every version, os and week.
     async fn keys(&self, kind: &'static str) -> Result<Vec<String>, StoreError>;
     async fn export_rows(
@@ -371,7 +374,9 @@ impl<S: Source> Analytics for S {
 
     async fn features(&self, query: &AnalyticsQuery) -> Result<FeatureAdoption, StoreError> {
         let scope = scope(query)?;
-        let rows = self.by_key(&scope, &[kind::CLUSTERS, kind::FEATURE]).await?;
+        let rows = self
+            .by_key(&scope, &[kind::CLUSTERS, kind::FEATURE])
+            .await?;
         Ok(features(&scope, rows))
     }
 
@@ -589,9 +594,7 @@ fn version_adoption(scope: &Scope, rows: Vec<WeekRow>) -> VersionAdoption {
         let Some(&slot) = index.get(&row.week) else {
             continue;
         };
-        let clusters = series
-            .entry(row.k1)
-            .or_insert_with(|| vec![0; weeks.len()]);
+        let clusters = series.entry(row.k1).or_insert_with(|| vec![0; weeks.len()]);
         clusters[slot] += count(row.n);
     }
     let mut versions: Vec<VersionSeries> = series
@@ -776,10 +779,11 @@ pub(crate) fn version_order(a: &str, b: &str) -> Ordering {
             .collect()
     };
     // A leading letter (`e4.4.5`, `v5.1.0`) names a flavour, not a bigger number.
-    let trim = |v: &str| v.trim_start_matches(|c: char| c.is_ascii_alphabetic()).to_owned();
-    parts(&trim(a))
-        .cmp(&parts(&trim(b)))
-        .then_with(|| a.cmp(b))
+    let trim = |v: &str| {
+        v.trim_start_matches(|c: char| c.is_ascii_alphabetic())
+            .to_owned()
+    };
+    parts(&trim(a)).cmp(&parts(&trim(b))).then_with(|| a.cmp(b))
 }
 
 #[cfg(test)]
@@ -788,11 +792,25 @@ mod tests {
 
     #[test]
     fn versions_sort_by_number() {
-        let mut versions = vec!["5.0.10", "4.4.19", "5.0.9", "e4.4.5", "5.10.0", "5.1.0-rc.1"];
+        let mut versions = vec![
+            "5.0.10",
+            "4.4.19",
+            "5.0.9",
+            "e4.4.5",
+            "5.10.0",
+            "5.1.0-rc.1",
+        ];
         versions.sort_by(|a, b| version_order(a, b));
         assert_eq!(
             versions,
-            ["e4.4.5", "4.4.19", "5.0.9", "5.0.10", "5.1.0-rc.1", "5.10.0"]
+            [
+                "e4.4.5",
+                "4.4.19",
+                "5.0.9",
+                "5.0.10",
+                "5.1.0-rc.1",
+                "5.10.0"
+            ]
         );
     }
 
@@ -809,7 +827,10 @@ mod tests {
         let rows = [row(&ten, 9), row(&big, 1)];
         let stats = distribution(rows.iter());
         assert_eq!(stats.cluster_weeks, 10);
-        assert_eq!((stats.p50, stats.p90, stats.p99), (Some(10.0), Some(10.0), Some(3000.0)));
+        assert_eq!(
+            (stats.p50, stats.p90, stats.p99),
+            (Some(10.0), Some(10.0), Some(3000.0))
+        );
         assert_eq!(distribution([].iter()).p50, None);
     }
 
@@ -832,7 +853,10 @@ mod tests {
         let ok = scope(&query(day(5), day(11), Some("5.0.9"))).expect("scope");
         assert_eq!((ok.first_week, ok.last_week), (day(4), day(11)));
         let before = previous(&ok);
-        let expected = (NaiveDate::from_ymd_opt(2024, 2, 19).expect("day"), day(4) - Days::new(7));
+        let expected = (
+            NaiveDate::from_ymd_opt(2024, 2, 19).expect("day"),
+            day(4) - Days::new(7),
+        );
         assert_eq!((before.first_week, before.last_week), expected);
     }
 }

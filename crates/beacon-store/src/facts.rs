@@ -159,7 +159,9 @@ impl ReportFacts {
 
 /// Non-empty strings of a JSON array, sorted and without duplicates.
 fn strings(value: Option<&Value>) -> Vec<String> {
-    let items = value.and_then(Value::as_array).map_or(&[][..], Vec::as_slice);
+    let items = value
+        .and_then(Value::as_array)
+        .map_or(&[][..], Vec::as_slice);
     sorted(items.iter().filter_map(Value::as_str).map(str::to_owned))
 }
 
@@ -171,7 +173,9 @@ fn sorted(items: impl Iterator<Item = String>) -> Vec<String> {
 }
 
 fn positive(value: Option<&Value>) -> bool {
-    value.and_then(Value::as_f64).is_some_and(|number| number > 0.0)
+    value
+        .and_then(Value::as_f64)
+        .is_some_and(|number| number > 0.0)
 }
 
 /// A rate that can be bucketed: finite and not negative.

@@ -160,9 +160,10 @@ fn produce(
 
 fn at_position(error: StoreError, position: usize) -> StoreError {
     match error {
-        StoreError::InvalidReport { field, reason } => {
-            invalid(field, format!("report #{position} of the bulk load: {reason}"))
-        }
+        StoreError::InvalidReport { field, reason } => invalid(
+            field,
+            format!("report #{position} of the bulk load: {reason}"),
+        ),
         other => other,
     }
 }
@@ -177,10 +178,9 @@ pub(crate) fn secret_matches(stored: Option<&str>, presented: &str) -> bool {
     if stored.len() != presented.len() {
         return false;
     }
-    let difference = stored
-        .iter()
-        .zip(presented)
-        .fold(0u8, |acc, (a, b)| acc | (a.to_ascii_lowercase() ^ b.to_ascii_lowercase()));
+    let difference = stored.iter().zip(presented).fold(0u8, |acc, (a, b)| {
+        acc | (a.to_ascii_lowercase() ^ b.to_ascii_lowercase())
+    });
     difference == 0
 }
 
@@ -194,7 +194,10 @@ mod tests {
         assert!(secret_matches(Some(&hash), &hash));
         assert!(secret_matches(Some(&hash), &hash.to_uppercase()));
         assert!(!secret_matches(Some(&hash), &"ab".repeat(31)));
-        assert!(!secret_matches(Some(&hash), &format!("{}ac", "ab".repeat(31))));
+        assert!(!secret_matches(
+            Some(&hash),
+            &format!("{}ac", "ab".repeat(31))
+        ));
         assert!(!secret_matches(None, &hash));
     }
 }

@@ -351,10 +351,7 @@ struct Slot<T> {
     changed: bool,
 }
 
-fn slots<K: std::hash::Hash + Eq, T>(
-    rows: Vec<T>,
-    key: impl Fn(&T) -> K,
-) -> HashMap<K, Slot<T>> {
+fn slots<K: std::hash::Hash + Eq, T>(rows: Vec<T>, key: impl Fn(&T) -> K) -> HashMap<K, Slot<T>> {
     rows.into_iter()
         .map(|row| {
             let slot = Slot {
@@ -430,7 +427,8 @@ impl State {
                     return;
                 }
                 if slot.row.dims != *dims {
-                    self.deltas.add(kind::NODES, week, &slot.row.dims, "", "", -1);
+                    self.deltas
+                        .add(kind::NODES, week, &slot.row.dims, "", "", -1);
                     self.deltas.add(kind::NODES, week, dims, "", "", 1);
                 }
                 slot.row = fresh;
@@ -519,7 +517,15 @@ struct Deltas {
 impl Deltas {
     /// Adds `n` to a counter under its dimensions, under each of them alone, and under
     /// neither: the four levels a query can filter on.
-    fn add(&mut self, kind: &'static str, week: NaiveDate, dims: &Dims, k1: &str, k2: &str, n: i64) {
+    fn add(
+        &mut self,
+        kind: &'static str,
+        week: NaiveDate,
+        dims: &Dims,
+        k1: &str,
+        k2: &str,
+        n: i64,
+    ) {
         let levels = [
             (dims.version.as_str(), dims.os.as_str()),
             (dims.version.as_str(), ALL),

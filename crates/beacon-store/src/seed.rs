@@ -50,7 +50,15 @@ const OSES: &[(&str, &[&str], u32)] = &[
     ("macOS", &["13.6", "14.2"], 5),
 ];
 const NODE_COUNTS: &[(usize, u32)] = &[(1, 55), (2, 15), (3, 18), (4, 5), (5, 7)];
-const CPUS: &[(u64, u32)] = &[(1, 5), (2, 20), (4, 30), (8, 25), (16, 12), (32, 6), (64, 2)];
+const CPUS: &[(u64, u32)] = &[
+    (1, 5),
+    (2, 20),
+    (4, 30),
+    (8, 25),
+    (16, 12),
+    (32, 6),
+    (64, 2),
+];
 const BRIDGES: &[(&str, f64)] = &[
     ("http", 0.2),
     ("kafka_producer", 0.08),
@@ -216,7 +224,10 @@ impl Cluster {
     }
 
     fn report_count(&self) -> usize {
-        self.nodes.iter().map(|node| self.report_days(node).count()).sum()
+        self.nodes
+            .iter()
+            .map(|node| self.report_days(node).count())
+            .sum()
     }
 
     fn events(&self) -> Vec<Event> {
@@ -322,7 +333,10 @@ impl Cluster {
             .iter()
             .map(|name| {
                 let linked = u64::from(f.rules > 0);
-                (name.to_string(), json!({"num_linked_by_rules": linked, "num": 1}))
+                (
+                    name.to_string(),
+                    json!({"num_linked_by_rules": linked, "num": 1}),
+                )
             })
             .collect();
         let gateways: serde_json::Map<String, Value> = f
@@ -532,7 +546,11 @@ mod tests {
         assert_eq!(reports.len(), 3000);
         let first = end() - Days::new(364);
         assert!(reports.iter().all(|r| (first..=end()).contains(&r.day)));
-        assert!(reports.windows(2).all(|w| w[0].received_at <= w[1].received_at));
+        assert!(
+            reports
+                .windows(2)
+                .all(|w| w[0].received_at <= w[1].received_at)
+        );
         let mut keys: Vec<_> = reports.iter().map(|r| (r.day, r.uuid.clone())).collect();
         keys.sort();
         keys.dedup();

@@ -309,9 +309,20 @@ async fn versions_platforms_and_hardware_count_cluster_weeks() {
         // 4.x reports send no VM specs, so only C1 and C2 have CPUs and memory.
         assert_eq!(hardware.cluster_weeks, 6, "{name}");
         assert_eq!(bars(&hardware.cpus), [(4, 2), (8, 2)], "{name}");
-        assert_eq!(bars(&hardware.memory), [(4 * GIB, 2), (8 * GIB, 2)], "{name}");
-        assert_eq!(bars(&hardware.cluster_sizes), [(1, 3), (2, 1), (3, 2)], "{name}");
-        assert!((hardware.cluster_sizes[0].share - 0.5).abs() < 1e-9, "{name}");
+        assert_eq!(
+            bars(&hardware.memory),
+            [(4 * GIB, 2), (8 * GIB, 2)],
+            "{name}"
+        );
+        assert_eq!(
+            bars(&hardware.cluster_sizes),
+            [(1, 3), (2, 1), (3, 2)],
+            "{name}"
+        );
+        assert!(
+            (hardware.cluster_sizes[0].share - 0.5).abs() < 1e-9,
+            "{name}"
+        );
     })
     .await;
 }
@@ -370,7 +381,10 @@ async fn workload_percentiles_use_each_clusters_latest_report() {
         );
         let lows: Vec<f64> = clients.histogram.iter().map(|b| b.lower).collect();
         assert_eq!(lows, [10.0, 40.0, 50.0, 100.0, 200.0, 3000.0], "{name}");
-        assert!(clients.histogram.iter().all(|b| b.cluster_weeks == 1), "{name}");
+        assert!(
+            clients.histogram.iter().all(|b| b.cluster_weeks == 1),
+            "{name}"
+        );
         assert_eq!(clients.histogram[0].upper, Some(12.0), "{name}");
         // Only 5.x reports have topics and rates: C1 20 and 1.5/s, C2 5 and 0.5/s.
         let topics = &workload.topics;
@@ -379,7 +393,11 @@ async fn workload_percentiles_use_each_clusters_latest_report() {
         let sent = &workload.messages_sent_rate;
         assert_eq!((sent.p50, sent.p99), (Some(0.5), Some(1.5)), "{name}");
         let received = &workload.messages_received_rate;
-        assert_eq!((received.p50, received.p90), (Some(0.0), Some(2.0)), "{name}");
+        assert_eq!(
+            (received.p50, received.p90),
+            (Some(0.0), Some(2.0)),
+            "{name}"
+        );
     })
     .await;
 }
@@ -395,11 +413,22 @@ async fn overview_compares_with_the_previous_period() {
             .await
             .expect("overview");
         let (now, before) = (&overview.current, &overview.previous);
-        assert_eq!((now.period.first_week, now.period.weeks), (week(2), 2), "{name}");
+        assert_eq!(
+            (now.period.first_week, now.period.weeks),
+            (week(2), 2),
+            "{name}"
+        );
         assert_eq!(before.period.first_week, week(1) - Days::new(7), "{name}");
         assert_eq!(before.period.last_week, week(1), "{name}");
-        assert_eq!((now.avg_weekly_clusters, now.avg_weekly_nodes), (1.5, 3.0), "{name}");
-        assert_eq!((before.avg_weekly_clusters, before.avg_weekly_nodes), (1.5, 2.5));
+        assert_eq!(
+            (now.avg_weekly_clusters, now.avg_weekly_nodes),
+            (1.5, 3.0),
+            "{name}"
+        );
+        assert_eq!(
+            (before.avg_weekly_clusters, before.avg_weekly_nodes),
+            (1.5, 2.5)
+        );
         assert_eq!((now.new_nodes, before.new_nodes), (2, 5), "{name}");
         assert_eq!(overview.clusters_change, Some(0.0), "{name}");
         let nodes = overview.nodes_change.expect("a change");
@@ -461,7 +490,10 @@ async fn retention_deletes_only_older_reports_and_keeps_rollups() {
         let before = activity(&*store, &all_weeks()).await;
         let features = store.features(&all_weeks()).await.expect("features");
         // Days 4-9 hold reports 1-6: six rows.
-        let deleted = store.delete_reports_before(day(11)).await.expect("retention");
+        let deleted = store
+            .delete_reports_before(day(11))
+            .await
+            .expect("retention");
         assert_eq!(deleted, 6, "{name}");
         assert_eq!(store.count().await.expect("count"), 6, "{name}");
         let kept = store.list(day(1), day(31)).await.expect("list");
@@ -472,7 +504,10 @@ async fn retention_deletes_only_older_reports_and_keeps_rollups() {
         // W1's snapshots went with its reports: 6 of 11 node-weeks remain.
         let node_weeks = admin_i64(&backend, "SELECT count(*) FROM node_weeks").await;
         assert_eq!(node_weeks, 6, "{name}");
-        let again = store.delete_reports_before(day(11)).await.expect("retention");
+        let again = store
+            .delete_reports_before(day(11))
+            .await
+            .expect("retention");
         assert_eq!(again, 0, "{name}");
     })
     .await;
@@ -485,7 +520,11 @@ async fn forget_needs_the_latest_secret_and_leaves_only_aggregates() {
         let name = backend.name;
         let before = activity(&*store, &all_weeks()).await;
         let unknown = store.forget_node("N9", &"bb".repeat(32)).await;
-        assert_eq!(unknown.expect("forget"), ForgetOutcome::UnknownNode, "{name}");
+        assert_eq!(
+            unknown.expect("forget"),
+            ForgetOutcome::UnknownNode,
+            "{name}"
+        );
         // N2 sent "aa..." first, then "bb...": only the latest counts.
         for wrong in ["aa".repeat(32), "bb".repeat(31), String::new()] {
             let outcome = store.forget_node("N2", &wrong).await.expect("forget");

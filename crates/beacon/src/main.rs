@@ -6,7 +6,11 @@ mod collector_cmd;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "beacon", version, about = "MQTT broker node with anonymous usage telemetry, and its collector")]
+#[command(
+    name = "beacon",
+    version,
+    about = "MQTT broker node with anonymous usage telemetry, and its collector"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -107,9 +107,13 @@ impl Source for PostgresStore {
         let op = "export reports";
         let client = self.reader(op).await?;
         let limit = i64::from(limit);
-        let rows = query_cached(&client, EXPORT, &[&from, &to, &after.day, &after.uuid, &limit])
-            .await
-            .map_err(StoreError::postgres(&self.db, op))?;
+        let rows = query_cached(
+            &client,
+            EXPORT,
+            &[&from, &to, &after.day, &after.uuid, &limit],
+        )
+        .await
+        .map_err(StoreError::postgres(&self.db, op))?;
         rows.iter()
             .map(from_row)
             .collect::<Result<_, _>>()

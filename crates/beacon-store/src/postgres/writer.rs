@@ -15,7 +15,7 @@ use tokio_postgres::types::ToSql;
 use super::query_cached;
 use crate::batch::{self, Counters, Job, Run, Task};
 use crate::maintenance::secret_matches;
-use crate::rollup::{self, ClusterWeek, Changes, Dims, Loaded, Node, NodeWeek, Wanted};
+use crate::rollup::{self, Changes, ClusterWeek, Dims, Loaded, Node, NodeWeek, Wanted};
 use crate::{ForgetOutcome, InsertOutcome, NewReport, StoreError};
 
 /// `xmax = 0` holds only for a row this statement inserted; an `ON CONFLICT` update leaves
@@ -260,7 +260,11 @@ async fn load(tx: &Transaction<'_>, wanted: &Wanted, db: &str) -> Result<Loaded,
     let rows = query_cached(tx, GET_NODES, &[&wanted.nodes])
         .await
         .context(db, OP)?;
-    loaded.nodes = rows.iter().map(node).collect::<Result<_, _>>().context(db, OP)?;
+    loaded.nodes = rows
+        .iter()
+        .map(node)
+        .collect::<Result<_, _>>()
+        .context(db, OP)?;
     let (uuids, weeks): (Vec<&str>, Vec<NaiveDate>) = wanted
         .node_weeks
         .iter()
@@ -269,7 +273,11 @@ async fn load(tx: &Transaction<'_>, wanted: &Wanted, db: &str) -> Result<Loaded,
     let rows = query_cached(tx, GET_NODE_WEEKS, &[&uuids, &weeks])
         .await
         .context(db, OP)?;
-    loaded.node_weeks = rows.iter().map(node_week).collect::<Result<_, _>>().context(db, OP)?;
+    loaded.node_weeks = rows
+        .iter()
+        .map(node_week)
+        .collect::<Result<_, _>>()
+        .context(db, OP)?;
     let (keys, weeks): (Vec<&str>, Vec<NaiveDate>) = wanted
         .cluster_weeks
         .iter()
@@ -329,7 +337,10 @@ fn dims(row: &Row) -> Result<Dims, tokio_postgres::Error> {
     })
 }
 
-async fn write_changes(tx: &Transaction<'_>, changes: &Changes) -> Result<(), tokio_postgres::Error> {
+async fn write_changes(
+    tx: &Transaction<'_>,
+    changes: &Changes,
+) -> Result<(), tokio_postgres::Error> {
     if !changes.nodes.is_empty() {
         let nodes = NodeColumns::of(&changes.nodes);
         execute(tx, PUT_NODES, &nodes.params()).await?;

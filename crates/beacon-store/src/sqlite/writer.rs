@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 
 use crate::batch::{self, Counters, Job, Run, Task};
 use crate::maintenance::secret_matches;
-use crate::rollup::{self, ClusterWeek, Changes, Dims, Loaded, Node, NodeWeek, Wanted};
+use crate::rollup::{self, Changes, ClusterWeek, Dims, Loaded, Node, NodeWeek, Wanted};
 use crate::{ForgetOutcome, InsertOutcome, NewReport, StoreError};
 
 const EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM reports WHERE day = ?1 AND uuid = ?2)";
@@ -87,7 +87,10 @@ fn run(mut conn: Connection, db: &str, mut jobs: mpsc::Receiver<Job>, counters: 
     tracing::debug!(db, "sqlite writer stopped");
 }
 
-fn write_batch(conn: &mut Connection, reports: &[&NewReport]) -> rusqlite::Result<Vec<InsertOutcome>> {
+fn write_batch(
+    conn: &mut Connection,
+    reports: &[&NewReport],
+) -> rusqlite::Result<Vec<InsertOutcome>> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let outcomes = upsert_all(&tx, reports)?;
     let loaded = load(&tx, &rollup::wanted(reports.iter().copied()))?;
@@ -138,12 +141,16 @@ fn load(conn: &Connection, wanted: &Wanted) -> rusqlite::Result<Loaded> {
     }
     let mut statement = conn.prepare_cached(GET_NODE_WEEK)?;
     for (uuid, week) in &wanted.node_weeks {
-        let row = statement.query_row(params![uuid, week], node_week).optional()?;
+        let row = statement
+            .query_row(params![uuid, week], node_week)
+            .optional()?;
         loaded.node_weeks.extend(row);
     }
     let mut statement = conn.prepare_cached(GET_CLUSTER_WEEK)?;
     for (key, week) in &wanted.cluster_weeks {
-        let row = statement.query_row(params![key, week], cluster_week).optional()?;
+        let row = statement
+            .query_row(params![key, week], cluster_week)
+            .optional()?;
         loaded.cluster_weeks.extend(row);
     }
     Ok(loaded)
@@ -195,16 +202,37 @@ fn write_changes(conn: &Connection, changes: &Changes) -> rusqlite::Result<()> {
     for n in &changes.nodes {
         let (version, os) = (&n.dims.version, &n.dims.os);
         let secret = (&n.secret_sha256, &n.secret_at);
-        put.execute(params![n.uuid, n.first_day, n.first_at, version, os, secret.0, secret.1])?;
+        put.execute(params![
+            n.uuid,
+            n.first_day,
+            n.first_at,
+            version,
+            os,
+            secret.0,
+            secret.1
+        ])?;
     }
     let mut put = conn.prepare_cached(PUT_NODE_WEEK)?;
     for w in &changes.node_weeks {
-        put.execute(params![w.uuid, w.week, w.received_at, w.dims.version, w.dims.os])?;
+        put.execute(params![
+            w.uuid,
+            w.week,
+            w.received_at,
+            w.dims.version,
+            w.dims.os
+        ])?;
     }
     let mut put = conn.prepare_cached(PUT_CLUSTER_WEEK)?;
     for c in &changes.cluster_weeks {
         let profile = c.profile.to_json();
-        put.execute(params![c.key, c.week, c.received_at, c.dims.version, c.dims.os, profile])?;
+        put.execute(params![
+            c.key,
+            c.week,
+            c.received_at,
+            c.dims.version,
+            c.dims.os,
+            profile
+        ])?;
     }
     let mut add = conn.prepare_cached(ADD_DELTA)?;
     for d in &changes.deltas {
@@ -218,11 +246,17 @@ fn run_task(conn: &mut Connection, db: &str, task: Task) {
     match task {
         Task::DeleteOldestDay { before, reply } => {
             let result = delete_oldest_day(conn, before);
-            batch::reply(reply, result.map_err(StoreError::sqlite(db, "delete old reports")));
+            batch::reply(
+                reply,
+                result.map_err(StoreError::sqlite(db, "delete old reports")),
+            );
         }
         Task::PruneSnapshots { before_week, reply } => {
             let result = prune_snapshots(conn, before_week);
-            batch::reply(reply, result.map_err(StoreError::sqlite(db, "prune snapshots")));
+            batch::reply(
+                reply,
+                result.map_err(StoreError::sqlite(db, "prune snapshots")),
+            );
         }
         Task::Forget {
             uuid,
@@ -249,8 +283,14 @@ fn delete_oldest_day(conn: &mut Connection, before: NaiveDate) -> rusqlite::Resu
 
 fn prune_snapshots(conn: &mut Connection, before_week: NaiveDate) -> rusqlite::Result<u64> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let nodes = tx.execute("DELETE FROM node_weeks WHERE week < ?1", params![before_week])?;
-    let clusters = tx.execute("DELETE FROM cluster_weeks WHERE week < ?1", params![before_week])?;
+    let nodes = tx.execute(
+        "DELETE FROM node_weeks WHERE week < ?1",
+        params![before_week],
+    )?;
+    let clusters = tx.execute(
+        "DELETE FROM cluster_weeks WHERE week < ?1",
+        params![before_week],
+    )?;
     tx.commit()?;
     Ok((nodes + clusters) as u64)
 }
@@ -273,7 +313,10 @@ fn forget(conn: &mut Connection, uuid: &str, presented: &str) -> rusqlite::Resul
     }
     let reports = tx.execute("DELETE FROM reports WHERE uuid = ?1", params![uuid])?;
     tx.execute("DELETE FROM node_weeks WHERE uuid = ?1", params![uuid])?;
-    tx.execute("DELETE FROM cluster_weeks WHERE cluster_key = ?1", params![uuid])?;
+    tx.execute(
+        "DELETE FROM cluster_weeks WHERE cluster_key = ?1",
+        params![uuid],
+    )?;
     tx.execute("DELETE FROM nodes WHERE uuid = ?1", params![uuid])?;
     tx.commit()?;
     Ok(ForgetOutcome::Deleted {

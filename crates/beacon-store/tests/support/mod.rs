@@ -86,4 +86,3 @@ pub async fn postgres_admin(backend: &Backend) -> tokio_postgres::Client {
         .expect("set search_path");
     client
 }
-
