@@ -1,0 +1,21 @@
+//! Credentials for Beacon's two web front ends (the node's dashboard and REST API, the
+//! collector's private console): password hashing, random secrets, login sessions and
+//! the parsing of `Authorization` headers.
+//!
+//! This crate owns the cryptographic choices so that both front ends make them the same
+//! way: passwords and API secrets are stored only as argon2id hashes, secrets are 256
+//! random bits from the operating system, and secrets are compared in constant time.
+//!
+//! It must NOT store users or keys (each front end keeps its own: the node in its data
+//! directory, the collector in its database), and it knows nothing of HTTP frameworks:
+//! it reads header values as plain strings.
+
+mod header;
+mod password;
+mod secret;
+mod sessions;
+
+pub use header::{basic_credentials, bearer_token};
+pub use password::{AuthError, hash_password, verify_password};
+pub use secret::{constant_time_eq, random_password, random_token};
+pub use sessions::{Session, Sessions};
