@@ -17,6 +17,8 @@ use futures::Stream;
 use serde::{Deserialize, Serialize};
 
 use crate::buckets::{LAST_BUCKET, lower_bound, upper_bound};
+use crate::maintenance::Writer;
+use crate::pending;
 use crate::rollup::{ALL, family, kind, week_of};
 use crate::{StoreError, StoredReport};
 
@@ -343,8 +345,9 @@ pub(crate) trait Source: Send + Sync + 'static {
 }
 
 #[async_trait::async_trait]
-impl<S: Source> Analytics for S {
+impl<S: Source + Writer> Analytics for S {
     async fn activity(&self, query: &AnalyticsQuery) -> Result<Vec<WeekActivity>, StoreError> {
+        pending::settle(self.queue()).await?;
         let scope = scope(query)?;
         let rows = self.by_week(&scope, ACTIVITY).await?;
         Ok(weekly_activity(&scope, &rows))
@@ -354,18 +357,21 @@ impl<S: Source> Analytics for S {
         &self,
         query: &AnalyticsQuery,
     ) -> Result<VersionAdoption, StoreError> {
+        pending::settle(self.queue()).await?;
         let scope = scope(query)?;
         let rows = self.by_week(&scope, &[kind::VERSION]).await?;
         Ok(version_adoption(&scope, rows))
     }
 
     async fn platforms(&self, query: &AnalyticsQuery) -> Result<Platforms, StoreError> {
+        pending::settle(self.queue()).await?;
         let scope = scope(query)?;
         let rows = self.by_key(&scope, &[kind::OS, kind::EDITION]).await?;
         Ok(platforms(&scope, &rows))
     }
 
     async fn hardware(&self, query: &AnalyticsQuery) -> Result<Hardware, StoreError> {
+        pending::settle(self.queue()).await?;
         let scope = scope(query)?;
         let kinds = [kind::CLUSTERS, kind::CPUS, kind::MEMORY, kind::SIZE];
         let rows = self.by_key(&scope, &kinds).await?;
@@ -373,6 +379,7 @@ impl<S: Source> Analytics for S {
     }
 
     async fn features(&self, query: &AnalyticsQuery) -> Result<FeatureAdoption, StoreError> {
+        pending::settle(self.queue()).await?;
         let scope = scope(query)?;
         let rows = self
             .by_key(&scope, &[kind::CLUSTERS, kind::FEATURE])
@@ -381,6 +388,7 @@ impl<S: Source> Analytics for S {
     }
 
     async fn workload(&self, query: &AnalyticsQuery) -> Result<Workload, StoreError> {
+        pending::settle(self.queue()).await?;
         let scope = scope(query)?;
         let kinds = [
             kind::CLIENTS,
@@ -400,6 +408,7 @@ impl<S: Source> Analytics for S {
     }
 
     async fn overview(&self, query: &AnalyticsQuery) -> Result<Overview, StoreError> {
+        pending::settle(self.queue()).await?;
         let current = scope(query)?;
         let previous = previous(&current);
         let both = Scope {
@@ -419,12 +428,14 @@ impl<S: Source> Analytics for S {
     }
 
     async fn distinct_versions(&self) -> Result<Vec<String>, StoreError> {
+        pending::settle(self.queue()).await?;
         let mut versions = self.keys(kind::VERSION).await?;
         versions.sort_by(|a, b| version_order(b, a));
         Ok(versions)
     }
 
     async fn distinct_os(&self) -> Result<Vec<String>, StoreError> {
+        pending::settle(self.queue()).await?;
         let mut names = self.keys(kind::OS).await?;
         names.sort();
         Ok(names)

@@ -3,8 +3,8 @@
 //! The writer waits for the first job, takes whatever else is queued at that moment (up to
 //! [`BATCH_CAP`] jobs), commits consecutive inserts in one transaction, then answers every
 //! waiter. Nothing waits on a timer, so an idle store commits a lone insert at once.
-//! Maintenance (retention, deletion) goes through the same writer, between batches, so it
-//! never races with the rollup updates of ingest.
+//! Maintenance (retention, deletion) and rollup chunks (see `pending`) go through the same
+//! writer, between batches, so they never race with ingest.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -45,6 +45,23 @@ pub(crate) enum Task {
         secret_sha256: String,
         reply: Reply<ForgetOutcome>,
     },
+    /// Applies the rollups of every pending report (see `pending`).
+    Flush { reply: Reply<()> },
+    /// Applies pending rollups if they are due.
+    Tick,
+}
+
+impl Task {
+    /// Answers the task with `error` without running it.
+    pub(crate) fn fail(self, error: StoreError) {
+        match self {
+            Task::DeleteOldestDay { reply, .. } => self::reply(reply, Err(error)),
+            Task::PruneSnapshots { reply, .. } => self::reply(reply, Err(error)),
+            Task::Forget { reply, .. } => self::reply(reply, Err(error)),
+            Task::Flush { reply } => self::reply(reply, Err(error)),
+            Task::Tick => {}
+        }
+    }
 }
 
 pub(crate) enum Job {

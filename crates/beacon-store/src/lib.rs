@@ -23,6 +23,7 @@ mod error;
 mod facts;
 mod maintenance;
 mod migrations;
+mod pending;
 mod postgres;
 mod report;
 mod rollup;

@@ -60,10 +60,23 @@ pub async fn drop_postgres_schema(url: &str) -> Result<(), StoreError> {
         .map_err(StoreError::postgres(&db, "connect to drop test schema"))?;
     let connection = tokio::spawn(connection);
     // The name was checked to be a plain lowercase identifier when the URL was parsed.
-    let dropped = client
-        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        .await
-        .map_err(StoreError::postgres(&db, "drop test schema"));
+    let sql = format!("DROP SCHEMA IF EXISTS {schema} CASCADE");
+    // A store dropped just before still applies its last rollups in the background; the
+    // server may pick the drop as the victim of that deadlock, so it is tried again.
+    let mut attempts = 0;
+    let dropped = loop {
+        attempts += 1;
+        match client.batch_execute(&sql).await {
+            Err(error)
+                if attempts < 5
+                    && error.code()
+                        == Some(&tokio_postgres::error::SqlState::T_R_DEADLOCK_DETECTED) =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            result => break result.map_err(StoreError::postgres(&db, "drop test schema")),
+        }
+    };
     drop(client);
     let _ = connection.await;
     dropped

@@ -640,3 +640,30 @@ async fn seeded_bulk_load_equals_ingest_one_by_one() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollups_left_pending_by_a_crash_are_applied_at_the_next_start() {
+    each_backend(|backend| async move {
+        let store = seeded(&backend).await;
+        let expected = activity(&*store, &all_weeks()).await;
+        let features = store.features(&all_weeks()).await.expect("features");
+        drop(store);
+        // What a crash between a report's commit and its rollups' commit leaves behind:
+        // the reports, their keys in rollup_pending, and no counts.
+        support::admin_execute(
+            &backend,
+            "DELETE FROM rollups; DELETE FROM nodes; DELETE FROM node_weeks;
+             DELETE FROM cluster_weeks;
+             INSERT INTO rollup_pending (day, uuid) SELECT day, uuid FROM reports;",
+        )
+        .await;
+        let store = support::open(&backend).await;
+        let name = backend.name;
+        assert_eq!(activity(&*store, &all_weeks()).await, expected, "{name}");
+        let again = store.features(&all_weeks()).await.expect("features");
+        assert_eq!(again, features, "{name}");
+        let left = support::admin_i64(&backend, "SELECT count(*) FROM rollup_pending").await;
+        assert_eq!(left, 0, "{name}: applied keys are removed");
+    })
+    .await;
+}

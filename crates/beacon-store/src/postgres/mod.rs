@@ -62,6 +62,7 @@ impl PostgresStore {
             lock_key,
         };
         tokio::spawn(writer.run(jobs, Arc::clone(&counters)));
+        crate::pending::spawn_ticker(&queue);
         Ok(Self {
             db,
             readers,

@@ -15,6 +15,7 @@ use tokio_postgres::types::ToSql;
 use super::query_cached;
 use crate::batch::{self, Counters, Job, Run, Task};
 use crate::maintenance::secret_matches;
+use crate::pending::{self, Pending};
 use crate::rollup::{self, Changes, ClusterWeek, Dims, Loaded, Node, NodeWeek, Wanted};
 use crate::{ForgetOutcome, InsertOutcome, NewReport, StoreError};
 
@@ -30,6 +31,14 @@ const UPSERT: &str = "INSERT INTO reports (day, uuid, cluster_uuid, received_at,
         os_version = excluded.os_version, edition = excluded.edition,
         node_count = excluded.node_count, format = excluded.format, raw = excluded.raw
     RETURNING day, uuid, (xmax = 0) AS inserted";
+const MARK_PENDING: &str = "INSERT INTO rollup_pending (day, uuid)
+    SELECT * FROM unnest($1::date[], $2::text[]) ON CONFLICT DO NOTHING";
+const UNMARK_PENDING: &str = "DELETE FROM rollup_pending p
+    USING unnest($1::date[], $2::text[]) AS k (day, uuid)
+    WHERE p.day = k.day AND p.uuid = k.uuid";
+const RECOVER_PENDING: &str = super::select_reports!(
+    "WHERE (day, uuid) IN (SELECT day, uuid FROM rollup_pending) ORDER BY received_at"
+);
 const LOCK: &str = "SELECT pg_advisory_xact_lock(hashtext($1))";
 
 const GET_NODES: &str = "SELECT uuid, first_day, first_at, version, os, secret_sha256, secret_at
@@ -86,6 +95,10 @@ pub(super) struct PgWriter {
 impl PgWriter {
     /// Runs until every sender is gone, that is until the store is dropped.
     pub(super) async fn run(self, mut jobs: mpsc::Receiver<Job>, counters: Arc<Counters>) {
+        let mut pending = self.recover_pending().await.unwrap_or_else(|error| {
+            tracing::error!(%error, "reading pending rollups failed; they apply at the next start");
+            Pending::default()
+        });
         let mut received = Vec::with_capacity(batch::BATCH_CAP);
         while jobs.recv_many(&mut received, batch::BATCH_CAP).await > 0 {
             for run in batch::runs(received.drain(..)) {
@@ -93,31 +106,98 @@ impl PgWriter {
                     Run::Inserts(inserts) => {
                         let reports: Vec<&NewReport> = batch::reports(&inserts).collect();
                         let result = self.write_batch(&reports).await;
+                        if result.is_ok() {
+                            pending.push(reports.into_iter().cloned());
+                        }
                         batch::answer(inserts, result, &counters);
                     }
-                    Run::Task(task) => self.run_task(task).await,
+                    Run::Task(Task::Tick) => {}
+                    Run::Task(Task::Flush { reply }) => {
+                        batch::reply(reply, self.roll_up_all(&mut pending).await);
+                    }
+                    Run::Task(task) => match self.roll_up_all(&mut pending).await {
+                        Ok(()) => self.run_task(task).await,
+                        Err(error) => task.fail(error),
+                    },
                 }
             }
+            if pending.due()
+                && let Err(error) = self.roll_up_chunk(&mut pending).await
+            {
+                tracing::error!(%error, "rollup update failed; it is retried with the next chunk");
+            }
+        }
+        if let Err(error) = self.roll_up_all(&mut pending).await {
+            tracing::error!(%error, "rollup update failed at shutdown; it applies at the next start");
         }
         tracing::debug!(db = self.db, "postgres writer stopped");
     }
 
+    /// Stores the reports and marks them pending for the rollups, in one transaction.
     async fn write_batch(&self, reports: &[&NewReport]) -> Result<Vec<InsertOutcome>, StoreError> {
         const OP: &str = "write report batch";
         let db = self.db.as_str();
         let mut client = self.pool.get().await.map_err(StoreError::pool(db, OP))?;
         let tx = client.transaction().await.context(db, OP)?;
-        tx.execute(LOCK, &[&self.lock_key]).await.context(db, OP)?;
         let latest = latest_per_key(reports);
         let rows = query_cached(&tx, UPSERT, &Columns::of(&latest).params())
             .await
             .context(db, OP)?;
         let fresh = inserted_keys(&rows).context(db, OP)?;
-        let loaded = load(&tx, &rollup::wanted(reports.iter().copied()), db).await?;
-        let changes = rollup::apply(loaded, reports.iter().copied());
-        write_changes(&tx, &changes).await.context(db, OP)?;
+        let (days, uuids) = keys(&latest);
+        query_cached(&tx, MARK_PENDING, &[&days, &uuids])
+            .await
+            .context(db, OP)?;
         tx.commit().await.context(db, OP)?;
         Ok(outcomes(reports, &fresh))
+    }
+
+    async fn roll_up_all(&self, pending: &mut Pending) -> Result<(), StoreError> {
+        while !pending.is_empty() {
+            self.roll_up_chunk(pending).await?;
+        }
+        Ok(())
+    }
+
+    /// Applies the rollups of the oldest pending reports in one transaction.
+    async fn roll_up_chunk(&self, pending: &mut Pending) -> Result<(), StoreError> {
+        const OP: &str = "update rollups";
+        let db = self.db.as_str();
+        let chunk = pending.chunk();
+        let mut client = self.pool.get().await.map_err(StoreError::pool(db, OP))?;
+        let tx = client.transaction().await.context(db, OP)?;
+        tx.execute(LOCK, &[&self.lock_key]).await.context(db, OP)?;
+        let loaded = load(&tx, &rollup::wanted(chunk.iter().copied()), db).await?;
+        let changes = rollup::apply(loaded, chunk.iter().copied());
+        write_changes(&tx, &changes).await.context(db, OP)?;
+        let (days, uuids) = keys(&chunk);
+        query_cached(&tx, UNMARK_PENDING, &[&days, &uuids])
+            .await
+            .context(db, OP)?;
+        tx.commit().await.context(db, OP)?;
+        let applied = chunk.len();
+        pending.applied(applied);
+        Ok(())
+    }
+
+    /// Reports committed before a stop whose rollups were not, in the order they arrived.
+    async fn recover_pending(&self) -> Result<Pending, StoreError> {
+        const OP: &str = "read pending rollups";
+        let db = self.db.as_str();
+        let client = self.pool.get().await.map_err(StoreError::pool(db, OP))?;
+        let rows = client.query(RECOVER_PENDING, &[]).await.context(db, OP)?;
+        let reports = rows
+            .iter()
+            .map(|row| super::from_row(row).map(pending::reinserted))
+            .collect::<Result<Vec<_>, _>>()
+            .context(db, OP)?;
+        if !reports.is_empty() {
+            tracing::info!(
+                reports = reports.len(),
+                "applying rollups left pending at the last stop"
+            );
+        }
+        Ok(Pending::recovered(reports))
     }
 
     async fn run_task(&self, task: Task) {
@@ -133,6 +213,8 @@ impl PgWriter {
                 secret_sha256,
                 reply,
             } => batch::reply(reply, self.forget(&uuid, &secret_sha256).await),
+            Task::Flush { reply } => batch::reply(reply, Ok(())),
+            Task::Tick => {}
         }
     }
 
@@ -207,6 +289,11 @@ impl PgWriter {
         tx.commit().await.context(db, OP)?;
         Ok(ForgetOutcome::Deleted { reports })
     }
+}
+
+/// The (day, uuid) keys of `reports`, as the two arrays `unnest` takes.
+fn keys<'a>(reports: &[&'a NewReport]) -> (Vec<NaiveDate>, Vec<&'a str>) {
+    reports.iter().map(|r| (r.day, r.uuid.as_str())).unzip()
 }
 
 fn inserted_keys(rows: &[Row]) -> Result<HashSet<(NaiveDate, String)>, tokio_postgres::Error> {

@@ -57,6 +57,7 @@ impl SqliteStore {
         let (queue, jobs) = batch::queue();
         let counters = Arc::new(Counters::default());
         writer::spawn(writer, db.clone(), jobs, Arc::clone(&counters))?;
+        crate::pending::spawn_ticker(&queue);
         let readers = Arc::new(Readers {
             path,
             db,

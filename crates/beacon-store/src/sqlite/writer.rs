@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 
 use crate::batch::{self, Counters, Job, Run, Task};
 use crate::maintenance::secret_matches;
+use crate::pending::{self, Pending};
 use crate::rollup::{self, Changes, ClusterWeek, Dims, Loaded, Node, NodeWeek, Wanted};
 use crate::{ForgetOutcome, InsertOutcome, NewReport, StoreError};
 
@@ -22,6 +23,12 @@ const UPSERT: &str = "INSERT INTO reports (day, uuid, cluster_uuid, received_at,
         emqx_version = excluded.emqx_version, os_name = excluded.os_name,
         os_version = excluded.os_version, edition = excluded.edition,
         node_count = excluded.node_count, format = excluded.format, raw = excluded.raw";
+
+const MARK_PENDING: &str = "INSERT OR IGNORE INTO rollup_pending (day, uuid) VALUES (?1, ?2)";
+const UNMARK_PENDING: &str = "DELETE FROM rollup_pending WHERE day = ?1 AND uuid = ?2";
+const RECOVER_PENDING: &str = super::select_reports!(
+    "WHERE (day, uuid) IN (SELECT day, uuid FROM rollup_pending) ORDER BY received_at"
+);
 
 const GET_NODE: &str = "SELECT uuid, first_day, first_at, version, os, secret_sha256, secret_at
     FROM nodes WHERE uuid = ?1";
@@ -70,6 +77,10 @@ pub(super) fn spawn(
 
 /// Runs until every sender is gone, that is until the store is dropped.
 fn run(mut conn: Connection, db: &str, mut jobs: mpsc::Receiver<Job>, counters: &Counters) {
+    let mut pending = recover_pending(&conn).unwrap_or_else(|error| {
+        tracing::error!(db, %error, "reading pending rollups failed; they apply at the next start");
+        Pending::default()
+    });
     let mut received = Vec::with_capacity(batch::BATCH_CAP);
     while jobs.blocking_recv_many(&mut received, batch::BATCH_CAP) > 0 {
         for run in batch::runs(received.drain(..)) {
@@ -78,26 +89,92 @@ fn run(mut conn: Connection, db: &str, mut jobs: mpsc::Receiver<Job>, counters: 
                     let reports: Vec<&NewReport> = batch::reports(&inserts).collect();
                     let result = write_batch(&mut conn, &reports)
                         .map_err(StoreError::sqlite(db, "write report batch"));
+                    if result.is_ok() {
+                        pending.push(reports.into_iter().cloned());
+                    }
                     batch::answer(inserts, result, counters);
                 }
-                Run::Task(task) => run_task(&mut conn, db, task),
+                Run::Task(Task::Tick) => {}
+                Run::Task(Task::Flush { reply }) => {
+                    batch::reply(reply, roll_up_all(&mut conn, db, &mut pending));
+                }
+                Run::Task(task) => match roll_up_all(&mut conn, db, &mut pending) {
+                    Ok(()) => run_task(&mut conn, db, task),
+                    Err(error) => task.fail(error),
+                },
             }
         }
+        if pending.due()
+            && let Err(error) = roll_up_chunk(&mut conn, db, &mut pending)
+        {
+            tracing::error!(%error, "rollup update failed; it is retried with the next chunk");
+        }
+    }
+    if let Err(error) = roll_up_all(&mut conn, db, &mut pending) {
+        tracing::error!(%error, "rollup update failed at shutdown; it applies at the next start");
     }
     tracing::debug!(db, "sqlite writer stopped");
 }
 
+/// Stores the reports and marks them pending for the rollups, in one transaction.
 fn write_batch(
     conn: &mut Connection,
     reports: &[&NewReport],
 ) -> rusqlite::Result<Vec<InsertOutcome>> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let outcomes = upsert_all(&tx, reports)?;
+    let mut mark = tx.prepare_cached(MARK_PENDING)?;
+    for report in reports {
+        mark.execute(params![report.day, report.uuid])?;
+    }
+    drop(mark);
+    tx.commit()?;
+    Ok(outcomes)
+}
+
+fn roll_up_all(conn: &mut Connection, db: &str, pending: &mut Pending) -> Result<(), StoreError> {
+    while !pending.is_empty() {
+        roll_up_chunk(conn, db, pending)?;
+    }
+    Ok(())
+}
+
+/// Applies the rollups of the oldest pending reports in one transaction.
+fn roll_up_chunk(conn: &mut Connection, db: &str, pending: &mut Pending) -> Result<(), StoreError> {
+    let chunk = pending.chunk();
+    let applied = chunk.len();
+    apply_rollups(conn, &chunk).map_err(StoreError::sqlite(db, "update rollups"))?;
+    pending.applied(applied);
+    Ok(())
+}
+
+fn apply_rollups(conn: &mut Connection, reports: &[&NewReport]) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let loaded = load(&tx, &rollup::wanted(reports.iter().copied()))?;
     let changes = rollup::apply(loaded, reports.iter().copied());
     write_changes(&tx, &changes)?;
-    tx.commit()?;
-    Ok(outcomes)
+    let mut done = tx.prepare_cached(UNMARK_PENDING)?;
+    for report in reports {
+        done.execute(params![report.day, report.uuid])?;
+    }
+    drop(done);
+    tx.commit()
+}
+
+/// Reports committed before a stop whose rollups were not, in the order they arrived.
+fn recover_pending(conn: &Connection) -> rusqlite::Result<Pending> {
+    let mut statement = conn.prepare(RECOVER_PENDING)?;
+    let rows = statement.query_map([], super::from_row)?;
+    let reports = rows
+        .map(|row| row.map(pending::reinserted))
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    if !reports.is_empty() {
+        tracing::info!(
+            reports = reports.len(),
+            "applying rollups left pending at the last stop"
+        );
+    }
+    Ok(Pending::recovered(reports))
 }
 
 /// Reports are applied in queue order, so a later report of the same node and day in the
@@ -266,6 +343,8 @@ fn run_task(conn: &mut Connection, db: &str, task: Task) {
             let result = forget(conn, &uuid, &secret_sha256);
             batch::reply(reply, result.map_err(StoreError::sqlite(db, "forget node")));
         }
+        Task::Flush { reply } => batch::reply(reply, Ok(())),
+        Task::Tick => {}
     }
 }
 

@@ -65,6 +65,22 @@ pub async fn admin_i64(backend: &Backend, sql: &str) -> i64 {
     }
 }
 
+/// Runs statements beside the store, as an operator (or a crash) would change the data.
+pub async fn admin_execute(backend: &Backend, sql: &str) {
+    if backend.name == "sqlite" {
+        let conn = sqlite_admin(backend);
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .expect("busy timeout");
+        conn.execute_batch(sql).expect("sqlite admin statements");
+    } else {
+        postgres_admin(backend)
+            .await
+            .batch_execute(sql)
+            .await
+            .expect("postgres admin statements");
+    }
+}
+
 pub fn sqlite_admin(backend: &Backend) -> rusqlite::Connection {
     let path = backend.url.strip_prefix("sqlite://").expect("a sqlite URL");
     rusqlite::Connection::open(path).expect("open the sqlite file")
