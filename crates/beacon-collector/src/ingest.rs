@@ -56,7 +56,8 @@ async fn accept(state: &AppState, request: Request) -> Result<Response, ApiError
         let uuid = &parsed.report.uuid;
         return Ok(reply(StatusCode::ACCEPTED, "discarded", uuid, received_at));
     }
-    let row = new_row(redact(state, parsed)?, received_at);
+    let (parsed, facts) = redact(state, parsed)?;
+    let row = new_row(parsed, facts, received_at);
     let uuid = row.uuid.clone();
     let started = Instant::now();
     let outcome = state.store().insert(row).await.map_err(store_error)?;
@@ -92,21 +93,23 @@ fn reply(status: StatusCode, word: &'static str, uuid: &str, at: DateTime<Utc>) 
 
 /// Removes identifying values from the document. A clean document keeps its text exactly
 /// as received; a redacted one is re-serialised and re-parsed, so that the row's columns
-/// come from the redacted text too.
-fn redact(state: &AppState, parsed: ParsedReport) -> Result<ParsedReport, ApiError> {
+/// come from the redacted text too. Also gives the facts the rollups count, read from the
+/// same parsed document.
+fn redact(state: &AppState, parsed: ParsedReport) -> Result<(ParsedReport, ReportFacts), ApiError> {
     let mut doc: serde_json::Value = serde_json::from_str(&parsed.raw).map_err(ApiError::Reread)?;
     let found = privacy::redact_identifiers(&mut doc);
+    let facts = ReportFacts::from_json(&doc);
     if found == 0 {
-        return Ok(parsed);
+        return Ok((parsed, facts));
     }
     state.metrics().redacted(found);
     tracing::debug!(found, "identifying values redacted from a report");
     let text = serde_json::to_string(&doc).map_err(ApiError::Reread)?;
-    Ok(beacon_report::parse(text.as_bytes())?)
+    Ok((beacon_report::parse(text.as_bytes())?, facts))
 }
 
 /// The row for a report received at `received_at`: one per node uuid per UTC day.
-fn new_row(parsed: ParsedReport, received_at: DateTime<Utc>) -> NewReport {
+fn new_row(parsed: ParsedReport, analytics: ReportFacts, received_at: DateTime<Utc>) -> NewReport {
     let ParsedReport {
         report,
         format,
@@ -114,11 +117,6 @@ fn new_row(parsed: ParsedReport, received_at: DateTime<Utc>) -> NewReport {
     } = parsed;
     let edition = report.edition().map(str::to_owned);
     let node_count = i64::try_from(report.node_count()).unwrap_or(i64::MAX);
-    // The raw text was parsed successfully moments ago, so reading it again cannot fail;
-    // a failure would only mean fewer facts, never a lost report.
-    let analytics = serde_json::from_str(&raw)
-        .map(|doc| ReportFacts::from_json(&doc))
-        .unwrap_or_default();
     NewReport {
         uuid: report.uuid,
         cluster_uuid: report.cluster_uuid,

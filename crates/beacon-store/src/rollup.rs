@@ -511,7 +511,11 @@ impl State {
 /// Counter deltas of a batch, merged per counter and dimension level.
 #[derive(Default)]
 struct Deltas {
-    merged: HashMap<(String, String, &'static str, NaiveDate, String, String), i64>,
+    /// By (week, kind), then by the other key parts packed into one string (see
+    /// [`pack`]): one probe and no allocation for a counter already in the batch, which
+    /// matters because a chunk adds tens of counters per report at four levels each.
+    merged: HashMap<(NaiveDate, &'static str), HashMap<String, i64>>,
+    scratch: String,
 }
 
 impl Deltas {
@@ -532,16 +536,15 @@ impl Deltas {
             (ALL, dims.os.as_str()),
             (ALL, ALL),
         ];
+        let counters = self.merged.entry((week, kind)).or_default();
         for (version, os) in levels {
-            let key = (
-                version.to_owned(),
-                os.to_owned(),
-                kind,
-                week,
-                k1.to_owned(),
-                k2.to_owned(),
-            );
-            *self.merged.entry(key).or_default() += n;
+            pack(&mut self.scratch, [version, os, k1, k2]);
+            match counters.get_mut(self.scratch.as_str()) {
+                Some(total) => *total += n,
+                None => {
+                    counters.insert(self.scratch.clone(), n);
+                }
+            }
         }
     }
 
@@ -571,20 +574,49 @@ impl Deltas {
     }
 
     fn into_nonzero(self) -> Vec<Delta> {
-        self.merged
-            .into_iter()
-            .filter(|(_, n)| *n != 0)
-            .map(|((version, os, kind, week, k1, k2), n)| Delta {
-                version,
-                os,
-                kind,
-                week,
-                k1,
-                k2,
-                n,
-            })
-            .collect()
+        let mut deltas = Vec::new();
+        for ((week, kind), counters) in self.merged {
+            for (packed, n) in counters {
+                if n == 0 {
+                    continue;
+                }
+                let [version, os, k1, k2] = unpack(&packed);
+                deltas.push(Delta {
+                    version,
+                    os,
+                    kind,
+                    week,
+                    k1,
+                    k2,
+                    n,
+                });
+            }
+        }
+        deltas
     }
+}
+
+/// Writes each part as `<byte length>:<text>`, so that any text, separators included,
+/// packs and unpacks unambiguously.
+fn pack(into: &mut String, parts: [&str; 4]) {
+    use std::fmt::Write;
+    into.clear();
+    for part in parts {
+        // Writing to a String cannot fail.
+        let _ = write!(into, "{}:", part.len());
+        into.push_str(part);
+    }
+}
+
+fn unpack(packed: &str) -> [String; 4] {
+    let mut rest = packed;
+    std::array::from_fn(|_| {
+        let (len, tail) = rest.split_once(':').unwrap_or(("0", rest));
+        let len = len.parse::<usize>().unwrap_or(0).min(tail.len());
+        let (part, tail) = tail.split_at(len);
+        rest = tail;
+        part.to_owned()
+    })
 }
 
 /// (only in `old`, only in `new`) of two sorted lists.
@@ -646,6 +678,14 @@ mod tests {
             .filter(|d| d.kind == kind && d.version == version && d.os == ALL && d.k1 == k1)
             .map(|d| d.n)
             .sum()
+    }
+
+    #[test]
+    fn packed_keys_unpack_to_their_parts() {
+        let mut packed = String::new();
+        let parts = ["5.0.9", "", "a:1:b", "\u{1f}é"];
+        pack(&mut packed, parts);
+        assert_eq!(unpack(&packed), parts.map(str::to_owned));
     }
 
     #[test]
