@@ -380,14 +380,7 @@ async fn metrics_count_accepted_and_rejected_reports() {
     assert_eq!(collector.post_json(EMQX_4_4).await.status(), 201);
     assert_eq!(collector.post_json("{").await.status(), 400);
     assert_eq!(collector.post("text/plain", "{}").await.status(), 415);
-    let response = collector
-        .client
-        .get(collector.url("/metrics"))
-        .send()
-        .await
-        .expect("get");
-    assert_eq!(response.status(), 200);
-    let text = response.text().await.expect("metrics text");
+    let text = collector.metrics().await;
     for line in [
         "beacon_collector_reports_accepted_total{format=\"v5\"} 1",
         "beacon_collector_reports_accepted_total{format=\"v4\"} 1",
@@ -440,13 +433,7 @@ async fn identifying_values_are_redacted_before_storage() {
         stored["num_clients"], doc["num_clients"],
         "the rest is kept"
     );
-    let metrics = collector
-        .client
-        .get(collector.url("/metrics"))
-        .send()
-        .await
-        .expect("get");
-    let text = metrics.text().await.expect("metrics");
+    let text = collector.metrics().await;
     assert!(
         text.contains("beacon_collector_redacted_identifiers_total 2"),
         "{text}"

@@ -40,13 +40,7 @@ async fn a_source_over_its_budget_gets_429_with_retry_after() {
         .await
         .expect("get");
     assert_eq!(health.status(), 200);
-    let metrics = collector
-        .client
-        .get(collector.url("/metrics"))
-        .send()
-        .await
-        .expect("get");
-    let text = metrics.text().await.expect("metrics");
+    let text = collector.metrics().await;
     assert!(
         text.contains("beacon_collector_reports_rejected_total{reason=\"RATE_LIMITED\"} 1"),
         "{text}"

@@ -12,7 +12,8 @@ use chrono::{TimeDelta, Utc};
 use tokio::sync::oneshot;
 
 use crate::support::{
-    FakeCollector, Reply, TestCa, capture_logs, fast, settings, start, wait_until, wait_until_async,
+    FakeCollector, Reply, TestCa, capture_logs, fast, settings, start, started_and_reported,
+    wait_until, wait_until_async,
 };
 
 const NOT_DELIVERED: &str = "telemetry report not delivered";
@@ -267,12 +268,7 @@ async fn requests_carry_the_documented_headers_and_a_gzip_json_body() {
 async fn a_restart_does_not_report_before_the_next_is_due() {
     let collector = FakeCollector::start(&[], Reply::ACCEPT).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let agent = start(fast(&collector.url(), "1h"), dir.path());
-    wait_until("the first report", || {
-        agent.status().last_report_at.is_some()
-    })
-    .await;
-    let last = agent.status().last_report_at.expect("last");
+    let (agent, last) = started_and_reported(&collector.url(), "1h", dir.path()).await;
     agent.shutdown().await;
 
     let offline = read_status(dir.path(), &Config::empty(), None).expect("offline status");

@@ -7,8 +7,8 @@ use tokio::io::AsyncReadExt;
 use beacon_agent::AgentHandle;
 
 use crate::support::{
-    CountingListener, FakeCollector, RecordingResolver, Reply, fast, start, start_with_resolver,
-    wait_until,
+    CountingListener, FakeCollector, RecordingResolver, Reply, fast, start_with_resolver,
+    started_and_reported, wait_until,
 };
 use crate::switches::{all_cases, expected, node_for};
 
@@ -118,12 +118,7 @@ async fn switching_off_cancels_the_send_in_flight_and_stops_the_timer() {
 async fn re_enabling_resumes_from_the_last_report() {
     let collector = FakeCollector::start(&[], Reply::ACCEPT).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let agent = start(fast(&collector.url(), "1h"), dir.path());
-    wait_until("the first report", || {
-        agent.status().last_report_at.is_some()
-    })
-    .await;
-    let last = agent.status().last_report_at.expect("last");
+    let (agent, last) = started_and_reported(&collector.url(), "1h", dir.path()).await;
     agent.set_enabled(false).await.expect("off");
     let status = agent.set_enabled(true).await.expect("on");
     let next = status.next_report_at.expect("scheduled again");

@@ -67,6 +67,21 @@ pub fn start(settings: AgentSettings, dir: &Path) -> AgentHandle {
     .expect("start")
 }
 
+/// An agent reporting every `interval` to `collector_url`, once its first report is sent.
+pub async fn started_and_reported(
+    collector_url: &str,
+    interval: &str,
+    dir: &Path,
+) -> (AgentHandle, chrono::DateTime<chrono::Utc>) {
+    let agent = start(fast(collector_url, interval), dir);
+    wait_until("the first report", || {
+        agent.status().last_report_at.is_some()
+    })
+    .await;
+    let last = agent.status().last_report_at.expect("last report time");
+    (agent, last)
+}
+
 pub fn start_with_resolver(
     settings: AgentSettings,
     dir: &Path,

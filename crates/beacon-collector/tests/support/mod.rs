@@ -135,6 +135,18 @@ impl Running {
         self.post(JSON, body).await
     }
 
+    /// The Prometheus text of `/metrics`, after checking it answered 200.
+    pub async fn metrics(&self) -> String {
+        let response = self
+            .client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("get metrics");
+        assert_eq!(response.status(), 200);
+        response.text().await.expect("metrics text")
+    }
+
     /// Shuts down gracefully and checks the server ended without error.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
