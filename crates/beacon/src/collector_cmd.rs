@@ -72,33 +72,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     .context("cannot write the start line to stdout")?;
     drop(stdout);
     tracing::info!(url = %bound.url(), storage = %db_shown, ?mode, "collector started");
-    bound.serve(shutdown_signal()).await?;
+    bound.serve(crate::signals::shutdown_signal()).await?;
     tracing::info!("collector stopped");
     Ok(())
-}
-
-/// Completes on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(term) => term,
-        Err(err) => {
-            tracing::warn!(error = %err, "cannot watch SIGTERM; stopping on SIGINT only");
-            wait_ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        () = wait_ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-}
-
-async fn wait_ctrl_c() {
-    if let Err(err) = tokio::signal::ctrl_c().await {
-        tracing::warn!(error = %err, "cannot watch SIGINT");
-        std::future::pending::<()>().await;
-    }
 }
 
 /// The storage URL as printed and logged: a password in it is replaced by `***`.

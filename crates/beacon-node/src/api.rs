@@ -1,0 +1,313 @@
+//! The REST API under `/api/v5` (EMQX 5's paths for telemetry and login) and the routes
+//! of the dashboard's assets.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use beacon_agent::{AgentHandle, SwitchError, SwitchSource, TelemetryStatus};
+use beacon_auth::Sessions;
+use beacon_broker::RunningBroker;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::assets;
+use crate::credentials::Credentials;
+use crate::live::LiveStats;
+
+/// Everything the handlers share.
+pub(crate) struct NodeState {
+    pub(crate) agent: AgentHandle,
+    pub(crate) broker: Arc<RunningBroker>,
+    pub(crate) live: Arc<LiveStats>,
+    pub(crate) credentials: Credentials,
+    pub(crate) sessions: Sessions,
+    pub(crate) started_at: Instant,
+    pub(crate) mqtt_addr: Option<SocketAddr>,
+}
+
+type Shared = Arc<NodeState>;
+
+pub(crate) fn router(state: Shared) -> Router {
+    let protected = Router::new()
+        .route("/api/v5/logout", post(logout))
+        .route(
+            "/api/v5/telemetry/status",
+            get(telemetry_status).put(set_telemetry_status),
+        )
+        .route("/api/v5/telemetry/data", get(telemetry_data))
+        .route("/api/v5/telemetry/sent", get(telemetry_sent))
+        .route("/api/v5/overview", get(overview))
+        .route("/api/v5/api_key", post(create_api_key))
+        .route_layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
+            require_credentials,
+        ));
+    Router::new()
+        .route("/api/v5/login", post(login))
+        .merge(protected)
+        .merge(assets::routes())
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// An API error: `{"code", "message"}` as EMQX answers.
+pub(crate) struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn bad_request(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            code: "BAD_REQUEST",
+            message: message.into(),
+        }
+    }
+
+    /// One answer for every authentication failure, so it never hints which part was wrong.
+    fn unauthorized() -> Self {
+        Self {
+            status: StatusCode::UNAUTHORIZED,
+            code: "BAD_USERNAME_OR_PWD",
+            message: "authentication failed: invalid or missing credentials".into(),
+        }
+    }
+
+    fn internal(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: "INTERNAL_ERROR",
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Json(json!({"code": self.code, "message": self.message}));
+        let mut response = (self.status, body).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer, Basic realm=\"beacon\""),
+            );
+        }
+        response
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError {
+        status: StatusCode::NOT_FOUND,
+        code: "NOT_FOUND",
+        message: "no such endpoint".into(),
+    }
+}
+
+/// Lets a request through with a live session token (`Bearer`) or an API key (`Basic`).
+async fn require_credentials(
+    State(state): State<Shared>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let header = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let allowed = if let Some(token) = beacon_auth::bearer_token(header) {
+        state.sessions.get(token).is_some()
+    } else if let Some((key, secret)) = beacon_auth::basic_credentials(header) {
+        state.credentials.check_api_key(&key, &secret)
+    } else {
+        false
+    };
+    if !allowed {
+        return Err(ApiError::unauthorized());
+    }
+    Ok(next.run(request).await)
+}
+
+#[derive(Deserialize)]
+struct Login {
+    username: String,
+    password: String,
+}
+
+async fn login(State(state): State<Shared>, body: Bytes) -> Result<Json<Value>, ApiError> {
+    let login: Login = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "expected a JSON object with \"username\" and \"password\": {e}"
+        ))
+    })?;
+    // argon2 is deliberately slow: keep it off the async workers.
+    let checked = Arc::clone(&state);
+    let valid = tokio::task::spawn_blocking(move || {
+        checked
+            .credentials
+            .check_login(&login.username, &login.password)
+    })
+    .await
+    .map_err(|_| ApiError::internal("login check failed"))?;
+    if !valid {
+        tracing::info!("dashboard login refused");
+        return Err(ApiError::unauthorized());
+    }
+    let username = state.credentials.admin_name();
+    let (token, _) = state.sessions.create(&username);
+    Ok(Json(json!({"token": token, "username": username})))
+}
+
+async fn logout(State(state): State<Shared>, headers: HeaderMap) -> StatusCode {
+    if let Some(token) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(beacon_auth::bearer_token)
+    {
+        state.sessions.revoke(token);
+    }
+    StatusCode::NO_CONTENT
+}
+
+/// The agent's status plus what the dashboard needs to explain the toggle.
+#[derive(Serialize)]
+struct StatusAnswer {
+    #[serde(flatten)]
+    status: TelemetryStatus,
+    /// When a boot-time source forces telemetry off: who, and why the toggle cannot help.
+    locked_by: Option<String>,
+}
+
+impl From<TelemetryStatus> for StatusAnswer {
+    fn from(status: TelemetryStatus) -> Self {
+        let locked = !status.enable
+            && matches!(
+                status.source,
+                SwitchSource::ConfigFile { .. }
+                    | SwitchSource::Environment { .. }
+                    | SwitchSource::DoNotTrack
+            );
+        let locked_by = locked.then(|| status.source.to_string());
+        Self { status, locked_by }
+    }
+}
+
+async fn telemetry_status(State(state): State<Shared>) -> Json<StatusAnswer> {
+    Json(state.agent.status().into())
+}
+
+async fn set_telemetry_status(
+    State(state): State<Shared>,
+    body: Bytes,
+) -> Result<Json<StatusAnswer>, ApiError> {
+    let enable = enable_field(&body)?;
+    match state.agent.set_enabled(enable).await {
+        Ok(status) => {
+            tracing::info!(enable, "telemetry switched at runtime");
+            Ok(Json(status.into()))
+        }
+        Err(error @ (SwitchError::AlreadyInState { .. } | SwitchError::Locked { .. })) => {
+            Err(ApiError::bad_request(error.to_string()))
+        }
+        Err(error) => Err(ApiError::internal(error.to_string())),
+    }
+}
+
+/// The `enable` boolean of a `{"enable": bool}` body, or an error naming what is wrong.
+fn enable_field(body: &[u8]) -> Result<bool, ApiError> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("request body is not valid JSON: {e}")))?;
+    let Some(object) = value.as_object() else {
+        return Err(ApiError::bad_request(
+            "request body must be a JSON object like {\"enable\": false}",
+        ));
+    };
+    if let Some(unknown) = object.keys().find(|k| *k != "enable") {
+        return Err(ApiError::bad_request(format!(
+            "unknown field \"{unknown}\": only \"enable\" can be set"
+        )));
+    }
+    match object.get("enable") {
+        Some(Value::Bool(enable)) => Ok(*enable),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "field \"enable\" must be true or false, got {other}"
+        ))),
+        None => Err(ApiError::bad_request("field \"enable\" is required")),
+    }
+}
+
+/// The report exactly as it would be sent now. While telemetry is off it is shown too
+/// (EMQX answers 404), marked by the `X-Telemetry-Enabled: false` header.
+async fn telemetry_data(State(state): State<Shared>) -> Response {
+    state.live.refresh(&state.broker).await;
+    let enabled = state.agent.status().enable;
+    let mut response = Json(state.agent.preview()).into_response();
+    let flag = if enabled { "true" } else { "false" };
+    response
+        .headers_mut()
+        .insert("x-telemetry-enabled", HeaderValue::from_static(flag));
+    response
+}
+
+async fn telemetry_sent(State(state): State<Shared>) -> Json<Value> {
+    Json(json!({ "reports": state.agent.sent_log() }))
+}
+
+async fn overview(State(state): State<Shared>) -> Json<Value> {
+    let numbers = state.live.refresh(&state.broker).await;
+    let rates = state.live.rates();
+    Json(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "up_time_ms": u64::try_from(state.started_at.elapsed().as_millis()).unwrap_or(u64::MAX),
+        "mqtt_listener": state.mqtt_addr.map(|a| a.to_string()),
+        "num_clients": numbers.num_clients,
+        "num_cluster_sessions": numbers.num_cluster_sessions,
+        "num_topics": numbers.num_topics,
+        "messages_received": numbers.messages_received,
+        "messages_sent": numbers.messages_sent,
+        "received_per_second": rates.received_per_second,
+        "sent_per_second": rates.sent_per_second,
+        "retained": numbers.retained,
+        "delayed": numbers.delayed,
+    }))
+}
+
+#[derive(Deserialize)]
+struct NewKey {
+    name: String,
+}
+
+/// Creates an API key for scripts; the secret is shown in this answer only.
+async fn create_api_key(
+    State(state): State<Shared>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let new: NewKey = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(format!("expected a JSON object with a \"name\": {e}"))
+    })?;
+    let name = new.name.trim();
+    if name.is_empty() || name.len() > 64 {
+        return Err(ApiError::bad_request(
+            "field \"name\" must have 1 to 64 characters",
+        ));
+    }
+    let (key, secret) = state
+        .credentials
+        .create_api_key(name)
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"name": name, "api_key": key, "api_secret": secret})),
+    ))
+}

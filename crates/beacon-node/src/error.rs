@@ -1,0 +1,24 @@
+//! Why a node could not start.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Why a node could not start; each names what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Config(#[from] beacon_config::ConfigError),
+    #[error(transparent)]
+    Broker(#[from] beacon_broker::BrokerError),
+    #[error(transparent)]
+    Agent(#[from] beacon_agent::AgentError),
+    #[error("cannot listen for the dashboard on {addr}: {source}")]
+    DashboardBind { addr: SocketAddr, source: io::Error },
+    #[error("cannot keep the dashboard credentials in {}: {source}", path.display())]
+    Credentials { path: PathBuf, source: io::Error },
+    #[error("dashboard credentials file {} is damaged: {reason}", path.display())]
+    CredentialsDamaged { path: PathBuf, reason: String },
+    #[error("dashboard.default_password: {0}")]
+    Password(#[from] beacon_auth::AuthError),
+}

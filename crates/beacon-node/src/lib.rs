@@ -1,0 +1,24 @@
+//! A running Beacon broker node: the MQTT broker, its telemetry agent, and the HTTP side
+//! an operator uses (the EMQX-compatible REST API and the dashboard with the telemetry
+//! toggle).
+//!
+//! This crate owns wiring those together: feeding the broker's live numbers to the agent
+//! ([`beacon_agent::BrokerStats`]), the dashboard's admin account and API keys (stored
+//! hashed in the data directory), the REST API under `/api/v5`, and the dashboard's
+//! assets, which are compiled into the binary so that nothing loads from the internet.
+//!
+//! It must NOT implement MQTT (that is `beacon-broker`) or telemetry (switches, reports,
+//! sending: `beacon-agent`), and must NOT parse command lines (the `beacon` binary does).
+//! No request without valid credentials reaches data: every route but the login and the
+//! static assets requires a session token or an API key.
+
+mod api;
+mod assets;
+mod credentials;
+mod error;
+mod live;
+mod node;
+
+pub use credentials::{LOCAL_API_FILE, LocalApi};
+pub use error::NodeError;
+pub use node::{DEFAULT_DASHBOARD_BIND, Node, NodeOptions, RunningNode};

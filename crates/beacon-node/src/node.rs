@@ -1,0 +1,211 @@
+//! Starting and stopping a node: broker, agent, live numbers and the HTTP side.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use beacon_agent::{Agent, AgentSettings, BrokerStats};
+use beacon_auth::Sessions;
+use beacon_broker::{Broker, BrokerConfig};
+use beacon_config::Config;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::NodeError;
+use crate::api::{self, NodeState};
+use crate::credentials::{self, Credentials, LOCAL_API_FILE, LocalApi};
+use crate::live::LiveStats;
+
+/// EMQX's dashboard address; loopback, so a fresh node exposes nothing to the network.
+pub const DEFAULT_DASHBOARD_BIND: &str = "127.0.0.1:18083";
+const DEFAULT_USERNAME: &str = "admin";
+/// Dashboard logins end after this long without use.
+const SESSION_IDLE: Duration = Duration::from_secs(2 * 3600);
+/// The name of the API key each start makes for the local CLI.
+const LOCAL_KEY_NAME: &str = "local cli";
+
+/// What a node is started from.
+#[derive(Debug, Clone)]
+pub struct NodeOptions {
+    /// The HOCON config with the `EMQX_*` environment already overlaid.
+    pub config: Config,
+    pub data_dir: PathBuf,
+    /// The value of `DO_NOT_TRACK`, if set.
+    pub do_not_track: Option<String>,
+}
+
+/// Starts nodes.
+#[derive(Debug)]
+pub struct Node;
+
+impl Node {
+    /// Starts the broker, the telemetry agent and the dashboard listener.
+    pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
+        let NodeOptions {
+            config,
+            data_dir,
+            do_not_track,
+        } = options;
+        let settings = AgentSettings::from_config(&config, do_not_track)?;
+        let dashboard_addr = dashboard_bind(&config)?;
+        let (credentials, generated_password) = Credentials::load_or_create(
+            &data_dir,
+            &config
+                .string("dashboard.default_username")?
+                .map_or_else(|| DEFAULT_USERNAME.to_owned(), |s| s.value),
+            config
+                .string("dashboard.default_password")?
+                .map(|s| s.value)
+                .filter(|p| !p.is_empty())
+                .as_deref(),
+        )?;
+        let listener = tokio::net::TcpListener::bind(dashboard_addr)
+            .await
+            .map_err(|source| NodeError::DashboardBind {
+                addr: dashboard_addr,
+                source,
+            })?;
+        let http_addr = listener
+            .local_addr()
+            .map_err(|source| NodeError::DashboardBind {
+                addr: dashboard_addr,
+                source,
+            })?;
+        let broker = Arc::new(Broker::start(BrokerConfig::from_config(&config)?).await?);
+        let live = Arc::new(LiveStats::default());
+        live.refresh(&broker).await;
+        let refresher = live.spawn_refresher(Arc::clone(&broker));
+        let stats: Arc<dyn BrokerStats> = Arc::clone(&live) as Arc<dyn BrokerStats>;
+        let agent = Agent::start(settings, data_dir.clone(), stats)?;
+        let local_api = local_api_key(&credentials, &data_dir, http_addr)?;
+        let state = Arc::new(NodeState {
+            agent,
+            mqtt_addr: broker.mqtt_addr(),
+            broker,
+            live,
+            credentials,
+            sessions: Sessions::new(SESSION_IDLE),
+            started_at: Instant::now(),
+        });
+        let (stop, stopped) = oneshot::channel();
+        let app = api::router(Arc::clone(&state));
+        let server = tokio::spawn(async move {
+            let shutdown = async {
+                let _ = stopped.await;
+            };
+            if let Err(error) = axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
+                tracing::error!(%error, "dashboard listener failed");
+            }
+        });
+        tracing::info!(dashboard = %http_addr, mqtt = ?state.mqtt_addr, "node started");
+        Ok(RunningNode {
+            state: Some(state),
+            http_addr,
+            server: Some(server),
+            stop: Some(stop),
+            refresher,
+            generated_password,
+            local_api_file: local_api,
+        })
+    }
+}
+
+/// `dashboard.listeners.http.bind`: EMQX writes a port alone (`18083`) or `IP:PORT`.
+fn dashboard_bind(config: &Config) -> Result<SocketAddr, NodeError> {
+    const KEY: &str = "dashboard.listeners.http.bind";
+    let default = DEFAULT_DASHBOARD_BIND.parse().expect("a valid address");
+    if let Ok(Some(port)) = config.u64(KEY) {
+        let port = u16::try_from(port.value).map_err(|_| beacon_config::ConfigError::Type {
+            key: KEY.to_owned(),
+            origin: port.origin.clone(),
+            expected: "a TCP port or IP:PORT",
+            found: port.value.to_string(),
+        })?;
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    Ok(config.socket_addr(KEY)?.map_or(default, |a| a.value))
+}
+
+/// Makes this run's API key for the local CLI and leaves it where only this user reads it.
+fn local_api_key(
+    credentials: &Credentials,
+    data_dir: &std::path::Path,
+    http_addr: SocketAddr,
+) -> Result<PathBuf, NodeError> {
+    credentials.remove_api_keys_named(LOCAL_KEY_NAME)?;
+    let (key, secret) = credentials.create_api_key(LOCAL_KEY_NAME)?;
+    let path = data_dir.join(LOCAL_API_FILE);
+    let host = if http_addr.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], http_addr.port()))
+    } else {
+        http_addr
+    };
+    let local = LocalApi {
+        url: format!("http://{host}"),
+        key,
+        secret,
+    };
+    credentials::write_private(&path, &local)?;
+    Ok(path)
+}
+
+/// A node serving MQTT clients and the dashboard until [`RunningNode::shutdown`].
+pub struct RunningNode {
+    state: Option<Arc<NodeState>>,
+    http_addr: SocketAddr,
+    server: Option<JoinHandle<()>>,
+    stop: Option<oneshot::Sender<()>>,
+    refresher: JoinHandle<()>,
+    generated_password: Option<String>,
+    local_api_file: PathBuf,
+}
+
+impl RunningNode {
+    /// Where the MQTT listener really bound; `None` when it is disabled.
+    pub fn mqtt_addr(&self) -> Option<SocketAddr> {
+        self.state.as_ref().and_then(|s| s.mqtt_addr)
+    }
+
+    /// Where the dashboard and REST API really bound.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// The admin password generated at this first start, to show the operator once.
+    pub fn generated_password(&self) -> Option<&str> {
+        self.generated_password.as_deref()
+    }
+
+    /// Stops the dashboard, the agent (dropping any send in progress) and the broker.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+        self.refresher.abort();
+        let _ = (&mut self.refresher).await;
+        if let Err(error) = std::fs::remove_file(&self.local_api_file) {
+            tracing::debug!(%error, "local API key file already gone");
+        }
+        let Some(state) = self.state.take() else {
+            return;
+        };
+        match Arc::try_unwrap(state) {
+            Ok(state) => {
+                state.agent.shutdown().await;
+                match Arc::try_unwrap(state.broker) {
+                    Ok(broker) => broker.shutdown().await,
+                    Err(_) => tracing::warn!("broker still in use at shutdown; dropping it"),
+                }
+            }
+            Err(_) => tracing::warn!("node state still in use at shutdown; dropping it"),
+        }
+        tracing::info!("node stopped");
+    }
+}

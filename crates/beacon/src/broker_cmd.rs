@@ -1,0 +1,52 @@
+//! `beacon broker`: runs the MQTT broker node with telemetry and the dashboard until
+//! SIGINT or SIGTERM.
+
+use std::io::Write;
+
+use anyhow::Context;
+use beacon_node::{Node, NodeOptions, RunningNode};
+
+use crate::node_config::{self, NodePaths};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    paths: NodePaths,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let config = args.paths.load()?;
+    let node = Node::start(NodeOptions {
+        config,
+        data_dir: args.paths.data_dir.clone(),
+        do_not_track: node_config::do_not_track(),
+    })
+    .await
+    .context("cannot start the broker")?;
+    announce(&node).context("cannot write the start lines to stdout")?;
+    crate::signals::shutdown_signal().await;
+    node.shutdown().await;
+    Ok(())
+}
+
+/// The lines an operator (or a script) reads at start: where to connect and log in.
+fn announce(node: &RunningNode) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match node.mqtt_addr() {
+        Some(addr) => writeln!(out, "beacon broker: MQTT listening on {addr}")?,
+        None => writeln!(out, "beacon broker: MQTT listener disabled")?,
+    }
+    writeln!(
+        out,
+        "beacon broker: dashboard on http://{}",
+        node.http_addr()
+    )?;
+    if let Some(password) = node.generated_password() {
+        writeln!(
+            out,
+            "beacon broker: first start: dashboard user \"admin\", password {password}\n\
+             beacon broker: this password is shown only now; it is stored only as a hash"
+        )?;
+    }
+    out.flush()
+}
