@@ -13,14 +13,15 @@ pub const DEFAULT_CONFIG: &str = "etc/emqx.conf";
 #[derive(Debug, Clone, clap::Args)]
 pub struct NodePaths {
     /// HOCON config file [default: etc/emqx.conf, used when present].
-    #[arg(long, value_name = "FILE", env = "BEACON_CONFIG")]
+    #[arg(long, value_name = "FILE", env = "BEACON_CONFIG", global = true)]
     pub config: Option<PathBuf>,
     /// Data directory: node ids, telemetry state, dashboard accounts.
     #[arg(
         long,
         value_name = "DIR",
         env = "BEACON_DATA_DIR",
-        default_value = "data"
+        default_value = "data",
+        global = true
     )]
     pub data_dir: PathBuf,
 }
