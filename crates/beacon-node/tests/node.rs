@@ -1,0 +1,320 @@
+//! The broker node as an operator and a script see it: real MQTT clients, the REST API
+//! over real HTTP, restarts on the same data directory.
+
+#[path = "../../beacon-broker/tests/common/mod.rs"]
+mod mqtt;
+
+use std::path::Path;
+use std::time::Duration;
+
+use beacon_config::Config;
+use beacon_node::{Node, NodeOptions, RunningNode};
+use mqtt::{TestClient, within};
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "test-admin-password";
+
+/// A node on ephemeral ports with `extra` config; telemetry never sends during a test.
+async fn start(dir: &Path, extra: &str, env: &[(&str, &str)]) -> RunningNode {
+    let text = format!(
+        "listeners.tcp.default.bind = \"127.0.0.1:0\"\n\
+         dashboard.listeners.http.bind = \"127.0.0.1:0\"\n\
+         dashboard.default_password = \"{PASSWORD}\"\n\
+         telemetry.url = \"http://127.0.0.1:9/api/telemetry\"\n\
+         telemetry.initial_delay = 1h\n{extra}"
+    );
+    let env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
+    let config = Config::from_str(&text, &dir.join("emqx.conf"), env).expect("test config");
+    Node::start(NodeOptions {
+        config,
+        data_dir: dir.join("data"),
+        do_not_track: None,
+    })
+    .await
+    .expect("node starts")
+}
+
+struct Api {
+    base: String,
+    http: Client,
+    token: String,
+}
+
+impl Api {
+    async fn login(node: &RunningNode) -> Api {
+        let base = format!("http://{}", node.http_addr());
+        let http = Client::new();
+        let answer = http
+            .post(format!("{base}/api/v5/login"))
+            .json(&json!({"username": "admin", "password": PASSWORD}))
+            .send()
+            .await
+            .expect("login");
+        assert_eq!(answer.status(), StatusCode::OK);
+        let token = answer.json::<Value>().await.expect("json")["token"]
+            .as_str()
+            .expect("token")
+            .to_owned();
+        Api { base, http, token }
+    }
+
+    async fn call(&self, method: Method, path: &str, body: Option<&str>) -> (StatusCode, Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_owned());
+        }
+        let answer = request.send().await.expect("request");
+        let status = answer.status();
+        (status, answer.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        let (status, body) = self.call(Method::GET, path, None).await;
+        assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
+        body
+    }
+
+    /// GETs `path` until `done` holds (or a minute passes) and returns the last answer.
+    async fn get_until(&self, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let body = self.get(path).await;
+            if done(&body) || tokio::time::Instant::now() >= deadline {
+                return body;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn put_status(&self, body: &str) -> (StatusCode, Value) {
+        self.call(Method::PUT, "/api/v5/telemetry/status", Some(body))
+            .await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn telemetry_data_counts_what_real_clients_do() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = start(dir.path(), "", &[]).await;
+    let mqtt = node.mqtt_addr().expect("mqtt listener");
+    let api = Api::login(&node).await;
+
+    let mut reader = TestClient::connect(mqtt, "reader-client-7f3a").await;
+    reader.subscribe("plant/line1/temp").await;
+    reader.subscribe("plant/line2/#").await;
+    let mut writer = TestClient::connect(mqtt, "writer-client-9c1d").await;
+    writer.publish("plant/line1/temp", "21.5", false).await;
+    writer.publish("plant/line2/speed", "3", false).await;
+    writer.publish("plant/config/version", "v7", true).await;
+    writer.publish("plant/config/owner", "ops", true).await;
+    within("two deliveries", async {
+        reader.next_publish().await;
+        reader.next_publish().await;
+    })
+    .await;
+    let idle = TestClient::connect(mqtt, "idle-client-0b2e").await;
+
+    let report = api.get("/api/v5/telemetry/data").await;
+    assert_eq!(report["num_clients"], 3, "{report}");
+    assert_eq!(report["mqtt_runtime_insights"]["num_topics"], 2, "{report}");
+    assert_eq!(report["advanced_mqtt_features"]["retained"], 2, "{report}");
+    assert_eq!(report["messages_received"], 4, "{report}");
+    assert_eq!(report["messages_sent"], 2, "{report}");
+
+    // Nothing of what the clients are or did appears in the report, only counts.
+    let text = report.to_string();
+    for private in [
+        "reader-client-7f3a",
+        "writer-client-9c1d",
+        "idle-client-0b2e",
+        "plant/",
+        "21.5",
+        "ops",
+        "127.0.0.1",
+    ] {
+        assert!(!text.contains(private), "{private:?} leaked into {text}");
+    }
+
+    idle.disconnect().await;
+    writer.disconnect().await;
+    // The broker closes a session just after the client's DISCONNECT: wait for it.
+    let report = api
+        .get_until("/api/v5/telemetry/data", |r| r["num_clients"] == 1)
+        .await;
+    assert_eq!(report["num_clients"], 1, "{report}");
+    let overview = api.get("/api/v5/overview").await;
+    assert_eq!(overview["num_clients"], 1, "{overview}");
+    assert_eq!(overview["messages_received"], 4, "{overview}");
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_api_switches_and_refuses_as_emqx_does() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = start(dir.path(), "", &[]).await;
+    let api = Api::login(&node).await;
+
+    let status = api.get("/api/v5/telemetry/status").await;
+    assert_eq!(status["enable"], true, "{status}");
+    assert_eq!(status["source"], "default", "{status}");
+    assert_eq!(status["locked_by"], Value::Null, "{status}");
+
+    let (code, status) = api.put_status(r#"{"enable": false}"#).await;
+    assert_eq!(code, StatusCode::OK, "{status}");
+    assert_eq!(status["enable"], false);
+    assert_eq!(status["source"], "runtime setting");
+    assert_eq!(api.get("/api/v5/telemetry/status").await["enable"], false);
+
+    let (code, body) = api.put_status(r#"{"enable": false}"#).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body,
+        json!({"code": "BAD_REQUEST", "message": "Telemetry status already disabled"})
+    );
+
+    for (bad, names) in [
+        ("{", "not valid JSON"),
+        ("[true]", "JSON object"),
+        ("{}", "\"enable\" is required"),
+        (r#"{"enable": "yes"}"#, "\"enable\" must be true or false"),
+        (r#"{"enable": true, "url": "x"}"#, "unknown field \"url\""),
+    ] {
+        let (code, body) = api.put_status(bad).await;
+        assert_eq!(code, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert_eq!(body["code"], "BAD_REQUEST", "{bad}");
+        let message = body["message"].as_str().expect("message");
+        assert!(message.contains(names), "{bad}: {message}");
+    }
+
+    // The preview is still available while off, and says so.
+    let answer = api
+        .http
+        .get(format!("{}/api/v5/telemetry/data", api.base))
+        .bearer_auth(&api.token)
+        .send()
+        .await
+        .expect("data");
+    assert_eq!(answer.status(), StatusCode::OK);
+    assert_eq!(answer.headers()["x-telemetry-enabled"], "false");
+
+    let (code, status) = api.put_status(r#"{"enable": true}"#).await;
+    assert_eq!(code, StatusCode::OK, "{status}");
+    assert_eq!(status["enable"], true);
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_is_served_without_valid_credentials() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = start(dir.path(), "", &[]).await;
+    let base = format!("http://{}", node.http_addr());
+    let http = Client::new();
+    let routes = [
+        (Method::GET, "/api/v5/telemetry/status"),
+        (Method::PUT, "/api/v5/telemetry/status"),
+        (Method::GET, "/api/v5/telemetry/data"),
+        (Method::GET, "/api/v5/telemetry/sent"),
+        (Method::GET, "/api/v5/overview"),
+        (Method::POST, "/api/v5/api_key"),
+        (Method::POST, "/api/v5/logout"),
+    ];
+    for (method, path) in &routes {
+        for auth in [
+            None,
+            Some("Bearer not-a-session"),
+            Some("Basic YWRtaW46eA=="),
+        ] {
+            let mut request = http.request(method.clone(), format!("{base}{path}"));
+            if let Some(auth) = auth {
+                request = request.header("authorization", auth);
+            }
+            let answer = request
+                .body("{\"enable\": false}")
+                .send()
+                .await
+                .expect("request");
+            assert_eq!(
+                answer.status(),
+                StatusCode::UNAUTHORIZED,
+                "{method} {path} {auth:?}"
+            );
+        }
+    }
+
+    // A wrong user and a wrong password get the very same answer.
+    let mut answers = Vec::new();
+    for (username, password) in [("admin", "wrong"), ("root", PASSWORD)] {
+        let answer = http
+            .post(format!("{base}/api/v5/login"))
+            .json(&json!({"username": username, "password": password}))
+            .send()
+            .await
+            .expect("login");
+        answers.push((answer.status(), answer.text().await.expect("body")));
+    }
+    assert_eq!(answers[0].0, StatusCode::UNAUTHORIZED);
+    assert_eq!(answers[0], answers[1]);
+
+    // An API key works for scripts; its secret is checked.
+    let api = Api::login(&node).await;
+    let (code, key) = api
+        .call(Method::POST, "/api/v5/api_key", Some(r#"{"name": "ci"}"#))
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{key}");
+    let (id, secret) = (
+        key["api_key"].as_str().unwrap(),
+        key["api_secret"].as_str().unwrap(),
+    );
+    let with_key = |secret: &str| {
+        http.get(format!("{base}/api/v5/telemetry/status"))
+            .basic_auth(id, Some(secret.to_owned()))
+            .send()
+    };
+    assert_eq!(
+        with_key(secret).await.expect("get").status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        with_key("wrong").await.expect("get").status(),
+        StatusCode::UNAUTHORIZED
+    );
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_switch_survives_a_restart_and_the_environment_wins() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = start(dir.path(), "", &[]).await;
+    let api = Api::login(&node).await;
+    let (code, _) = api.put_status(r#"{"enable": false}"#).await;
+    assert_eq!(code, StatusCode::OK);
+    node.shutdown().await;
+
+    let node = start(dir.path(), "", &[]).await;
+    let api = Api::login(&node).await;
+    let status = api.get("/api/v5/telemetry/status").await;
+    assert_eq!(status["enable"], false, "{status}");
+    assert_eq!(status["source"], "runtime setting", "{status}");
+    let (code, _) = api.put_status(r#"{"enable": true}"#).await;
+    assert_eq!(code, StatusCode::OK);
+    node.shutdown().await;
+
+    let env = [("EMQX_TELEMETRY__ENABLE", "false")];
+    let node = start(dir.path(), "", &env).await;
+    let api = Api::login(&node).await;
+    let status = api.get("/api/v5/telemetry/status").await;
+    assert_eq!(status["enable"], false, "{status}");
+    assert_eq!(status["source"], "environment EMQX_TELEMETRY__ENABLE");
+    assert_eq!(status["locked_by"], "environment EMQX_TELEMETRY__ENABLE");
+    let (code, body) = api.put_status(r#"{"enable": true}"#).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{body}");
+    let message = body["message"].as_str().expect("message");
+    assert!(message.contains("EMQX_TELEMETRY__ENABLE"), "{message}");
+    node.shutdown().await;
+}
