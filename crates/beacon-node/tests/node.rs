@@ -3,37 +3,15 @@
 
 #[path = "../../beacon-broker/tests/common/mod.rs"]
 mod mqtt;
+mod support;
 
-use std::path::Path;
 use std::time::Duration;
 
-use beacon_config::Config;
-use beacon_node::{Node, NodeOptions, RunningNode};
+use beacon_node::RunningNode;
 use mqtt::{TestClient, within};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
-
-const PASSWORD: &str = "test-admin-password";
-
-/// A node on ephemeral ports with `extra` config; telemetry never sends during a test.
-async fn start(dir: &Path, extra: &str, env: &[(&str, &str)]) -> RunningNode {
-    let text = format!(
-        "listeners.tcp.default.bind = \"127.0.0.1:0\"\n\
-         dashboard.listeners.http.bind = \"127.0.0.1:0\"\n\
-         dashboard.default_password = \"{PASSWORD}\"\n\
-         telemetry.url = \"http://127.0.0.1:9/api/telemetry\"\n\
-         telemetry.initial_delay = 1h\n{extra}"
-    );
-    let env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
-    let config = Config::from_str(&text, &dir.join("emqx.conf"), env).expect("test config");
-    Node::start(NodeOptions {
-        config,
-        data_dir: dir.join("data"),
-        do_not_track: None,
-    })
-    .await
-    .expect("node starts")
-}
+use support::{PASSWORD, start};
 
 struct Api {
     base: String,

@@ -1,0 +1,62 @@
+// The broker dashboard's Settings page in headless Chromium: log in, switch telemetry
+// off, see it in the page and in the API, reload, still off. With LOCKED_BY set, the
+// toggle must be disabled and say why.
+import { launch, screenshotPath, required, check } from './lib.mjs';
+
+const base = required('BASE_URL');
+const password = required('ADMIN_PASSWORD');
+const lockedBy = process.env.LOCKED_BY || '';
+const shot = (name) => screenshotPath(`node-${lockedBy ? 'locked-' : ''}${name}`);
+
+const browser = await launch();
+try {
+  const page = await browser.newPage({ viewport: { width: 1200, height: 1000 } });
+  await page.goto(base);
+  await page.fill('#username', 'admin');
+  await page.fill('#password', password);
+  await page.screenshot({ path: shot('login') });
+  await page.click('#login-button');
+  await page.waitForSelector('#overview-view:not([hidden])');
+  await page.waitForFunction(() => document.getElementById('ov-clients').textContent !== '–');
+  await page.screenshot({ path: shot('overview') });
+
+  await page.click('#nav-settings');
+  await page.waitForFunction(() => document.getElementById('telemetry-preview').textContent.includes('emqx_version'));
+  const toggle = page.locator('#telemetry-toggle');
+  const token = await page.evaluate(() => sessionStorage.getItem('beacon.token'));
+  const apiStatus = async () => {
+    const response = await fetch(`${base}/api/v5/telemetry/status`, { headers: { Authorization: `Bearer ${token}` } });
+    return response.json();
+  };
+
+  if (lockedBy) {
+    check(await toggle.isDisabled(), 'the toggle is disabled when a boot source forces telemetry off');
+    check(!(await toggle.isChecked()), 'the toggle shows off');
+    const warning = await page.textContent('#telemetry-locked');
+    check(warning.includes(lockedBy), `the page names ${lockedBy}: ${warning}`);
+    await page.screenshot({ path: shot('settings'), fullPage: true });
+  } else {
+    check(await toggle.isChecked(), 'telemetry starts enabled');
+    check(!(await toggle.isDisabled()), 'the toggle can be used');
+    // The checkbox itself is visually hidden behind the slider, which takes the click.
+    await page.click('.switch .slider');
+    await page.waitForFunction(() => document.getElementById('telemetry-source').textContent.includes('off'));
+    check(!(await toggle.isChecked()), 'the toggle shows off after the click');
+    const source = await page.textContent('#telemetry-source');
+    check(source.includes('runtime setting'), `the page names the deciding source: ${source}`);
+    const status = await apiStatus();
+    check(status.enable === false, `the API says off: ${JSON.stringify(status)}`);
+    await page.screenshot({ path: shot('settings-off'), fullPage: true });
+
+    await page.reload();
+    await page.waitForSelector('#settings-view:not([hidden])');
+    await page.waitForFunction(() => document.getElementById('telemetry-source').textContent !== '');
+    check(!(await toggle.isChecked()), 'still off after a reload');
+    const badge = await page.textContent('#preview-state');
+    check(badge.includes('not sent'), `the preview is marked as not sent: ${badge}`);
+    await page.screenshot({ path: shot('settings-after-reload'), fullPage: true });
+  }
+  console.log('node settings: ok');
+} finally {
+  await browser.close();
+}
