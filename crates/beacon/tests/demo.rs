@@ -1,0 +1,63 @@
+//! `beacon demo` as a user runs it: a bounded run, then the collector's database holds
+//! the broker's report.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_broker_reports_to_demo_collector() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_beacon"))
+        .args(["demo", "--mqtt-port", "0", "--dashboard-port", "0"])
+        .args(["--interval", "2s", "--stop-after", "12", "--data-dir"])
+        .arg(dir.path())
+        .env("BEACON_LOG", "warn")
+        .env_remove("DO_NOT_TRACK")
+        .env_remove("EMQX_TELEMETRY__ENABLE")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start beacon demo");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut printed = Vec::new();
+    let run = async {
+        while let Some(line) = lines.next_line().await.expect("read stdout") {
+            printed.push(line);
+        }
+        child.wait().await.expect("wait")
+    };
+    let status = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the demo stops by itself");
+    assert!(status.success(), "demo failed: {printed:#?}");
+    let text = printed.join("\n");
+    for expected in [
+        "collector   https://127.0.0.1:",
+        "MQTT broker mqtt://",
+        "dashboard   http://",
+        "password ",
+        "stopped",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+
+    let url = format!("sqlite://{}", dir.path().join("collector.db").display());
+    let store = beacon_store::open(&url)
+        .await
+        .expect("open the demo database");
+    let stored = store.count().await.expect("count");
+    assert!(stored >= 1, "the collector stored no report:\n{text}");
+    let today = chrono::Utc::now().date_naive();
+    let reports = store
+        .list(today.pred_opt().unwrap(), today)
+        .await
+        .expect("list");
+    let report: serde_json::Value = serde_json::from_str(&reports[0].raw).expect("json");
+    assert!(report["num_clients"].as_u64().unwrap() >= 1, "{report}");
+    assert!(
+        report["messages_received"].as_u64().unwrap() >= 1,
+        "{report}"
+    );
+}
