@@ -98,7 +98,10 @@ async fn telemetry_data_counts_what_real_clients_do() {
     .await;
     let idle = TestClient::connect(mqtt, "idle-client-0b2e").await;
 
-    let report = api.get("/api/v5/telemetry/data").await;
+    // The broker counts a connection just after its CONNACK: wait for the third.
+    let report = api
+        .get_until("/api/v5/telemetry/data", |r| r["num_clients"] == 3)
+        .await;
     assert_eq!(report["num_clients"], 3, "{report}");
     assert_eq!(report["mqtt_runtime_insights"]["num_topics"], 2, "{report}");
     assert_eq!(report["advanced_mqtt_features"]["retained"], 2, "{report}");

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# MQTT publish throughput of `beacon broker` with telemetry on and off, and of Debian's
+# mosquitto as a reference, all in one run: QoS 0 and QoS 1, 64-byte payloads, fan-out 1
+# (PAIRS publisher/subscriber pairs, each publisher on its own topic).
+#
+#   bash bench/mqtt.sh                       # ROUNDS=3 PAIRS=4 MESSAGES=20000
+#
+# "Telemetry on" is the worst case: the node reports every 2 s (initial delay 0) to a
+# local collector over HTTP during the whole run. Rounds alternate the targets, and the
+# median of the rounds is printed. Everything runs on 127.0.0.1 on free ports.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS="${ROUNDS:-3}"
+PAIRS="${PAIRS:-4}"
+MESSAGES="${MESSAGES:-20000}"
+
+if ! command -v mosquitto >/dev/null; then
+  echo "installing mosquitto (the reference broker)..." >&2
+  sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get install -y -qq mosquitto >/dev/null
+fi
+MOSQUITTO="$(command -v mosquitto || echo /usr/sbin/mosquitto)"
+
+echo "building release binaries..." >&2
+cargo build --release --quiet -p beacon --bin beacon
+cargo build --release --quiet -p beacon-node --example mqtt_load
+target_dir="$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
+BEACON="$target_dir/release/beacon"
+LOAD="$target_dir/release/examples/mqtt_load"
+
+work="$(mktemp -d)"
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+wait_line() { # FILE PATTERN: prints the first capture of PATTERN once it appears
+  for _ in $(seq 1 300); do
+    local found; found="$(sed -n "s/$2/\1/p" "$1" | head -1)"
+    [ -n "$found" ] && { echo "$found"; return 0; }
+    sleep 0.1
+  done
+  echo "timed out waiting for '$2' in $1" >&2; cat "$1" >&2; exit 1
+}
+
+# A collector for the "telemetry on" runs.
+BEACON_LOG=warn "$BEACON" collector --listen 127.0.0.1:0 --db "sqlite://$work/collector.db" \
+  >"$work/collector.out" 2>"$work/collector.err" &
+pids+=($!)
+collector_url="$(wait_line "$work/collector.out" '^beacon collector listening on \([^ ]*\).*')"
+
+start_beacon() { # telemetry=on|off -> sets port and server_pid
+  local dir="$work/beacon-$RANDOM"; mkdir -p "$dir"
+  local enable=true; [ "$1" = off ] && enable=false
+  EMQX_LISTENERS__TCP__DEFAULT__BIND="127.0.0.1:0" \
+  EMQX_DASHBOARD__LISTENERS__HTTP__BIND="127.0.0.1:0" \
+  EMQX_TELEMETRY__ENABLE="$enable" \
+  EMQX_TELEMETRY__URL="$collector_url/api/telemetry" \
+  EMQX_TELEMETRY__INTERVAL=2s EMQX_TELEMETRY__INITIAL_DELAY=0s \
+  BEACON_LOG=error "$BEACON" broker --config /dev/null --data-dir "$dir/data" \
+    >"$dir/out" 2>"$dir/err" &
+  server_pid=$!
+  port="$(wait_line "$dir/out" '^beacon broker: MQTT listening on 127.0.0.1:\([0-9]*\)')"
+}
+
+start_mosquitto() {
+  port="$(free_port)"
+  printf 'listener %s 127.0.0.1\nallow_anonymous true\nmax_queued_messages 100000\n' "$port" >"$work/mosquitto.conf"
+  "$MOSQUITTO" -c "$work/mosquitto.conf" >"$work/mosquitto.log" 2>&1 &
+  server_pid=$!
+  for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0; sleep 0.1; done
+  echo "mosquitto did not start" >&2; exit 1
+}
+
+declare -A results
+for round in $(seq 1 "$ROUNDS"); do
+  for qos in 0 1; do
+    for target in beacon-telemetry-off beacon-telemetry-on mosquitto; do
+      case "$target" in
+        beacon-telemetry-off) start_beacon off ;;
+        beacon-telemetry-on) start_beacon on ;;
+        mosquitto) start_mosquitto ;;
+      esac
+      line="$("$LOAD" --port "$port" --qos "$qos" --pairs "$PAIRS" --messages "$MESSAGES")"
+      kill "$server_pid"; wait "$server_pid" 2>/dev/null || true
+      rate="$(sed -n 's/.*per_second=\([0-9]*\).*/\1/p' <<<"$line")"
+      delivered="$(sed -n 's/.*delivered=\([0-9]*\).*/\1/p' <<<"$line")"
+      results["$target/$qos/delivered"]+="$delivered "
+      echo "round $round qos $qos $target: $line" >&2
+      results["$target/$qos"]+="$rate "
+    done
+  done
+done
+
+median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+echo
+expected=$((PAIRS * MESSAGES))
+printf '%-22s %12s %12s %22s\n' target "QoS 0 msg/s" "QoS 1 msg/s" "QoS 1 delivered (of $expected)"
+for target in beacon-telemetry-off beacon-telemetry-on mosquitto; do
+  printf '%-22s %12s %12s %22s\n' "$target" \
+    "$(median <<<"${results[$target/0]}")" "$(median <<<"${results[$target/1]}")" \
+    "$(median <<<"${results[$target/1/delivered]}")"
+done
+for qos in 0 1; do
+  off="$(median <<<"${results[beacon-telemetry-off/$qos]}")"
+  on="$(median <<<"${results[beacon-telemetry-on/$qos]}")"
+  echo "QoS $qos: telemetry on / off = $(python3 -c "print(f'{$on/$off:.3f}')")"
+done
