@@ -12,7 +12,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::authn::AuthnHandler;
 use crate::authz::AuthzHandler;
-use crate::config::BrokerConfig;
+use crate::config::{BrokerConfig, SessionLimits};
 use crate::counters::{CountingHandler, MessageCounters};
 use crate::plugins::{self, PlannedPlugin, StartedPlugin};
 use crate::{BrokerError, BrokerNumbers};
@@ -34,7 +34,7 @@ impl Broker {
         // needs undoing yet.
         let listener = config
             .listener
-            .map(|addr| bind(addr, config.authentication.is_empty()))
+            .map(|addr| bind(addr, config.authentication.is_empty(), config.session))
             .transpose()?;
         let mqtt_addr = listener.as_ref().map(local_addr).transpose()?;
         let planned = plugins::plan(&config);
@@ -75,7 +75,11 @@ async fn context(planned: &[PlannedPlugin]) -> ServerContext {
         .await
 }
 
-fn bind(addr: SocketAddr, allow_anonymous: bool) -> Result<Listener, BrokerError> {
+fn bind(
+    addr: SocketAddr,
+    allow_anonymous: bool,
+    session: SessionLimits,
+) -> Result<Listener, BrokerError> {
     Builder::new()
         .name(LISTENER_NAME)
         .laddr(addr)
@@ -84,6 +88,8 @@ fn bind(addr: SocketAddr, allow_anonymous: bool) -> Result<Listener, BrokerError
         .reuseaddr(Some(true))
         // Anonymous clients skip the authentication hook entirely in rmqtt.
         .allow_anonymous(allow_anonymous)
+        .max_inflight(session.max_inflight)
+        .max_mqueue_len(session.max_mqueue_len)
         .bind()
         .and_then(Listener::tcp)
         .map_err(|e| BrokerError::Bind {

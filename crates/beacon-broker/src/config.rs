@@ -1,4 +1,5 @@
 use std::net::{Ipv4Addr, SocketAddr};
+use std::num::NonZeroU16;
 
 use beacon_config::Config;
 use tracing::warn;
@@ -22,6 +23,7 @@ const DEFAULT_PORT: u16 = 1883;
 /// | `auto_subscribe.topics` | none (see `autosub.rs`) |
 /// | `authentication` | none: anonymous clients allowed (see `authn.rs`) |
 /// | `authorization` | `no_match = allow`, no sources (see `authz.rs`) |
+/// | `mqtt.max_inflight` / `mqtt.max_mqueue_len` | `32` / `1000` (0: no limit), as EMQX |
 ///
 /// Other listeners (`listeners.ssl`, `listeners.ws`, ...) are not served; when the
 /// config enables one, a warning says so.
@@ -34,6 +36,26 @@ pub struct BrokerConfig {
     pub(crate) auto_subscribe: Vec<AutoSubscribeTopic>,
     pub(crate) authentication: Vec<Authenticator>,
     pub(crate) authorization: Authorization,
+    pub(crate) session: SessionLimits,
+}
+
+/// Per-session flow control: QoS 1/2 messages awaiting a client's acknowledgement, and
+/// messages queued behind them. A message that finds the queue full is dropped, as in
+/// EMQX, so a slow subscriber cannot make the broker's memory grow without bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SessionLimits {
+    pub(crate) max_inflight: NonZeroU16,
+    pub(crate) max_mqueue_len: usize,
+}
+
+impl Default for SessionLimits {
+    /// EMQX's defaults.
+    fn default() -> Self {
+        SessionLimits {
+            max_inflight: NonZeroU16::new(32).expect("non-zero"),
+            max_mqueue_len: 1000,
+        }
+    }
 }
 
 /// A feature's store limit; 0 means none, as in EMQX.
@@ -51,6 +73,7 @@ impl Default for BrokerConfig {
             auto_subscribe: Vec::new(),
             authentication: Vec::new(),
             authorization: Authorization::default(),
+            session: SessionLimits::default(),
         }
     }
 }
@@ -68,6 +91,7 @@ impl BrokerConfig {
             auto_subscribe: autosub::parse(config)?,
             authentication: authn::parse(config)?,
             authorization: authz::parse(config)?,
+            session: session_limits(config)?,
         })
     }
 
@@ -125,4 +149,31 @@ fn warn_unserved_listeners(config: &Config) {
             }
         }
     }
+}
+
+/// `mqtt.max_inflight` (1 to 65535) and `mqtt.max_mqueue_len` (0: no limit).
+fn session_limits(config: &Config) -> Result<SessionLimits, BrokerError> {
+    const INFLIGHT: &str = "mqtt.max_inflight";
+    let defaults = SessionLimits::default();
+    let max_inflight = match config.u64(INFLIGHT)? {
+        None => defaults.max_inflight,
+        Some(setting) => u16::try_from(setting.value)
+            .ok()
+            .and_then(NonZeroU16::new)
+            .ok_or_else(|| beacon_config::ConfigError::Type {
+                key: INFLIGHT.to_owned(),
+                origin: setting.origin.clone(),
+                expected: "a number from 1 to 65535",
+                found: setting.value.to_string(),
+            })?,
+    };
+    let max_mqueue_len = match config.u64("mqtt.max_mqueue_len")? {
+        None => defaults.max_mqueue_len,
+        Some(setting) if setting.value == 0 => usize::MAX,
+        Some(setting) => usize::try_from(setting.value).unwrap_or(usize::MAX),
+    };
+    Ok(SessionLimits {
+        max_inflight,
+        max_mqueue_len,
+    })
 }
