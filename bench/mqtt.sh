@@ -6,8 +6,8 @@
 #   bash bench/mqtt.sh                       # ROUNDS=3 PAIRS=4 MESSAGES=20000
 #
 # "Telemetry on" is the worst case: the node reports every 2 s (initial delay 0) to a
-# local collector over HTTP during the whole run. Rounds alternate the targets, and the
-# median of the rounds is printed. Everything runs on 127.0.0.1 on free ports.
+# local collector over HTTP during the whole run. Rounds alternate the targets; the median
+# of the rounds is printed, and the on/off ratio is the median of the per-round ratios. Everything runs on 127.0.0.1 on free ports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -106,8 +106,14 @@ for target in beacon-telemetry-off beacon-telemetry-on mosquitto; do
     "$(median <<<"${results[$target/0]}")" "$(median <<<"${results[$target/1]}")" \
     "$(median <<<"${results[$target/1/delivered]}")"
 done
+# Ratios are taken per round (on and off ran back to back) and their median printed: the
+# machine's load drifts between rounds far more than between two neighbouring runs.
 for qos in 0 1; do
-  off="$(median <<<"${results[beacon-telemetry-off/$qos]}")"
-  on="$(median <<<"${results[beacon-telemetry-on/$qos]}")"
-  echo "QoS $qos: telemetry on / off = $(python3 -c "print(f'{$on/$off:.3f}')")"
+  read -r -a offs <<<"${results[beacon-telemetry-off/$qos]}"
+  read -r -a ons <<<"${results[beacon-telemetry-on/$qos]}"
+  ratios=""
+  for i in "${!offs[@]}"; do
+    ratios+="$(python3 -c "print(f'{${ons[$i]}/${offs[$i]}:.3f}')") "
+  done
+  echo "QoS $qos: telemetry on / off, per round: $ratios-> median $(median <<<"$ratios")"
 done
