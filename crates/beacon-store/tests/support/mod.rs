@@ -1,5 +1,6 @@
 //! Shared by the storage test files: each test runs on a real SQLite file in a temporary
 //! directory, then on the real PostgreSQL at `TEST_DATABASE_URL` in a schema of its own.
+#![allow(dead_code)] // each test binary uses a different part of this module
 
 use std::future::Future;
 use std::sync::Arc;
