@@ -167,10 +167,13 @@ fn session_limits(config: &Config) -> Result<SessionLimits, BrokerError> {
                 found: setting.value.to_string(),
             })?,
     };
+    // rmqtt sizes a channel by the queue length and panics above about usize::MAX / 4,
+    // so "no limit" is a length no session reaches.
+    const UNLIMITED_MQUEUE: u64 = i32::MAX as u64;
     let max_mqueue_len = match config.u64("mqtt.max_mqueue_len")? {
         None => defaults.max_mqueue_len,
-        Some(setting) if setting.value == 0 => usize::MAX,
-        Some(setting) => usize::try_from(setting.value).unwrap_or(usize::MAX),
+        Some(setting) if setting.value == 0 => UNLIMITED_MQUEUE as usize,
+        Some(setting) => setting.value.min(UNLIMITED_MQUEUE) as usize,
     };
     Ok(SessionLimits {
         max_inflight,

@@ -181,3 +181,15 @@ fn environment_values_are_named_by_their_variable() {
         .to_string();
     assert!(message.contains("EMQX_DELAYED__ENABLE"), "{message}");
 }
+
+#[test]
+fn session_flow_limits_are_checked() {
+    parse("mqtt { max_inflight = 64, max_mqueue_len = 0 }").expect("valid");
+    for bad in ["mqtt.max_inflight = 0", "mqtt.max_inflight = 70000"] {
+        let message = error(bad);
+        assert!(message.contains("mqtt.max_inflight"), "{bad}: {message}");
+        assert!(message.contains("1 to 65535"), "{bad}: {message}");
+    }
+    let message = error("mqtt.max_mqueue_len = -1");
+    assert!(message.contains("mqtt.max_mqueue_len"), "{message}");
+}

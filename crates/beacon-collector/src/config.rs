@@ -25,7 +25,15 @@ pub struct CollectorConfig {
     pub rate_limit: RateLimit,
     /// Whether accepted reports are stored or dropped after validation.
     pub mode: IngestMode,
+    /// Raw reports older than this many days are deleted daily (rollups remain); `None`
+    /// keeps them forever. Applies to a collector bound with maintenance rights
+    /// ([`crate::Collector::bind_store`]).
+    pub retention_days: Option<u32>,
 }
+
+/// Raw reports are kept for this many days by default: a year and a bit, so that a
+/// year-on-year comparison can still be recomputed from raw data.
+pub const DEFAULT_RETENTION_DAYS: u32 = 400;
 
 impl CollectorConfig {
     /// Plain HTTP on `listen`, default rate limit, reports stored.
@@ -35,6 +43,7 @@ impl CollectorConfig {
             tls: None,
             rate_limit: RateLimit::default(),
             mode: IngestMode::Store,
+            retention_days: Some(DEFAULT_RETENTION_DAYS),
         }
     }
 }

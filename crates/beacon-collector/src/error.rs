@@ -65,6 +65,12 @@ pub enum ApiError {
     MethodNotAllowed { method: String, path: String },
     #[error("no such endpoint: {0}")]
     NotFound(String),
+    #[error("a deletion request is a JSON object {{\"secret\": \"...\"}}: {0}")]
+    BadForgetRequest(String),
+    #[error("the secret does not match the one this node's reports announced")]
+    WrongSecret,
+    #[error("no report of this node is stored (never sent, or already deleted)")]
+    UnknownNode,
 }
 
 impl ApiError {
@@ -82,7 +88,10 @@ impl ApiError {
             | Self::BodyRead(_)
             | Self::Report(_)
             | Self::Reread(_)
-            | Self::Unstorable { .. } => StatusCode::BAD_REQUEST,
+            | Self::Unstorable { .. }
+            | Self::BadForgetRequest(_) => StatusCode::BAD_REQUEST,
+            Self::WrongSecret => StatusCode::FORBIDDEN,
+            Self::UnknownNode => StatusCode::NOT_FOUND,
             Self::StorageUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
@@ -105,6 +114,9 @@ impl ApiError {
             Self::StorageUnavailable => "STORAGE_UNAVAILABLE",
             Self::MethodNotAllowed { .. } => "METHOD_NOT_ALLOWED",
             Self::NotFound(_) => "NOT_FOUND",
+            Self::BadForgetRequest(_) => "BAD_REQUEST",
+            Self::WrongSecret => "WRONG_SECRET",
+            Self::UnknownNode => "UNKNOWN_NODE",
         }
     }
 

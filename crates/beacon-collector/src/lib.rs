@@ -14,17 +14,19 @@
 mod body;
 mod config;
 mod error;
+mod forget;
 mod ingest;
 mod metrics;
 mod rate_limit;
 mod server;
 
 pub use config::{
-    CollectorConfig, DEFAULT_LISTEN, IngestMode, MAX_DECODED_BODY, MAX_WIRE_BODY, RateLimit,
-    TlsFiles,
+    CollectorConfig, DEFAULT_LISTEN, DEFAULT_RETENTION_DAYS, IngestMode, MAX_DECODED_BODY,
+    MAX_WIRE_BODY, RateLimit, TlsFiles,
 };
 pub use error::{ApiError, CollectorError};
 pub use metrics::Metrics;
 pub use server::{
-    AppState, BoundCollector, Collector, HEALTH_PATH, INGEST_PATH, METRICS_PATH, router,
+    AppState, BoundCollector, Collector, FORGET_PATH, HEALTH_PATH, INGEST_PATH, METRICS_PATH,
+    router,
 };

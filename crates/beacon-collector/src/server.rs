@@ -11,14 +11,15 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum_server::tls_rustls::RustlsConfig;
-use beacon_store::ReportStore;
+use beacon_store::{Maintenance, ReportStore, Store};
 use serde_json::json;
 use tower_http::trace::TraceLayer;
 
 use crate::config::{CollectorConfig, IngestMode, RateLimit, TlsFiles};
 use crate::error::{ApiError, CollectorError};
+use crate::forget::{forget, retention};
 use crate::ingest::ingest;
 use crate::metrics::{self, Metrics};
 use crate::rate_limit::{IpRateLimiter, PRUNE_INTERVAL};
@@ -27,6 +28,8 @@ use crate::rate_limit::{IpRateLimiter, PRUNE_INTERVAL};
 pub const INGEST_PATH: &str = "/api/telemetry";
 pub const HEALTH_PATH: &str = "/healthz";
 pub const METRICS_PATH: &str = "/metrics";
+/// Self-service deletion of one node's reports.
+pub const FORGET_PATH: &str = "/api/telemetry/{uuid}";
 
 /// How long open connections may finish their requests after shutdown is asked for.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -39,6 +42,8 @@ pub struct AppState {
 
 struct Shared {
     store: Arc<dyn ReportStore>,
+    /// Deletion and retention; absent for an ingest-only collector.
+    maintenance: Option<Arc<dyn Maintenance>>,
     metrics: Metrics,
     limiter: IpRateLimiter,
     mode: IngestMode,
@@ -46,9 +51,19 @@ struct Shared {
 
 impl AppState {
     pub fn new(store: Arc<dyn ReportStore>, rate_limit: RateLimit, mode: IngestMode) -> Self {
+        Self::with_maintenance(store, None, rate_limit, mode)
+    }
+
+    fn with_maintenance(
+        store: Arc<dyn ReportStore>,
+        maintenance: Option<Arc<dyn Maintenance>>,
+        rate_limit: RateLimit,
+        mode: IngestMode,
+    ) -> Self {
         let shared = Shared {
             metrics: Metrics::new(Arc::clone(&store)),
             store,
+            maintenance,
             limiter: IpRateLimiter::new(rate_limit),
             mode,
         };
@@ -59,6 +74,10 @@ impl AppState {
 
     pub fn store(&self) -> &Arc<dyn ReportStore> {
         &self.inner.store
+    }
+
+    pub(crate) fn maintenance(&self) -> Option<&Arc<dyn Maintenance>> {
+        self.inner.maintenance.as_ref()
     }
 
     pub fn metrics(&self) -> &Metrics {
@@ -80,6 +99,7 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route(INGEST_PATH, post(ingest).fallback(method_not_allowed))
+        .route(FORGET_PATH, delete(forget).fallback(method_not_allowed))
         .route(HEALTH_PATH, get(healthz).fallback(method_not_allowed))
         .route(
             METRICS_PATH,
@@ -106,6 +126,7 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
         Some(INGEST_PATH) => INGEST_PATH,
         Some(HEALTH_PATH) => HEALTH_PATH,
         Some(METRICS_PATH) => METRICS_PATH,
+        Some(FORGET_PATH) => FORGET_PATH,
         _ => "unmatched",
     };
     let started = Instant::now();
@@ -168,6 +189,24 @@ impl Collector {
         config: CollectorConfig,
         store: Arc<dyn ReportStore>,
     ) -> Result<BoundCollector, CollectorError> {
+        Self::bind_with(config, store, None).await
+    }
+
+    /// [`Collector::bind`] with the whole store: also serves self-service deletion and
+    /// runs the retention job.
+    pub async fn bind_store(
+        config: CollectorConfig,
+        store: Arc<dyn Store>,
+    ) -> Result<BoundCollector, CollectorError> {
+        let maintenance: Arc<dyn Maintenance> = store.clone();
+        Self::bind_with(config, store, Some(maintenance)).await
+    }
+
+    async fn bind_with(
+        config: CollectorConfig,
+        store: Arc<dyn ReportStore>,
+        maintenance: Option<Arc<dyn Maintenance>>,
+    ) -> Result<BoundCollector, CollectorError> {
         let tls = match &config.tls {
             Some(files) => Some(load_tls(files).await?),
             None => None,
@@ -180,12 +219,13 @@ impl Collector {
             .into_std()
             .map_err(bind_error)?;
         let local_addr = listener.local_addr().map_err(bind_error)?;
-        let state = AppState::new(store, config.rate_limit, config.mode);
+        let state = AppState::with_maintenance(store, maintenance, config.rate_limit, config.mode);
         Ok(BoundCollector {
             listener,
             local_addr,
             tls,
             state,
+            retention_days: config.retention_days,
         })
     }
 }
@@ -206,6 +246,7 @@ pub struct BoundCollector {
     local_addr: SocketAddr,
     tls: Option<RustlsConfig>,
     state: AppState,
+    retention_days: Option<u32>,
 }
 
 impl std::fmt::Debug for BoundCollector {
@@ -240,6 +281,7 @@ impl BoundCollector {
             local_addr: addr,
             tls,
             state,
+            retention_days,
         } = self;
         let handle = axum_server::Handle::<SocketAddr>::new();
         let stopper = handle.clone();
@@ -249,6 +291,12 @@ impl BoundCollector {
             stopper.graceful_shutdown(Some(SHUTDOWN_GRACE));
         });
         let prune_task = tokio::spawn(prune_limiter(state.clone()));
+        let retention_task = match (state.maintenance(), retention_days) {
+            (Some(maintenance), Some(days)) => {
+                Some(tokio::spawn(retention(Arc::clone(maintenance), days)))
+            }
+            _ => None,
+        };
         let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
         let served = match tls {
             Some(tls) => match axum_server::from_tcp_rustls(listener, tls) {
@@ -262,6 +310,9 @@ impl BoundCollector {
         };
         stop_task.abort();
         prune_task.abort();
+        if let Some(task) = retention_task {
+            task.abort();
+        }
         served.map_err(|source| CollectorError::Serve { addr, source })
     }
 }

@@ -7,7 +7,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use beacon_collector::{Collector, CollectorConfig, IngestMode, RateLimit, TlsFiles};
+use beacon_collector::{
+    Collector, CollectorConfig, DEFAULT_RETENTION_DAYS, IngestMode, RateLimit, TlsFiles,
+};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -31,6 +33,10 @@ pub struct Args {
     /// Ingest requests allowed per source IP per minute (also the burst); 0 disables.
     #[arg(long, value_name = "N", default_value_t = RateLimit::DEFAULT_PER_MINUTE)]
     rate_limit_per_minute: u32,
+    /// Delete raw reports older than this many days (daily, and at start); aggregate
+    /// counters remain. 0 keeps raw reports forever.
+    #[arg(long, value_name = "DAYS", default_value_t = DEFAULT_RETENTION_DAYS)]
+    retention_days: u32,
     /// Validate reports and drop them instead of storing (benchmark baseline).
     #[arg(long, hide = true)]
     discard: bool,
@@ -38,7 +44,7 @@ pub struct Args {
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let db_shown = hide_password(&args.db);
-    let store = beacon_store::open(&args.db)
+    let store = beacon_store::open_store(&args.db)
         .await
         .with_context(|| format!("cannot open storage {db_shown}"))?;
     let tls = match (args.tls_cert, args.tls_key) {
@@ -55,8 +61,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         tls,
         rate_limit: RateLimit::per_minute(args.rate_limit_per_minute),
         mode,
+        retention_days: (args.retention_days > 0).then_some(args.retention_days),
     };
-    let bound = Collector::bind(config, store).await?;
+    let bound = Collector::bind_store(config, store).await?;
     let discarding = if args.discard {
         ", discarding reports"
     } else {

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use beacon_collector::{Collector, CollectorConfig, IngestMode, RateLimit, TlsFiles};
+use beacon_collector::{
+    Collector, CollectorConfig, DEFAULT_RETENTION_DAYS, IngestMode, RateLimit, TlsFiles,
+};
 use beacon_config::Config;
 use beacon_node::{Node, NodeOptions};
 use rumqttc::{AsyncClient, MqttOptions, QoS};
@@ -44,10 +46,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
     let tls = make_certificates(&args.data_dir.join("tls"))?;
     let db = format!("sqlite://{}", args.data_dir.join("collector.db").display());
-    let store = beacon_store::open(&db)
+    let store = beacon_store::open_store(&db)
         .await
         .with_context(|| format!("cannot open {db}"))?;
-    let collector = Collector::bind(
+    let collector = Collector::bind_store(
         CollectorConfig {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             tls: Some(TlsFiles {
@@ -56,6 +58,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             }),
             rate_limit: RateLimit::per_minute(RateLimit::DEFAULT_PER_MINUTE),
             mode: IngestMode::Store,
+            retention_days: Some(DEFAULT_RETENTION_DAYS),
         },
         store,
     )
