@@ -4,7 +4,6 @@
 mod support;
 
 use std::io::Write;
-use std::sync::Arc;
 
 use beacon_report::fixtures::{EMQX_4_4, SEED_5_0_9};
 use chrono::NaiveDate;
@@ -29,7 +28,7 @@ fn day_of(body: &Value) -> NaiveDate {
 #[tokio::test]
 async fn seed_payload_is_stored_and_reads_back_identical() {
     for backend in backends().await {
-        let collector = Running::start(Arc::clone(&backend.store)).await;
+        let collector = Running::start(backend.store.clone()).await;
         let (status, body) = json_of(collector.post_json(SEED_5_0_9).await).await;
         assert_eq!(status, 201, "{}: {body}", backend.name);
         assert_eq!(body["status"], "stored");
@@ -64,7 +63,7 @@ async fn seed_payload_is_stored_and_reads_back_identical() {
 #[tokio::test]
 async fn emqx_4_payload_is_stored_without_the_5x_sections() {
     for backend in backends().await {
-        let collector = Running::start(Arc::clone(&backend.store)).await;
+        let collector = Running::start(backend.store.clone()).await;
         let (status, body) = json_of(collector.post_json(EMQX_4_4).await).await;
         assert_eq!(status, 201, "{}: {body}", backend.name);
         let original: Value = serde_json::from_str(EMQX_4_4).expect("fixture is JSON");
@@ -99,7 +98,7 @@ async fn emqx_4_payload_is_stored_without_the_5x_sections() {
 #[tokio::test]
 async fn same_node_three_times_a_day_keeps_the_last_report() {
     for backend in backends().await {
-        let collector = Running::start(Arc::clone(&backend.store)).await;
+        let collector = Running::start(backend.store.clone()).await;
         let uuid = "0D8E2A4C-1B3F-4E5A-9C7D-112233445566";
         let mut statuses = Vec::new();
         let mut day = None;
@@ -133,7 +132,7 @@ async fn same_node_three_times_a_day_keeps_the_last_report() {
 #[tokio::test]
 async fn gzip_body_is_accepted() {
     let backend = support::sqlite().await;
-    let collector = Running::start(Arc::clone(&backend.store)).await;
+    let collector = Running::start(backend.store.clone()).await;
     let uuid = "7A1B2C3D-4E5F-4A6B-8C7D-9E0F1A2B3C4D";
     let response = collector
         .client
@@ -272,7 +271,7 @@ fn bad_inputs() -> Vec<Bad> {
 #[tokio::test]
 async fn bad_inputs_are_refused_with_a_named_problem() {
     let backend = support::sqlite().await;
-    let collector = Running::start(Arc::clone(&backend.store)).await;
+    let collector = Running::start(backend.store.clone()).await;
     for case in bad_inputs() {
         let mut request = collector
             .client
@@ -314,7 +313,7 @@ async fn bad_inputs_are_refused_with_a_named_problem() {
 #[tokio::test]
 async fn wrong_method_and_unknown_path_answer_json() {
     let backend = support::sqlite().await;
-    let collector = Running::start(Arc::clone(&backend.store)).await;
+    let collector = Running::start(backend.store.clone()).await;
     let response = collector
         .client
         .get(collector.url("/api/telemetry"))
@@ -356,7 +355,7 @@ async fn wrong_method_and_unknown_path_answer_json() {
 async fn health_names_the_backend() {
     for backend in backends().await {
         let name = backend.name;
-        let collector = Running::start(Arc::clone(&backend.store)).await;
+        let collector = Running::start(backend.store.clone()).await;
         let response = collector
             .client
             .get(collector.url("/healthz"))
@@ -375,7 +374,7 @@ async fn health_names_the_backend() {
 #[tokio::test]
 async fn metrics_count_accepted_and_rejected_reports() {
     let backend = support::sqlite().await;
-    let collector = Running::start(Arc::clone(&backend.store)).await;
+    let collector = Running::start(backend.store.clone()).await;
     assert_eq!(collector.post_json(SEED_5_0_9).await.status(), 201);
     assert_eq!(collector.post_json(EMQX_4_4).await.status(), 201);
     assert_eq!(collector.post_json("{").await.status(), 400);
@@ -405,7 +404,7 @@ async fn metrics_count_accepted_and_rejected_reports() {
 #[tokio::test]
 async fn identifying_values_are_redacted_before_storage() {
     let backend = support::sqlite().await;
-    let collector = Running::start(Arc::clone(&backend.store)).await;
+    let collector = Running::start(backend.store.clone()).await;
     let uuid = "3C4D5E6F-7A8B-4C9D-8E0F-A1B2C3D4E5F6";
     let mut doc: Value = serde_json::from_str(&seed_with(uuid, 1)).expect("JSON");
     doc["os_version"] = "12.5 on 10.1.2.3".into();

@@ -15,7 +15,7 @@ async fn a_source_over_its_budget_gets_429_with_retry_after() {
     let backend = support::sqlite().await;
     let mut config = CollectorConfig::new(local());
     config.rate_limit = RateLimit::per_minute(3);
-    let collector = Running::with_config(Arc::clone(&backend.store), config, client()).await;
+    let collector = Running::with_config(backend.store.clone(), config, client()).await;
     for n in 0..3 {
         let uuid = format!("11111111-2222-4333-8444-00000000000{n}");
         assert_eq!(collector.post_json(seed_with(&uuid, n)).await.status(), 201);
@@ -66,7 +66,7 @@ async fn serves_https_with_the_given_certificate() {
     let backend = support::sqlite().await;
     let mut config = CollectorConfig::new(local());
     config.tls = Some(TlsFiles { cert, key });
-    let collector = Running::with_config(Arc::clone(&backend.store), config, https).await;
+    let collector = Running::with_config(backend.store.clone(), config, https).await;
     assert!(
         collector.base.starts_with("https://127.0.0.1:"),
         "{}",
@@ -93,7 +93,7 @@ async fn missing_tls_files_are_named() {
         cert: "/nonexistent/cert.pem".into(),
         key: "/nonexistent/key.pem".into(),
     });
-    let err = beacon_collector::Collector::bind(config, Arc::clone(&backend.store))
+    let err = beacon_collector::Collector::bind(config, backend.store.clone())
         .await
         .expect_err("no such files");
     assert!(err.to_string().contains("/nonexistent/cert.pem"), "{err}");
@@ -104,7 +104,7 @@ async fn discard_mode_validates_but_stores_nothing() {
     let backend = support::sqlite().await;
     let mut config = CollectorConfig::new(local());
     config.mode = IngestMode::Discard;
-    let collector = Running::with_config(Arc::clone(&backend.store), config, client()).await;
+    let collector = Running::with_config(backend.store.clone(), config, client()).await;
     let (status, body) = json_of(collector.post_json(SEED_5_0_9).await).await;
     assert_eq!(status, 202, "{body}");
     assert_eq!(collector.post_json("[]").await.status(), 400);
@@ -177,7 +177,7 @@ async fn postgres_losing_its_tables_gives_503() {
 #[tokio::test]
 async fn a_nul_character_is_refused_with_its_field() {
     let backend = support::sqlite().await;
-    let collector = Running::start(Arc::clone(&backend.store)).await;
+    let collector = Running::start(backend.store.clone()).await;
     let body = SEED_5_0_9.replace("\"macOS\"", "\"mac\\u0000OS\"");
     let (status, answer) = json_of(collector.post_json(body).await).await;
     assert_eq!(status, 400, "{answer}");

@@ -5,8 +5,8 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use beacon_collector::{Collector, CollectorConfig, CollectorError, RateLimit};
-use beacon_store::ReportStore;
+use beacon_collector::{BoundCollector, Collector, CollectorConfig, CollectorError, RateLimit};
+use beacon_store::{ReportStore, Store};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -16,7 +16,7 @@ pub const JSON: &str = "application/json";
 /// A storage backend for one test, kept alive (temp dir) as long as the value lives.
 pub struct Backend {
     pub name: &'static str,
-    pub store: Arc<dyn ReportStore>,
+    pub store: Arc<dyn Store>,
     url: String,
     _dir: Option<TempDir>,
 }
@@ -36,7 +36,9 @@ impl Backend {
 pub async fn sqlite() -> Backend {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = beacon_store::testing::sqlite_url(dir.path()).await;
-    let store = beacon_store::open(&url).await.expect("open sqlite store");
+    let store = beacon_store::open_store(&url)
+        .await
+        .expect("open sqlite store");
     Backend {
         name: "sqlite",
         store,
@@ -48,7 +50,9 @@ pub async fn sqlite() -> Backend {
 /// PostgreSQL in a fresh schema; `None` only when BEACON_SKIP_POSTGRES=1.
 pub async fn postgres() -> Option<Backend> {
     let url = beacon_store::testing::postgres_url().await?;
-    let store = beacon_store::open(&url).await.expect("open postgres store");
+    let store = beacon_store::open_store(&url)
+        .await
+        .expect("open postgres store");
     Some(Backend {
         name: "postgres",
         store,
@@ -99,6 +103,25 @@ impl Running {
         let bound = Collector::bind(config, Arc::clone(&store))
             .await
             .expect("bind collector");
+        Self::serving(bound, store, client)
+    }
+
+    /// A collector with the whole store: deletion and retention (after `retention_days`).
+    pub async fn with_maintenance(store: Arc<dyn Store>, retention_days: Option<u32>) -> Self {
+        let mut config = CollectorConfig::new(local());
+        config.rate_limit = RateLimit::disabled();
+        config.retention_days = retention_days;
+        let bound = Collector::bind_store(config, Arc::clone(&store))
+            .await
+            .expect("bind collector");
+        Self::serving(bound, store, client())
+    }
+
+    fn serving(
+        bound: BoundCollector,
+        store: Arc<dyn ReportStore>,
+        client: reqwest::Client,
+    ) -> Self {
         let base = bound.url();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(bound.serve(async move {

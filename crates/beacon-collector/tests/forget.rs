@@ -1,0 +1,170 @@
+//! Self-service deletion and retention against a real collector on both backends.
+
+mod support;
+
+use beacon_report::fixtures::SEED_5_0_9;
+use beacon_store::{AnalyticsQuery, NewReport, ReportFacts};
+use chrono::{Days, Utc};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use support::{Running, backends};
+
+const SECRET: &str = "3f1d0c5e9a7b2468ace13579bdf02468ace13579bdf02468ace13579bdf02468";
+
+/// The seed report of node `uuid`, announcing the hash of [`SECRET`].
+fn report_with_secret(uuid: &str) -> String {
+    let mut doc: Value = serde_json::from_str(SEED_5_0_9).expect("seed");
+    doc["uuid"] = uuid.into();
+    doc["deletion_secret_sha256"] = hex::encode(Sha256::digest(SECRET.as_bytes())).into();
+    doc.to_string()
+}
+
+async fn delete(collector: &Running, uuid: &str, body: &str) -> (u16, Value) {
+    let answer = collector
+        .client
+        .delete(collector.url(&format!("/api/telemetry/{uuid}")))
+        .header("content-type", "application/json")
+        .body(body.to_owned())
+        .send()
+        .await
+        .expect("delete");
+    let status = answer.status().as_u16();
+    let text = answer.text().await.expect("body");
+    // A 204 has no body; every refusal is JSON.
+    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_deletes_its_reports_with_its_secret() {
+    for backend in backends().await {
+        let name = backend.name;
+        let collector = Running::with_maintenance(backend.store.clone(), None).await;
+        let (uuid, other) = (
+            "AAAA0001-0000-4000-8000-000000000001",
+            "BBBB0002-0000-4000-8000-000000000002",
+        );
+        for node in [uuid, other] {
+            let status = collector.post_json(report_with_secret(node)).await.status();
+            assert_eq!(status, 201, "{name}");
+        }
+
+        let (status, body) = delete(&collector, uuid, r#"{"secret": "not-the-secret"}"#).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (403, Some("WRONG_SECRET")),
+            "{name}: {body}"
+        );
+        assert_eq!(
+            backend.store.count().await.expect("count"),
+            2,
+            "{name}: nothing deleted"
+        );
+
+        let (status, body) = delete(&collector, uuid, "{\"nope\": 1}").await;
+        assert_eq!(status, 400, "{name}: {body}");
+        assert!(
+            body["message"].as_str().unwrap().contains("secret"),
+            "{name}: {body}"
+        );
+
+        let (status, _) = delete(&collector, uuid, &format!("{{\"secret\": \"{SECRET}\"}}")).await;
+        assert_eq!(status, 204, "{name}");
+        assert_eq!(
+            backend.store.count().await.expect("count"),
+            1,
+            "{name}: only the other node is left"
+        );
+        let left = backend
+            .store
+            .list(support::today(), support::today())
+            .await
+            .expect("list");
+        assert_eq!(left[0].uuid, other, "{name}");
+
+        // Gone is gone: a second request, or an unknown node, is 404.
+        let again = format!("{{\"secret\": \"{SECRET}\"}}");
+        let (status, body) = delete(&collector, uuid, &again).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (404, Some("UNKNOWN_NODE")),
+            "{name}"
+        );
+        collector.stop().await;
+        backend.finish().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_deletes_old_raw_reports_at_start_and_keeps_the_counts() {
+    for backend in backends().await {
+        let name = backend.name;
+        let today = Utc::now().date_naive();
+        for (n, age) in [(1_u32, 0_u64), (2, 10), (3, 40)] {
+            let day = today - Days::new(age);
+            let raw = support::seed_with(&format!("CCCC000{n}-0000-4000-8000-00000000000{n}"), 1);
+            let doc: Value = serde_json::from_str(&raw).expect("json");
+            let report = NewReport {
+                uuid: doc["uuid"].as_str().unwrap().to_owned(),
+                cluster_uuid: Some(format!("cluster-{n}")),
+                day,
+                received_at: day.and_hms_opt(12, 0, 0).unwrap().and_utc(),
+                emqx_version: "5.0.9".into(),
+                os_name: Some("macOS".into()),
+                os_version: Some("12.5".into()),
+                edition: Some("opensource".into()),
+                node_count: 1,
+                format: 5,
+                analytics: ReportFacts::from_json(&doc),
+                raw,
+            };
+            backend.store.insert(report).await.expect("insert");
+        }
+        let year = AnalyticsQuery {
+            from: today - Days::new(60),
+            to: today,
+            version: None,
+            os: None,
+        };
+        let clusters_before: u64 = backend
+            .store
+            .activity(&year)
+            .await
+            .expect("activity")
+            .iter()
+            .map(|w| w.clusters)
+            .sum();
+
+        let collector = Running::with_maintenance(backend.store.clone(), Some(30)).await;
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        while backend.store.count().await.expect("count") > 2
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let left: Vec<u64> = backend
+            .store
+            .list(today - Days::new(60), today)
+            .await
+            .expect("list")
+            .iter()
+            .map(|r| (today - r.day).num_days() as u64)
+            .collect();
+        assert_eq!(
+            left,
+            [10, 0],
+            "{name}: only the report older than 30 days is gone"
+        );
+        let clusters_after: u64 = backend
+            .store
+            .activity(&year)
+            .await
+            .expect("activity")
+            .iter()
+            .map(|w| w.clusters)
+            .sum();
+        assert_eq!(clusters_after, clusters_before, "{name}: the counts remain");
+        collector.stop().await;
+        backend.finish().await;
+    }
+}
