@@ -50,6 +50,14 @@ impl DataDir {
         }
     }
 
+    /// Deletes `file`; one that does not exist is not an error.
+    pub(crate) fn remove(&self, file: &str) -> io::Result<()> {
+        match fs::remove_file(self.path(file)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
     /// Writes `file` atomically, without logging; the caller reports the error.
     pub(crate) fn try_save(&self, file: &str, bytes: &[u8]) -> io::Result<()> {
         write_atomic(&self.path(file), bytes)

@@ -29,6 +29,9 @@ pub enum AgentError {
     /// A file of the data directory exists but cannot be read.
     #[error("cannot read {}: {source}", path.display())]
     Read { path: PathBuf, source: io::Error },
+    /// The collector did not delete this node's data ([`crate::forget`]); nothing changed.
+    #[error("deleting this node's telemetry data at {url} failed: {reason}")]
+    Forget { url: String, reason: String },
     /// [`crate::Agent::start`] was called outside a tokio runtime.
     #[error("the telemetry agent must be started inside a tokio runtime")]
     NoRuntime,

@@ -30,6 +30,7 @@ mod agent;
 mod builder;
 mod datadir;
 mod error;
+mod forget;
 mod identity;
 mod offline;
 mod probes;
@@ -45,6 +46,7 @@ mod switch;
 
 pub use agent::{Agent, AgentHandle};
 pub use error::{AgentError, SwitchError};
+pub use forget::{Forgotten, forget};
 pub use offline::{read_preview, read_status};
 pub use schedule::MAX_ATTEMPTS_PER_PERIOD;
 pub use sender::Network;

@@ -86,31 +86,22 @@ impl Sender {
     pub(crate) async fn post(&self, json: &str) -> Result<Answer, String> {
         let client = self.client()?;
         let body = gzip(json.as_bytes()).map_err(|e| format!("cannot compress the report: {e}"))?;
-        let mut response = client
+        let request = client
             .post(self.settings.url.clone())
             .header(CONTENT_TYPE, "application/json")
             .header(CONTENT_ENCODING, "gzip")
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| chain(&e))?;
-        let status = response.status();
-        let retry_after = retry_after(response.headers(), Utc::now());
-        let mut body = Vec::new();
-        // A 2xx means committed even if the body is cut short, so read errors end the read.
-        while let Ok(Some(chunk)) = response.chunk().await {
-            body.extend_from_slice(&chunk);
-            if body.len() >= ANSWER_LIMIT {
-                break;
-            }
-        }
-        body.truncate(ANSWER_LIMIT);
-        Ok(Answer {
-            status,
-            body: String::from_utf8_lossy(&body).into_owned(),
-            retry_after,
-            at: Utc::now(),
-        })
+            .body(body);
+        answer_of(request).await
+    }
+
+    /// DELETEs `url` with a JSON body, with the same TLS, proxy and timeout rules.
+    pub(crate) async fn delete(&self, url: &str, json: &str) -> Result<Answer, String> {
+        let request = self
+            .client()?
+            .delete(url)
+            .header(CONTENT_TYPE, "application/json")
+            .body(json.to_owned());
+        answer_of(request).await
     }
 
     fn client(&self) -> Result<Client, String> {
@@ -154,6 +145,28 @@ impl Sender {
         }
         builder
     }
+}
+
+/// Sends `request` and reads the start of the answer.
+async fn answer_of(request: reqwest::RequestBuilder) -> Result<Answer, String> {
+    let mut response = request.send().await.map_err(|e| chain(&e))?;
+    let status = response.status();
+    let retry_after = retry_after(response.headers(), Utc::now());
+    let mut body = Vec::new();
+    // A 2xx means committed even if the body is cut short, so read errors end the read.
+    while let Ok(Some(chunk)) = response.chunk().await {
+        body.extend_from_slice(&chunk);
+        if body.len() >= ANSWER_LIMIT {
+            break;
+        }
+    }
+    body.truncate(ANSWER_LIMIT);
+    Ok(Answer {
+        status,
+        body: String::from_utf8_lossy(&body).into_owned(),
+        retry_after,
+        at: Utc::now(),
+    })
 }
 
 fn read_ca_file(path: &Path) -> Result<Vec<Certificate>, AgentError> {

@@ -5,7 +5,7 @@
 use std::io::Write;
 
 use anyhow::Context;
-use beacon_agent::{SentRecord, TelemetryStatus};
+use beacon_agent::{AgentSettings, SentRecord, TelemetryStatus};
 use beacon_node::{LOCAL_API_FILE, LocalApi};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -31,34 +31,77 @@ enum Command {
     Preview,
     /// The last reports sent from this node, with the collector's answers.
     Sent,
+    /// Ask the collector to delete this node's reports (proved with the node's deletion
+    /// secret), then start over with new ids. The broker must be stopped.
+    Forget,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let source = Source::find(&args.paths).await;
+    let (paths, json) = (&args.paths, args.json);
     let mut out = std::io::stdout().lock();
     match args.command {
         Command::Status => {
-            let status = source.status(&args.paths).await?;
-            if args.json {
+            let status = source.status(paths).await?;
+            if json {
                 writeln!(out, "{}", serde_json::to_string_pretty(&status)?)?;
             } else {
                 write_status(&mut out, &status, &source)?;
             }
         }
         Command::Preview => {
-            let report = source.preview(&args.paths).await?;
+            let report = source.preview(paths).await?;
             writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
         }
         Command::Sent => {
-            let records = source.sent(&args.paths).await?;
-            if args.json {
+            let records = source.sent(paths).await?;
+            if json {
                 writeln!(out, "{}", serde_json::to_string_pretty(&records)?)?;
             } else {
                 write_sent(&mut out, &records)?;
             }
         }
+        Command::Forget => forget(&mut out, paths, &source, json).await?,
     }
     out.flush()?;
+    Ok(())
+}
+
+async fn forget(
+    out: &mut impl Write,
+    paths: &NodePaths,
+    source: &Source,
+    json: bool,
+) -> anyhow::Result<()> {
+    if let Source::Running(api) = source {
+        anyhow::bail!(
+            "the broker is running (dashboard {}): stop it first, since a running node keeps \
+             its ids in memory and would report again under the old uuid",
+            api.url
+        );
+    }
+    let settings = AgentSettings::from_config(&paths.load()?, node_config::do_not_track())?;
+    let forgotten = beacon_agent::forget(&settings, &paths.data_dir).await?;
+    if json {
+        let answer = serde_json::json!({
+            "old_uuid": forgotten.old_uuid,
+            "new_uuid": forgotten.new_uuid,
+            "collector_had_data": forgotten.collector_had_data,
+        });
+        writeln!(out, "{}", serde_json::to_string_pretty(&answer)?)?;
+    } else {
+        let what = if forgotten.collector_had_data {
+            "deleted this node's reports"
+        } else {
+            "held no report of this node"
+        };
+        writeln!(out, "The collector at {} {what}.", settings.url)?;
+        writeln!(
+            out,
+            "This node starts over: uuid {} replaces {}.",
+            forgotten.new_uuid, forgotten.old_uuid
+        )?;
+    }
     Ok(())
 }
 

@@ -1,0 +1,101 @@
+//! Self-service deletion: asks the collector to delete this node's reports, proving with
+//! the deletion secret kept in the data directory (the reports carried only its SHA-256),
+//! then starts the node over with new ids, a new secret and an empty record of sends.
+//!
+//! Works on a stopped node: a running agent holds its ids in memory and would report
+//! again under the old uuid.
+
+use std::path::Path;
+
+use crate::AgentError;
+use crate::datadir::{
+    CLUSTER_UUID_FILE, DataDir, NODE_UUID_FILE, SECRET_FILE, SENT_LOG_FILE, STATE_FILE,
+};
+use crate::identity::{Identity, is_id};
+use crate::sender::{Network, Sender};
+use crate::settings::AgentSettings;
+
+/// What the collector said, and the node's new uuid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forgotten {
+    pub old_uuid: String,
+    pub new_uuid: String,
+    /// False when the collector held nothing of this node (404): nothing was left to delete.
+    pub collector_had_data: bool,
+}
+
+/// Sends `DELETE <telemetry.url>/<uuid>` with the secret, then starts over with new ids.
+pub async fn forget(settings: &AgentSettings, data_dir: &Path) -> Result<Forgotten, AgentError> {
+    let data = DataDir::new(data_dir.to_path_buf());
+    let old_uuid = read_text(&data, NODE_UUID_FILE)?
+        .filter(|id| is_id(id))
+        .ok_or_else(|| {
+            refused(
+                settings,
+                "this node has no telemetry id yet: nothing was ever sent",
+            )
+        })?;
+    let secret = read_text(&data, SECRET_FILE)?.ok_or_else(|| {
+        refused(
+            settings,
+            "the deletion secret is missing from the data directory",
+        )
+    })?;
+    let url = format!("{}/{old_uuid}", settings.url.as_str().trim_end_matches('/'));
+    let body = serde_json::json!({ "secret": secret }).to_string();
+    let answer = Sender::new(settings, Network::default())?
+        .delete(&url, &body)
+        .await
+        .map_err(|reason| refused(settings, &reason))?;
+    let collector_had_data = match answer.status.as_u16() {
+        204 | 200 => true,
+        404 => false,
+        403 => {
+            return Err(refused(
+                settings,
+                "the collector refused the secret (403): this data directory's secret is not \
+                 the one its reports announced",
+            ));
+        }
+        status => {
+            return Err(refused(
+                settings,
+                &format!("the collector answered {status}: {}", answer.body),
+            ));
+        }
+    };
+    for file in [
+        NODE_UUID_FILE,
+        CLUSTER_UUID_FILE,
+        SECRET_FILE,
+        STATE_FILE,
+        SENT_LOG_FILE,
+    ] {
+        data.remove(file).map_err(|source| AgentError::Read {
+            path: data.path(file),
+            source,
+        })?;
+    }
+    let new_uuid = Identity::load_or_create(&data).uuid;
+    tracing::info!(%old_uuid, %new_uuid, collector_had_data, "telemetry data deleted; node starts over");
+    Ok(Forgotten {
+        old_uuid,
+        new_uuid,
+        collector_had_data,
+    })
+}
+
+fn read_text(data: &DataDir, file: &str) -> Result<Option<String>, AgentError> {
+    let bytes = data.read(file).map_err(|source| AgentError::Read {
+        path: data.path(file),
+        source,
+    })?;
+    Ok(bytes.map(|b| String::from_utf8_lossy(&b).trim().to_owned()))
+}
+
+fn refused(settings: &AgentSettings, reason: &str) -> AgentError {
+    AgentError::Forget {
+        url: settings.url.to_string(),
+        reason: reason.to_owned(),
+    }
+}
