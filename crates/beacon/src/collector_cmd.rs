@@ -12,7 +12,35 @@ use beacon_collector::{
 };
 
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct Args {
+    #[command(subcommand)]
+    command: Option<Subcommand>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Subcommand {
+    /// Fill a database with a year of realistic synthetic reports (demos, benchmarks).
+    SeedDemoData(SeedArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct SeedArgs {
+    /// Storage to fill: sqlite://PATH or postgres://USER@HOST/DB.
+    #[arg(long, env = "BEACON_COLLECTOR_DB", default_value = beacon_store::DEFAULT_URL)]
+    db: String,
+    /// How many reports to generate.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    reports: usize,
+    /// Random seed: the same seed gives the same history.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
     /// Address to listen on. Loopback by default; use 0.0.0.0:PORT to accept reports from
     /// the network, port 0 for any free port (the line printed at start says which).
     #[arg(
@@ -43,6 +71,35 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
+    match args.command {
+        Some(Subcommand::SeedDemoData(seed)) => seed_demo_data(seed).await,
+        None => serve(args.serve).await,
+    }
+}
+
+/// Generates a year of history ending today, in chunks, rollups included.
+async fn seed_demo_data(args: SeedArgs) -> anyhow::Result<()> {
+    let db_shown = hide_password(&args.db);
+    let store = beacon_store::open_store(&args.db)
+        .await
+        .with_context(|| format!("cannot open storage {db_shown}"))?;
+    let today = chrono::Utc::now().date_naive();
+    let started = std::time::Instant::now();
+    let reports = beacon_store::seed::generate(args.reports, today, args.seed);
+    let outcome = store
+        .bulk_insert(Box::new(reports))
+        .await
+        .with_context(|| format!("cannot store the generated reports in {db_shown}"))?;
+    println!(
+        "beacon collector: seeded {} reports ({} replaced) into {db_shown} in {:.1} s",
+        outcome.inserted + outcome.replaced,
+        outcome.replaced,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let db_shown = hide_password(&args.db);
     let store = beacon_store::open_store(&args.db)
         .await

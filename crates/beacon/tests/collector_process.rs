@@ -258,3 +258,44 @@ async fn the_client_ip_is_neither_stored_nor_logged() {
         assert!(!found, "client IP found in {}", path.display());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_demo_data_fills_a_database_with_history() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = format!("sqlite://{}", dir.path().join("seeded.db").display());
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_beacon"))
+        .args([
+            "collector",
+            "seed-demo-data",
+            "--reports",
+            "500",
+            "--db",
+            &db,
+        ])
+        .env("BEACON_LOG", "warn")
+        .output()
+        .await
+        .expect("run seed-demo-data");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("seeded 500 reports"), "{stdout}");
+    let store = beacon_store::open_store(&db).await.expect("open");
+    assert_eq!(store.count().await.expect("count"), 500);
+    let today = chrono::Utc::now().date_naive();
+    let year = beacon_store::AnalyticsQuery {
+        from: today - chrono::Days::new(364),
+        to: today,
+        version: None,
+        os: None,
+    };
+    let weeks = store.activity(&year).await.expect("activity");
+    let active_weeks = weeks.iter().filter(|w| w.clusters > 0).count();
+    assert!(
+        active_weeks > 40,
+        "the history spreads over the year: {active_weeks} weeks"
+    );
+}
