@@ -31,6 +31,7 @@ pub mod seed;
 mod sqlite;
 pub mod testing;
 mod url;
+mod users;
 
 use std::sync::Arc;
 
@@ -46,6 +47,7 @@ pub use error::StoreError;
 pub use facts::ReportFacts;
 pub use maintenance::{BULK_CHUNK, BulkOutcome, ForgetOutcome, Maintenance};
 pub use report::{InsertOutcome, NewReport, StoredReport};
+pub use users::{ApiToken, Users};
 
 /// Where the collector stores reports when no URL is configured.
 pub const DEFAULT_URL: &str = "sqlite://data/collector.db";
@@ -83,13 +85,14 @@ pub trait ReportStore: Send + Sync + 'static {
     fn backend(&self) -> &'static str;
 }
 
-/// Everything a backend does: ingest, analytics and maintenance on one database.
+/// Everything a backend does: ingest, analytics, maintenance and console accounts on one
+/// database.
 ///
-/// An `Arc<dyn Store>` converts to `Arc<dyn ReportStore>`, `Arc<dyn Analytics>` or
-/// `Arc<dyn Maintenance>` for code that needs only one part.
-pub trait Store: ReportStore + Analytics + Maintenance {}
+/// An `Arc<dyn Store>` converts to `Arc<dyn ReportStore>`, `Arc<dyn Analytics>`,
+/// `Arc<dyn Maintenance>` or `Arc<dyn Users>` for code that needs only one part.
+pub trait Store: ReportStore + Analytics + Maintenance + Users {}
 
-impl<T: ReportStore + Analytics + Maintenance> Store for T {}
+impl<T: ReportStore + Analytics + Maintenance + Users> Store for T {}
 
 /// Opens (creating and migrating if needed) the store at `url`, for ingest only.
 ///

@@ -41,6 +41,21 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "analytics rollups",
         sql: SQLITE_ROLLUPS,
     },
+    Migration {
+        version: 3,
+        name: "console users and API tokens",
+        sql: "CREATE TABLE console_users (
+        name          TEXT NOT NULL PRIMARY KEY,
+        password_hash TEXT NOT NULL,
+        created_at    TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE api_tokens (
+        token_sha256 TEXT NOT NULL PRIMARY KEY,
+        name         TEXT NOT NULL UNIQUE,
+        user_name    TEXT NOT NULL,
+        created_at   TEXT NOT NULL
+    ) WITHOUT ROWID;",
+    },
 ];
 
 /// `rollup_pending` names the stored reports whose rollups are not applied yet (see
@@ -117,6 +132,21 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 2,
         name: "analytics rollups",
         sql: POSTGRES_ROLLUPS,
+    },
+    Migration {
+        version: 3,
+        name: "console users and API tokens",
+        sql: r#"CREATE TABLE console_users (
+        name          TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+        password_hash TEXT        NOT NULL,
+        created_at    TIMESTAMPTZ NOT NULL
+    );
+    CREATE TABLE api_tokens (
+        token_sha256 TEXT        NOT NULL PRIMARY KEY,
+        name         TEXT COLLATE "C" NOT NULL UNIQUE,
+        user_name    TEXT COLLATE "C" NOT NULL,
+        created_at   TIMESTAMPTZ NOT NULL
+    );"#,
     },
 ];
 

@@ -4,6 +4,7 @@
 //! so after the server comes back a later batch gets a fresh connection.
 
 mod queries;
+mod users;
 mod writer;
 
 use std::sync::Arc;

@@ -4,6 +4,7 @@
 //! `synchronous=FULL` makes a commit durable before it returns.
 
 mod queries;
+mod users;
 mod writer;
 
 use std::path::{Path, PathBuf};
