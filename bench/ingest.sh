@@ -11,6 +11,8 @@
 # dropped). Everything runs on 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
 REQUESTS="${REQUESTS:-50000}"
 CONNECTIONS="${CONNECTIONS:-32}"
@@ -18,7 +20,7 @@ CONNECTIONS="${CONNECTIONS:-32}"
 echo "building release binaries..." >&2
 cargo build --release --quiet -p beacon --bin beacon
 cargo build --release --quiet -p beacon-collector --example ingest_load
-target_dir="$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
+target_dir="$(target_dir)"
 BEACON="$target_dir/release/beacon"
 LOAD="$target_dir/release/examples/ingest_load"
 

@@ -12,6 +12,8 @@
 # of the rounds is printed, and the on/off ratio is the median of the per-round ratios. Everything runs on 127.0.0.1 on free ports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
 ROUNDS="${ROUNDS:-3}"
 PAIRS="${PAIRS:-4}"
@@ -27,7 +29,7 @@ MOSQUITTO="$(command -v mosquitto || echo /usr/sbin/mosquitto)"
 echo "building release binaries..." >&2
 cargo build --release --quiet -p beacon --bin beacon
 cargo build --release --quiet -p beacon-node --example mqtt_load
-target_dir="$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
+target_dir="$(target_dir)"
 BEACON="$target_dir/release/beacon"
 LOAD="$target_dir/release/examples/mqtt_load"
 

@@ -95,6 +95,12 @@ async fn a_node_deletes_its_reports_with_its_secret() {
     }
 }
 
+/// Active clusters summed over the weeks of `query`.
+async fn cluster_weeks(backend: &support::Backend, query: &AnalyticsQuery) -> u64 {
+    let weeks = backend.store.activity(query).await.expect("activity");
+    weeks.iter().map(|w| w.clusters).sum()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_deletes_old_raw_reports_at_start_and_keeps_the_counts() {
     for backend in backends().await {
@@ -126,14 +132,7 @@ async fn retention_deletes_old_raw_reports_at_start_and_keeps_the_counts() {
             version: None,
             os: None,
         };
-        let clusters_before: u64 = backend
-            .store
-            .activity(&year)
-            .await
-            .expect("activity")
-            .iter()
-            .map(|w| w.clusters)
-            .sum();
+        let clusters_before = cluster_weeks(&backend, &year).await;
 
         let collector = Running::with_maintenance(backend.store.clone(), Some(30)).await;
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -155,14 +154,7 @@ async fn retention_deletes_old_raw_reports_at_start_and_keeps_the_counts() {
             [10, 0],
             "{name}: only the report older than 30 days is gone"
         );
-        let clusters_after: u64 = backend
-            .store
-            .activity(&year)
-            .await
-            .expect("activity")
-            .iter()
-            .map(|w| w.clusters)
-            .sum();
+        let clusters_after = cluster_weeks(&backend, &year).await;
         assert_eq!(clusters_after, clusters_before, "{name}: the counts remain");
         collector.stop().await;
         backend.finish().await;
