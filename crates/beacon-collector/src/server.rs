@@ -226,6 +226,7 @@ impl Collector {
             tls,
             state,
             retention_days: config.retention_days,
+            console: None,
         })
     }
 }
@@ -247,6 +248,13 @@ pub struct BoundCollector {
     tls: Option<RustlsConfig>,
     state: AppState,
     retention_days: Option<u32>,
+    console: Option<ConsoleMount>,
+}
+
+/// Extra routes (the private console) and, if it has one, their own listener.
+struct ConsoleMount {
+    routes: Router,
+    listener: Option<(std::net::TcpListener, SocketAddr)>,
 }
 
 impl std::fmt::Debug for BoundCollector {
@@ -270,6 +278,38 @@ impl BoundCollector {
         format!("{scheme}://{}", self.local_addr)
     }
 
+    /// Also serves `routes` (the private console): on a listener of its own at `listen`
+    /// (e.g. loopback while ingest is public; same TLS setting), or beside ingest.
+    pub fn with_console(
+        mut self,
+        routes: Router,
+        listen: Option<SocketAddr>,
+    ) -> Result<Self, CollectorError> {
+        let listener = match listen {
+            Some(addr) => {
+                let bind_error = |source| CollectorError::Bind { addr, source };
+                let listener = std::net::TcpListener::bind(addr).map_err(bind_error)?;
+                listener.set_nonblocking(true).map_err(bind_error)?;
+                let local_addr = listener.local_addr().map_err(bind_error)?;
+                Some((listener, local_addr))
+            }
+            None => None,
+        };
+        self.console = Some(ConsoleMount { routes, listener });
+        Ok(self)
+    }
+
+    /// Base URL of the console's listener: its own, or the ingest one.
+    pub fn console_url(&self) -> Option<String> {
+        let mount = self.console.as_ref()?;
+        let addr = mount
+            .listener
+            .as_ref()
+            .map_or(self.local_addr, |(_, addr)| *addr);
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        Some(format!("{scheme}://{addr}"))
+    }
+
     /// Serves until `shutdown` completes, then lets open requests finish (bounded grace)
     /// so that every answered report is committed.
     pub async fn serve(
@@ -282,13 +322,17 @@ impl BoundCollector {
             tls,
             state,
             retention_days,
+            console,
         } = self;
         let handle = axum_server::Handle::<SocketAddr>::new();
-        let stopper = handle.clone();
+        let console_handle = axum_server::Handle::<SocketAddr>::new();
+        let stoppers = [handle.clone(), console_handle.clone()];
         let stop_task = tokio::spawn(async move {
             shutdown.await;
             tracing::info!("shutting down: finishing open requests");
-            stopper.graceful_shutdown(Some(SHUTDOWN_GRACE));
+            for stopper in stoppers {
+                stopper.graceful_shutdown(Some(SHUTDOWN_GRACE));
+            }
         });
         let prune_task = tokio::spawn(prune_limiter(state.clone()));
         let retention_task = match (state.maintenance(), retention_days) {
@@ -297,23 +341,65 @@ impl BoundCollector {
             }
             _ => None,
         };
-        let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-        let served = match tls {
-            Some(tls) => match axum_server::from_tcp_rustls(listener, tls) {
-                Ok(server) => server.handle(handle).serve(app).await,
-                Err(err) => Err(err),
-            },
-            None => match axum_server::from_tcp(listener) {
-                Ok(server) => server.handle(handle).serve(app).await,
-                Err(err) => Err(err),
-            },
-        };
+        let mut app = router(state);
+        let mut console_server = None;
+        match console {
+            Some(ConsoleMount {
+                routes,
+                listener: Some((console_listener, console_addr)),
+            }) => {
+                let served = serve_on(console_listener, tls.clone(), console_handle, routes);
+                console_server = Some(tokio::spawn(async move {
+                    if let Err(source) = served.await {
+                        let error = CollectorError::Serve {
+                            addr: console_addr,
+                            source,
+                        };
+                        tracing::error!(%error, "the console listener stopped");
+                    }
+                }));
+            }
+            Some(ConsoleMount {
+                routes,
+                listener: None,
+            }) => app = app.merge(routes),
+            None => {}
+        }
+        let served = serve_on(listener, tls, handle, app).await;
+        if let Some(console_server) = console_server {
+            // The console's grace period runs beside ingest's; wait for it, bounded by it.
+            let _ = tokio::time::timeout(SHUTDOWN_GRACE, console_server).await;
+        }
         stop_task.abort();
         prune_task.abort();
         if let Some(task) = retention_task {
             task.abort();
         }
         served.map_err(|source| CollectorError::Serve { addr, source })
+    }
+}
+
+/// Serves `app` on `listener`, over TLS when `tls` is given, until `handle` stops it.
+async fn serve_on(
+    listener: std::net::TcpListener,
+    tls: Option<RustlsConfig>,
+    handle: axum_server::Handle<SocketAddr>,
+    app: Router,
+) -> std::io::Result<()> {
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
+    match tls {
+        Some(tls) => {
+            axum_server::from_tcp_rustls(listener, tls)?
+                .handle(handle)
+                .serve(app)
+                .await
+        }
+        None => {
+            axum_server::from_tcp(listener)?
+                .handle(handle)
+                .serve(app)
+                .await
+        }
     }
 }
 

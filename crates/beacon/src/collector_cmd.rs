@@ -1,10 +1,15 @@
 //! `beacon collector`: opens the store, binds the collector service, announces where it
-//! listens on stdout (one line, which scripts and tests parse for the port) and serves
-//! until SIGINT or SIGTERM.
+//! listens on stdout (first line: ingest, which scripts and tests parse for the port;
+//! second line: the console) and serves until SIGINT or SIGTERM. The private console is
+//! served beside ingest, or on `--dashboard-listen`; its admins are managed with
+//! `beacon collector user`.
+
+mod users;
 
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context;
 use beacon_collector::{
@@ -24,6 +29,8 @@ pub struct Args {
 enum Subcommand {
     /// Fill a database with a year of realistic synthetic reports (demos, benchmarks).
     SeedDemoData(SeedArgs),
+    /// Manage the console's admin users (kept in the collector database).
+    User(users::Args),
 }
 
 #[derive(Debug, clap::Args)]
@@ -65,6 +72,10 @@ struct ServeArgs {
     /// counters remain. 0 keeps raw reports forever.
     #[arg(long, value_name = "DAYS", default_value_t = DEFAULT_RETENTION_DAYS)]
     retention_days: u32,
+    /// Serve the private console (dashboard, data API) on this address instead of beside
+    /// ingest, e.g. 127.0.0.1:8081 while ingest listens publicly. Same TLS setting.
+    #[arg(long, env = "BEACON_COLLECTOR_DASHBOARD_LISTEN", value_name = "ADDR")]
+    dashboard_listen: Option<SocketAddr>,
     /// Validate reports and drop them instead of storing (benchmark baseline).
     #[arg(long, hide = true)]
     discard: bool,
@@ -73,6 +84,7 @@ struct ServeArgs {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
         Some(Subcommand::SeedDemoData(seed)) => seed_demo_data(seed).await,
+        Some(Subcommand::User(users)) => users::run(users).await,
         None => serve(args.serve).await,
     }
 }
@@ -120,20 +132,32 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         mode,
         retention_days: (args.retention_days > 0).then_some(args.retention_days),
     };
-    let bound = Collector::bind_store(config, store).await?;
+    let console_options = beacon_console::ConsoleOptions {
+        secure_cookies: config.tls.is_some(),
+        ..beacon_console::ConsoleOptions::default()
+    };
+    let console = beacon_console::router(Arc::clone(&store), console_options);
+    let bound = Collector::bind_store(config, store)
+        .await?
+        .with_console(console, args.dashboard_listen)?;
+    let console_url = bound.console_url().unwrap_or_else(|| bound.url());
     let discarding = if args.discard {
         ", discarding reports"
     } else {
         ""
     };
-    let mut stdout = std::io::stdout().lock();
-    writeln!(
-        stdout,
-        "beacon collector listening on {} (storage: {db_shown}{discarding})",
+    // Both lines in one write: a reader that stops after the first line (and closes the
+    // pipe) must not make the second one fail.
+    let start_lines = format!(
+        "beacon collector listening on {} (storage: {db_shown}{discarding})\n\
+         beacon collector console on {console_url}/console/\n",
         bound.url()
-    )
-    .and_then(|()| stdout.flush())
-    .context("cannot write the start line to stdout")?;
+    );
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(start_lines.as_bytes())
+        .and_then(|()| stdout.flush())
+        .context("cannot write the start lines to stdout")?;
     drop(stdout);
     tracing::info!(url = %bound.url(), storage = %db_shown, ?mode, "collector started");
     bound.serve(crate::signals::shutdown_signal()).await?;

@@ -221,9 +221,7 @@ fn open_writer(path: &Path, db: &str) -> Result<Connection, StoreError> {
 fn configure_writer(conn: &Connection, db: &str) -> Result<(), StoreError> {
     conn.busy_timeout(BUSY_TIMEOUT)
         .map_err(StoreError::sqlite(db, "set busy timeout"))?;
-    let mode: String = conn
-        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
-        .map_err(StoreError::sqlite(db, "set journal_mode=WAL"))?;
+    let mode = set_wal(conn).map_err(StoreError::sqlite(db, "set journal_mode=WAL"))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(StoreError::Setup {
             db: db.to_owned(),
@@ -232,6 +230,24 @@ fn configure_writer(conn: &Connection, db: &str) -> Result<(), StoreError> {
     }
     conn.pragma_update(None, "synchronous", "FULL")
         .map_err(StoreError::sqlite(db, "set synchronous=FULL"))
+}
+
+/// Switches to WAL. Two collectors opening a new file together can find it locked while
+/// the other switches, and SQLite answers that at once instead of waiting its busy
+/// timeout, so the switch is retried for as long as that timeout.
+fn set_wal(conn: &Connection) -> rusqlite::Result<String> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0)) {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            other => return other,
+        }
+    }
 }
 
 fn migrate(conn: &mut Connection, db: &str) -> Result<(), StoreError> {

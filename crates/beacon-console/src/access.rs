@@ -1,0 +1,303 @@
+//! Who may use the console: login and logout, the session cookie, CSRF checks on forms,
+//! and the two gates (pages: session only; data API: session or API token).
+
+use std::sync::OnceLock;
+
+use axum::Extension;
+use axum::Form;
+use axum::extract::{Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use beacon_auth::{Session, bearer_token, constant_time_eq, random_token, verify_password};
+use serde::Deserialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::{Console, html};
+
+const SESSION_COOKIE: &str = "beacon_console";
+/// Double-submit token of the login form (there is no session yet to hold one).
+const LOGIN_COOKIE: &str = "beacon_console_login";
+const LOGIN_FORM_LIFETIME_SECS: u32 = 1800;
+
+/// The logged-in person of a page request.
+#[derive(Debug, Clone)]
+pub(crate) struct SignedIn {
+    pub(crate) session: Session,
+    token: String,
+}
+
+/// Pages: a live session, or a redirect to the login page that comes back here after.
+pub(crate) async fn require_session(
+    State(console): State<Console>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let signed_in = match live_session(&console, request.headers()).await {
+        Ok(signed_in) => signed_in,
+        Err(error) => return html::error_page(&error),
+    };
+    match signed_in {
+        Some((session, token)) => {
+            request.extensions_mut().insert(SignedIn { session, token });
+            next.run(request).await
+        }
+        None => {
+            let back = request
+                .uri()
+                .path_and_query()
+                .map_or("/console/overview", |p| p.as_str());
+            let target = format!("/console/login?next={}", crate::filters::encode(back));
+            Redirect::to(&target).into_response()
+        }
+    }
+}
+
+/// Data API: a session cookie or `Authorization: Bearer <API token>`, else 401.
+pub(crate) async fn require_api_access(
+    State(console): State<Console>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let headers = request.headers();
+    if let Some(token) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(bearer_token)
+    {
+        let hash = hex::encode(Sha256::digest(token.as_bytes()));
+        return match console.store.api_token_user(&hash).await {
+            Ok(Some(_)) => next.run(request).await,
+            Ok(None) => unauthorized("the API token is unknown or was revoked"),
+            Err(error) => crate::ConsoleError::from(error).into_response(),
+        };
+    }
+    match live_session(&console, headers).await {
+        Ok(Some(_)) => next.run(request).await,
+        Ok(None) => {
+            unauthorized("log in to the console, or send Authorization: Bearer <API token>")
+        }
+        Err(error) => error.into_response(),
+    }
+}
+
+/// The session of the request's cookie and its token, if it is live and its user still
+/// exists: a user removed (by the CLI, maybe on another collector) is logged out at once.
+async fn live_session(
+    console: &Console,
+    headers: &HeaderMap,
+) -> Result<Option<(Session, String)>, crate::ConsoleError> {
+    let Some(token) = session_token(headers) else {
+        return Ok(None);
+    };
+    let Some(session) = console.sessions.get(token) else {
+        return Ok(None);
+    };
+    if console.store.password_hash(&session.user).await?.is_none() {
+        console.sessions.revoke_user(&session.user);
+        return Ok(None);
+    }
+    Ok(Some((session, token.to_owned())))
+}
+
+fn unauthorized(message: &str) -> Response {
+    let body = json!({"code": "UNAUTHORIZED", "message": message});
+    let mut response = (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response();
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"beacon-console\""),
+    );
+    response
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct NextQuery {
+    next: Option<String>,
+}
+
+/// The login form, with a fresh double-submit token in a cookie and in the form.
+pub(crate) async fn login_form(
+    State(console): State<Console>,
+    Query(query): Query<NextQuery>,
+) -> Response {
+    login_page(&console, StatusCode::OK, query.next.as_deref(), None)
+}
+
+fn login_page(
+    console: &Console,
+    status: StatusCode,
+    next: Option<&str>,
+    error: Option<&str>,
+) -> Response {
+    let csrf = random_token();
+    let cookie = cookie_header(console, LOGIN_COOKIE, &csrf, Some(LOGIN_FORM_LIFETIME_SECS));
+    let page = html::login(&csrf, safe_next(next), error);
+    (status, [(header::SET_COOKIE, cookie)], page).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct LoginForm {
+    username: String,
+    password: String,
+    #[serde(default)]
+    csrf: String,
+    next: Option<String>,
+}
+
+pub(crate) async fn login(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let expected = cookie(&headers, LOGIN_COOKIE).unwrap_or_default();
+    if expected.is_empty() || !constant_time_eq(expected.as_bytes(), form.csrf.as_bytes()) {
+        return forbidden("the login form expired or did not come from this console; reload it");
+    }
+    match check_password(&console, &form.username, form.password).await {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::info!(user = %form.username, "console: login refused");
+            return login_page(
+                &console,
+                StatusCode::UNAUTHORIZED,
+                form.next.as_deref(),
+                Some("Wrong user name or password."),
+            );
+        }
+        Err(error) => return html::error_page(&error),
+    }
+    let (token, _) = console.sessions.create(&form.username);
+    tracing::info!(user = %form.username, "console: logged in");
+    let session = cookie_header(&console, SESSION_COOKIE, &token, None);
+    let expired_form = cookie_header(&console, LOGIN_COOKIE, "", Some(0));
+    let mut response = Redirect::to(safe_next(form.next.as_deref())).into_response();
+    let headers = response.headers_mut();
+    headers.append(header::SET_COOKIE, session);
+    headers.append(header::SET_COOKIE, expired_form);
+    response
+}
+
+/// Verifies on a blocking thread (argon2 is slow on purpose); an unknown user costs the
+/// same as a wrong password, so timing does not tell which names exist.
+async fn check_password(
+    console: &Console,
+    user: &str,
+    password: String,
+) -> Result<bool, crate::ConsoleError> {
+    let stored = console.store.password_hash(user).await?;
+    let known = stored.is_some();
+    let phc = stored.unwrap_or_else(|| decoy_hash().to_owned());
+    let matches = tokio::task::spawn_blocking(move || verify_password(&phc, &password))
+        .await
+        .unwrap_or(false);
+    Ok(known && matches)
+}
+
+fn decoy_hash() -> &'static str {
+    static DECOY: OnceLock<String> = OnceLock::new();
+    DECOY.get_or_init(|| beacon_auth::hash_password(&random_token()).unwrap_or_default())
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+pub(crate) async fn logout(
+    State(console): State<Console>,
+    Extension(signed_in): Extension<SignedIn>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    if let Some(refusal) = csrf_refusal(&signed_in, &form.csrf) {
+        return refusal;
+    }
+    console.sessions.revoke(&signed_in.token);
+    let expired = cookie_header(&console, SESSION_COOKIE, "", Some(0));
+    let mut response = Redirect::to("/console/login").into_response();
+    response.headers_mut().append(header::SET_COOKIE, expired);
+    response
+}
+
+/// A 403 answer unless `presented` is the session's CSRF token.
+pub(crate) fn csrf_refusal(signed_in: &SignedIn, presented: &str) -> Option<Response> {
+    if constant_time_eq(signed_in.session.csrf.as_bytes(), presented.as_bytes()) {
+        None
+    } else {
+        Some(forbidden(
+            "the form's CSRF token is missing or wrong; reload the page and try again",
+        ))
+    }
+}
+
+fn forbidden(message: &str) -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        html::message_page("Forbidden", message),
+    )
+        .into_response()
+}
+
+/// Only console paths are followed after login, so the login page cannot send anyone away.
+fn safe_next(next: Option<&str>) -> &str {
+    match next {
+        Some(path)
+            if path.starts_with("/console/") && !path.contains("//") && !path.contains('\\') =>
+        {
+            path
+        }
+        _ => "/console/overview",
+    }
+}
+
+fn session_token(headers: &HeaderMap) -> Option<&str> {
+    cookie(headers, SESSION_COOKIE).filter(|token| !token.is_empty())
+}
+
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
+}
+
+fn cookie_header(console: &Console, name: &str, value: &str, max_age: Option<u32>) -> HeaderValue {
+    let secure = if console.secure_cookies {
+        "; Secure"
+    } else {
+        ""
+    };
+    let age = max_age
+        .map(|s| format!("; Max-Age={s}"))
+        .unwrap_or_default();
+    let text = format!("{name}={value}; Path=/console; HttpOnly; SameSite=Strict{secure}{age}");
+    // Names and values are fixed ASCII or hex tokens, always valid in a header.
+    HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn only_console_paths_are_followed_after_login() {
+        assert_eq!(
+            safe_next(Some("/console/versions?os=Linux")),
+            "/console/versions?os=Linux"
+        );
+        assert_eq!(
+            safe_next(Some("https://evil.example/")),
+            "/console/overview"
+        );
+        assert_eq!(
+            safe_next(Some("/console//evil.example")),
+            "/console/overview"
+        );
+        assert_eq!(safe_next(None), "/console/overview");
+    }
+}
