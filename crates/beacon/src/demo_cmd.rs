@@ -5,6 +5,7 @@
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -12,7 +13,9 @@ use beacon_collector::{
     Collector, CollectorConfig, DEFAULT_RETENTION_DAYS, IngestMode, RateLimit, TlsFiles,
 };
 use beacon_config::Config;
+use beacon_console::ConsoleOptions;
 use beacon_node::{Node, NodeOptions};
+use beacon_store::Store;
 use rumqttc::{AsyncClient, MqttOptions, QoS};
 use tokio::task::JoinSet;
 
@@ -49,6 +52,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let store = beacon_store::open_store(&db)
         .await
         .with_context(|| format!("cannot open {db}"))?;
+    let password = demo_password(&args.data_dir)?;
+    prepare_console(&store, &password).await?;
+    let console = beacon_console::router(
+        Arc::clone(&store),
+        ConsoleOptions {
+            secure_cookies: true,
+            ..ConsoleOptions::default()
+        },
+    );
     let collector = Collector::bind_store(
         CollectorConfig {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
@@ -60,11 +72,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             mode: IngestMode::Store,
             retention_days: Some(DEFAULT_RETENTION_DAYS),
         },
-        store,
+        Arc::clone(&store),
     )
     .await
-    .context("cannot start the demo collector")?;
+    .context("cannot start the demo collector")?
+    .with_console(console, None)
+    .context("cannot mount the demo collector's console")?;
     let collector_url = collector.url();
+    let console_url = collector
+        .console_url()
+        .context("the demo collector has no console")?;
     let (stop_collector, collector_stopped) = tokio::sync::oneshot::channel::<()>();
     let collector_task = tokio::spawn(collector.serve(async {
         let _ = collector_stopped.await;
@@ -73,7 +90,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut notes = Vec::new();
     let mqtt_port = free_or_other(args.mqtt_port, "MQTT", &mut notes);
     let dashboard_port = free_or_other(args.dashboard_port, "dashboard", &mut notes);
-    let password = demo_password(&args.data_dir)?;
     let config = Config::from_str(
         &node_config_text(
             &args,
@@ -101,6 +117,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     print_banner(&BannerFacts {
         collector_url: &collector_url,
+        console_url: &console_url,
         db: &db,
         mqtt,
         dashboard: node.http_addr(),
@@ -163,6 +180,33 @@ fn make_certificates(dir: &Path) -> anyhow::Result<DemoTls> {
         std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(files)
+}
+
+/// Synthetic reports seeded into a new demo database, so the console has a history to show.
+const DEMO_HISTORY: usize = 20_000;
+
+/// At the first run: a year of synthetic history, and the console's admin with the demo
+/// password. Later runs keep what is there.
+async fn prepare_console(store: &Arc<dyn Store>, password: &str) -> anyhow::Result<()> {
+    if store.count().await? == 0 {
+        println!(
+            "beacon demo: seeding {DEMO_HISTORY} synthetic reports of history (first run only)"
+        );
+        let today = chrono::Utc::now().date_naive();
+        store
+            .bulk_insert(Box::new(beacon_store::seed::generate(
+                DEMO_HISTORY,
+                today,
+                1,
+            )))
+            .await
+            .context("cannot seed the demo history")?;
+    }
+    if store.password_hash("admin").await?.is_none() {
+        let hash = beacon_auth::hash_password(password)?;
+        store.add_user("admin", &hash).await?;
+    }
+    Ok(())
 }
 
 /// `wanted` if it can be bound on every interface now, else a free port (noted).
@@ -286,6 +330,7 @@ async fn publisher(port: u16, n: usize) {
 
 struct BannerFacts<'a> {
     collector_url: &'a str,
+    console_url: &'a str,
     db: &'a str,
     mqtt: SocketAddr,
     dashboard: SocketAddr,
@@ -303,6 +348,13 @@ fn print_banner(facts: &BannerFacts<'_>) -> std::io::Result<()> {
         out,
         "beacon demo: collector   {} (HTTPS, private CA; storage {})",
         facts.collector_url, facts.db
+    )?;
+    writeln!(
+        out,
+        "beacon demo: console     {}{}/overview  user admin, password {} (seeded history + this broker)",
+        facts.console_url,
+        beacon_console::PREFIX,
+        facts.password
     )?;
     writeln!(
         out,

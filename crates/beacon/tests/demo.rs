@@ -35,6 +35,7 @@ async fn demo_broker_reports_to_demo_collector() {
     let text = printed.join("\n");
     for expected in [
         "collector   https://127.0.0.1:",
+        "console     https://127.0.0.1:",
         "MQTT broker mqtt://",
         "dashboard   http://",
         "password ",
@@ -47,17 +48,21 @@ async fn demo_broker_reports_to_demo_collector() {
     let store = beacon_store::open(&url)
         .await
         .expect("open the demo database");
-    let stored = store.count().await.expect("count");
-    assert!(stored >= 1, "the collector stored no report:\n{text}");
+    let uuid = std::fs::read_to_string(dir.path().join("node/node.uuid")).expect("node.uuid");
     let today = chrono::Utc::now().date_naive();
-    let reports = store
-        .list(today.pred_opt().unwrap(), today)
+    let report = store
+        .get(uuid.trim(), today)
         .await
-        .expect("list");
-    let report: serde_json::Value = serde_json::from_str(&reports[0].raw).expect("json");
+        .expect("read")
+        .unwrap_or_else(|| panic!("the collector stored no report of the demo broker:\n{text}"));
+    let report: serde_json::Value = serde_json::from_str(&report.raw).expect("json");
     assert!(report["num_clients"].as_u64().unwrap() >= 1, "{report}");
     assert!(
         report["messages_received"].as_u64().unwrap() >= 1,
         "{report}"
+    );
+    assert!(
+        store.count().await.expect("count") > 1000,
+        "the history is seeded"
     );
 }
