@@ -145,21 +145,13 @@ async fn login_gives_a_strict_http_only_session_that_opens_everything() {
         "plain HTTP: no Secure flag"
     );
     for page in PAGES {
-        let response = client
-            .get(format!("{}{page}", served.base))
-            .header(COOKIE, &session.cookie)
-            .send()
-            .await
-            .unwrap();
+        let response =
+            support::get_signed_in(&client, &format!("{}{page}", served.base), &session).await;
         assert_eq!(response.status(), StatusCode::OK, "{page}");
     }
     for route in data_routes() {
-        let response = client
-            .get(format!("{}{route}", served.base))
-            .header(COOKIE, &session.cookie)
-            .send()
-            .await
-            .unwrap();
+        let response =
+            support::get_signed_in(&client, &format!("{}{route}", served.base), &session).await;
         assert_eq!(response.status(), StatusCode::OK, "{route}");
     }
 }
@@ -218,12 +210,12 @@ async fn forms_without_the_csrf_token_are_forbidden() {
         served.store.api_tokens().await.unwrap().is_empty(),
         "nothing was created"
     );
-    let still_in = client
-        .get(format!("{}/console/overview", served.base))
-        .header(COOKIE, &session.cookie)
-        .send()
-        .await
-        .unwrap();
+    let still_in = support::get_signed_in(
+        &client,
+        &format!("{}/console/overview", served.base),
+        &session,
+    )
+    .await;
     assert_eq!(
         still_in.status(),
         StatusCode::OK,
@@ -234,12 +226,12 @@ async fn forms_without_the_csrf_token_are_forbidden() {
         .await
         .unwrap();
     assert_eq!(logout.status(), StatusCode::SEE_OTHER);
-    let after = client
-        .get(format!("{}/console/overview", served.base))
-        .header(COOKIE, &session.cookie)
-        .send()
-        .await
-        .unwrap();
+    let after = support::get_signed_in(
+        &client,
+        &format!("{}/console/overview", served.base),
+        &session,
+    )
+    .await;
     assert_eq!(after.status(), StatusCode::SEE_OTHER, "the session ended");
 }
 
@@ -286,15 +278,15 @@ async fn api_tokens_open_the_data_api_and_not_the_pages() {
         );
     }
 
-    let tokens_page = client
-        .get(format!("{}/console/tokens", served.base))
-        .header(COOKIE, &session.cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let tokens_page = support::get_signed_in(
+        &client,
+        &format!("{}/console/tokens", served.base),
+        &session,
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
     assert!(tokens_page.contains("ci-job"));
     assert!(!tokens_page.contains(token), "the token is shown only once");
     let revoked = client
@@ -328,11 +320,11 @@ async fn a_removed_user_is_logged_out_at_once() {
     let client = client();
     let session = login(&client, &served.base).await;
     assert!(served.store.remove_user(support::USER).await.unwrap());
-    let response = client
-        .get(format!("{}/console/overview", served.base))
-        .header(COOKIE, &session.cookie)
-        .send()
-        .await
-        .unwrap();
+    let response = support::get_signed_in(
+        &client,
+        &format!("{}/console/overview", served.base),
+        &session,
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
 }

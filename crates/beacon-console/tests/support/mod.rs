@@ -94,23 +94,19 @@ pub fn hidden(html: &str, name: &str) -> String {
         .to_owned()
 }
 
+/// An `application/x-www-form-urlencoded` body, as a browser sends a form.
 pub fn form(pairs: &[(&str, &str)]) -> String {
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{k}={}", encode(v)))
-        .collect::<Vec<_>>()
-        .join("&")
+    serde_urlencoded::to_string(pairs).expect("form pairs encode")
 }
 
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                char::from(b).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+/// GET `url` with the session cookie of a logged-in browser.
+pub async fn get_signed_in(client: &Client, url: &str, session: &Session) -> reqwest::Response {
+    client
+        .get(url)
+        .header(reqwest::header::COOKIE, &session.cookie)
+        .send()
+        .await
+        .expect("GET with the session cookie")
 }
 
 /// A logged-in browser: its session cookie and the CSRF token of its forms.
