@@ -49,14 +49,14 @@ async fn accept(state: &AppState, request: Request) -> Result<Response, ApiError
     let encoding = content_encoding(&parts.headers)?;
     let wire = read_limited(&parts.headers, body).await?;
     let received_at = Utc::now();
-    let parsed = beacon_report::parse(&decode(wire, encoding)?)?;
+    let (parsed, document) = beacon_report::parse_document(&decode(wire, encoding)?)?;
     let format = parsed.format;
     if state.mode() == IngestMode::Discard {
         state.metrics().accepted(format);
         let uuid = &parsed.report.uuid;
         return Ok(reply(StatusCode::ACCEPTED, "discarded", uuid, received_at));
     }
-    let (parsed, facts) = redact(state, parsed)?;
+    let (parsed, facts) = redact(state, parsed, document)?;
     let row = new_row(parsed, facts, received_at);
     let uuid = row.uuid.clone();
     let started = Instant::now();
@@ -91,12 +91,15 @@ fn reply(status: StatusCode, word: &'static str, uuid: &str, at: DateTime<Utc>) 
     (status, Json(body)).into_response()
 }
 
-/// Removes identifying values from the document. A clean document keeps its text exactly
-/// as received; a redacted one is re-serialised and re-parsed, so that the row's columns
-/// come from the redacted text too. Also gives the facts the rollups count, read from the
-/// same parsed document.
-fn redact(state: &AppState, parsed: ParsedReport) -> Result<(ParsedReport, ReportFacts), ApiError> {
-    let mut doc: serde_json::Value = serde_json::from_str(&parsed.raw).map_err(ApiError::Reread)?;
+/// Removes identifying values from the document (`parsed` as JSON). A clean document keeps
+/// its text exactly as received; a redacted one is re-serialised and re-parsed, so that the
+/// row's columns come from the redacted text too. Also gives the facts the rollups count,
+/// read from the same document.
+fn redact(
+    state: &AppState,
+    parsed: ParsedReport,
+    mut doc: serde_json::Value,
+) -> Result<(ParsedReport, ReportFacts), ApiError> {
     let found = privacy::redact_identifiers(&mut doc);
     let facts = ReportFacts::from_json(&doc);
     if found == 0 {

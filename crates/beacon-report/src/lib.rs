@@ -25,7 +25,7 @@ pub use model::{
     AdvancedMqttFeatures, AuthnAuthz, Bridge, BuildInfo, DataBridgeStats, Exhook, License,
     MqttRuntimeInsights, ParsedReport, PayloadFormat, Report, RuleEngine, VmSpecs,
 };
-pub use report::parse;
+pub use report::{parse, parse_document};
 
 /// Maximum JSON nesting depth accepted (the top-level object is depth 1).
 pub const MAX_BODY_DEPTH: usize = 32;

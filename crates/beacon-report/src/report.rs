@@ -22,16 +22,23 @@ const SHA256_HEX_LEN: usize = 64;
 /// field, then the shape of ids and of the Beacon additions. The first problem found
 /// is returned.
 pub fn parse(bytes: &[u8]) -> Result<ParsedReport, ReportError> {
+    parse_document(bytes).map(|(parsed, _)| parsed)
+}
+
+/// [`parse`], also giving the parsed JSON document, for a caller that reads more of it
+/// (redaction, analytics facts) without parsing the text again.
+pub fn parse_document(bytes: &[u8]) -> Result<(ParsedReport, Value), ReportError> {
     let text = json::utf8(bytes)?;
-    let report = read(text)?;
-    Ok(ParsedReport {
+    let (report, document) = read(text)?;
+    let parsed = ParsedReport {
         format: report.format(),
         report,
         raw: text.to_owned(),
-    })
+    };
+    Ok((parsed, document))
 }
 
-fn read(text: &str) -> Result<Report, ReportError> {
+fn read(text: &str) -> Result<(Report, Value), ReportError> {
     json::check_depth(text)?;
     let value = json::parse_strict(text)?;
     let Value::Object(object) = &value else {
@@ -41,12 +48,12 @@ fn read(text: &str) -> Result<Report, ReportError> {
     };
     limits::check(&value)?;
     schema::check(object)?;
-    let report: Report = serde_path_to_error::deserialize(value).map_err(|e| {
+    let report: Report = serde_path_to_error::deserialize(&value).map_err(|e| {
         // Unreachable when the schema tables match the structs; kept precise anyway.
         ReportError::invalid(&e.path().to_string(), e.inner().to_string())
     })?;
     report.check_semantics()?;
-    Ok(report)
+    Ok((report, value))
 }
 
 impl Report {

@@ -6,8 +6,8 @@
 //! migrations, one row per node `uuid` per UTC day (a later report that day replaces the
 //! earlier one), group commit (concurrent inserts are written by a single writer in one
 //! transaction, and every `insert` resolves only after its row is durably committed), the
-//! analytics rollups updated in that same transaction (see [`Analytics`] for what is
-//! counted and how), retention, self-service deletion, and a synthetic history generator
+//! analytics rollups brought up to date in chunks after those commits and always before a
+//! read (see [`Analytics`] for what is counted and how), retention, self-service deletion, and a synthetic history generator
 //! ([`seed`]).
 //!
 //! It must NOT know about HTTP or parse reports with the report model (it stores the

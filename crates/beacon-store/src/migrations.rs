@@ -1,8 +1,10 @@
 //! Versioned schema migrations, one ordered list per backend.
 //!
 //! Each backend applies the entries newer than the highest version recorded in its
-//! `schema_migrations` table, all in one transaction. A new schema change is one more entry
-//! at the end of BOTH lists, with the next version number; applied entries never change.
+//! `schema_migrations` table, all in one transaction. A schema change is one more entry at
+//! the end of a backend's list, with that list's next version number; applied entries
+//! never change. The lists share their first versions and may differ after that (SQLite's
+//! version 4, the ingest log, has no PostgreSQL counterpart).
 
 use crate::StoreError;
 
@@ -56,7 +58,38 @@ pub(crate) const SQLITE: &[Migration] = &[
         created_at   TEXT NOT NULL
     ) WITHOUT ROWID;",
     },
+    Migration {
+        version: 4,
+        name: "ingest log",
+        sql: SQLITE_INCOMING,
+    },
 ];
+
+/// Ingest appends to `incoming`, a rowid table without secondary indexes, and the writer
+/// moves chunks of it into `reports` and the rollups (see `sqlite::writer`). Reports whose
+/// rollups were still pending move back to the log, so that the next start applies them.
+const SQLITE_INCOMING: &str = "
+    CREATE TABLE incoming (
+        id           INTEGER PRIMARY KEY,
+        day          TEXT    NOT NULL,
+        uuid         TEXT    NOT NULL,
+        cluster_uuid TEXT,
+        received_at  TEXT    NOT NULL,
+        emqx_version TEXT    NOT NULL,
+        os_name      TEXT,
+        os_version   TEXT,
+        edition      TEXT,
+        node_count   INTEGER NOT NULL CHECK (node_count >= 0),
+        format       INTEGER NOT NULL CHECK (format IN (4, 5)),
+        raw          TEXT    NOT NULL
+    );
+    INSERT INTO incoming (day, uuid, cluster_uuid, received_at, emqx_version, os_name,
+            os_version, edition, node_count, format, raw)
+        SELECT day, uuid, cluster_uuid, received_at, emqx_version, os_name, os_version,
+            edition, node_count, format, raw
+        FROM reports WHERE (day, uuid) IN (SELECT day, uuid FROM rollup_pending)
+        ORDER BY received_at;
+    DROP TABLE rollup_pending;";
 
 /// `rollup_pending` names the stored reports whose rollups are not applied yet (see
 /// `pending`). Snapshots keyed by node or cluster first (a node's rows are found for deletion), with

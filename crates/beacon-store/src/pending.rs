@@ -1,12 +1,16 @@
 //! Rollups brought up to date in large chunks instead of inside every ingest commit.
 //!
-//! The ingest transaction stores the report row and its key in `rollup_pending`; the
-//! writer keeps the report in memory and applies the rollups of many reports at once when
-//! [`Pending::due`] says so, when a reader asks ([`Task::Flush`], sent before every
-//! analytics query, so a query always sees every committed report), before maintenance,
-//! and once a second. One chunk touches each counter once however many of its reports
-//! count it, which is what keeps ingest fast (see BENCHMARKS.md). After a crash the keys
-//! left in `rollup_pending` name the reports to apply again at start.
+//! Both backends make a report durable first and count it later, many reports at once,
+//! when a reader asks ([`settle`] sends [`Task::Flush`] before every analytics query, so a
+//! query always sees every committed report), before maintenance, and when the writer has
+//! time. One chunk touches each counter once however many of its reports count it, which
+//! is what keeps ingest fast (see BENCHMARKS.md).
+//!
+//! [`Pending`] is PostgreSQL's way: the ingest transaction stores the report row and its
+//! key in `rollup_pending`, the writer keeps the report in memory and applies a chunk when
+//! [`Pending::due`] says so; after a crash the keys left in `rollup_pending` name the
+//! reports to apply again at start. SQLite logs reports to an unindexed table instead and
+//! indexes them later (`sqlite::backlog`).
 
 use std::time::{Duration, Instant};
 
@@ -90,12 +94,12 @@ pub(crate) async fn settle(queue: &mpsc::Sender<Job>) -> Result<(), StoreError> 
     crate::batch::run_task(queue, |reply| Task::Flush { reply }).await
 }
 
-/// Asks the writer once a second to apply reports that have waited [`MAX_LAG`]; stops
-/// when the store is dropped.
-pub(crate) fn spawn_ticker(queue: &mpsc::Sender<Job>) {
+/// Wakes the writer `every` so that it can apply what waits without a job arriving;
+/// stops when the store is dropped.
+pub(crate) fn spawn_ticker(queue: &mpsc::Sender<Job>, every: Duration) {
     let queue = queue.downgrade();
     tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(MAX_LAG);
+        let mut ticks = tokio::time::interval(every);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;

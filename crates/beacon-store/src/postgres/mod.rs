@@ -63,7 +63,7 @@ impl PostgresStore {
             lock_key,
         };
         tokio::spawn(writer.run(jobs, Arc::clone(&counters)));
-        crate::pending::spawn_ticker(&queue);
+        crate::pending::spawn_ticker(&queue, crate::pending::MAX_LAG);
         Ok(Self {
             db,
             readers,

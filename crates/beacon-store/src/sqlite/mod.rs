@@ -1,8 +1,9 @@
-//! Embedded SQLite backend: one writer thread owning the write connection (group commit,
-//! rollups, maintenance; cached statements), and a few read-only connections used through
-//! `spawn_blocking`. WAL mode lets those readers run while the writer commits;
+//! Embedded SQLite backend: one writer thread owning the write connection (group commit
+//! into the ingest log, chunks moved into the indexed tables and rollups, maintenance;
+//! cached statements), and a few read-only connections used through `spawn_blocking`. WAL mode lets those readers run while the writer commits;
 //! `synchronous=FULL` makes a commit durable before it returns.
 
+mod backlog;
 mod queries;
 mod users;
 mod writer;
@@ -25,6 +26,7 @@ use crate::{InsertOutcome, NewReport, ReportStore, StoreError, StoreStats, Store
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Read connections kept open between reads; more are opened under load and closed after.
 const IDLE_READERS: usize = 4;
+const WRITER_CACHE_KIB: i64 = -65536;
 
 macro_rules! select_reports {
     ($tail:literal) => {
@@ -58,7 +60,7 @@ impl SqliteStore {
         let (queue, jobs) = batch::queue();
         let counters = Arc::new(Counters::default());
         writer::spawn(writer, db.clone(), jobs, Arc::clone(&counters))?;
-        crate::pending::spawn_ticker(&queue);
+        crate::pending::spawn_ticker(&queue, backlog::QUIET / 2);
         let readers = Arc::new(Readers {
             path,
             db,
@@ -69,6 +71,17 @@ impl SqliteStore {
             queue,
             counters,
         })
+    }
+
+    /// Reads `reports` once every report committed before the call is in it, not only in
+    /// the ingest log (see `pending`).
+    async fn read_reports<T, F>(&self, op: &'static str, read: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        crate::pending::settle(&self.queue).await?;
+        self.read(op, read).await
     }
 
     async fn read<T, F>(&self, op: &'static str, read: F) -> Result<T, StoreError>
@@ -97,7 +110,7 @@ impl ReportStore for SqliteStore {
 
     async fn get(&self, uuid: &str, day: NaiveDate) -> Result<Option<StoredReport>, StoreError> {
         let uuid = uuid.to_owned();
-        self.read("read report", move |conn| {
+        self.read_reports("read report", move |conn| {
             let mut statement = conn.prepare_cached(GET)?;
             statement.query_row(params![day, uuid], from_row).optional()
         })
@@ -105,7 +118,7 @@ impl ReportStore for SqliteStore {
     }
 
     async fn list(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<StoredReport>, StoreError> {
-        self.read("list reports", move |conn| {
+        self.read_reports("list reports", move |conn| {
             let mut statement = conn.prepare_cached(LIST)?;
             let rows = statement.query_map(params![from, to], from_row)?;
             rows.collect()
@@ -115,7 +128,7 @@ impl ReportStore for SqliteStore {
 
     async fn count(&self) -> Result<u64, StoreError> {
         let count: i64 = self
-            .read("count reports", |conn| {
+            .read_reports("count reports", |conn| {
                 conn.query_row("SELECT count(*) FROM reports", [], |row| row.get(0))
             })
             .await?;
@@ -229,7 +242,11 @@ fn configure_writer(conn: &Connection, db: &str) -> Result<(), StoreError> {
         });
     }
     conn.pragma_update(None, "synchronous", "FULL")
-        .map_err(StoreError::sqlite(db, "set synchronous=FULL"))
+        .map_err(StoreError::sqlite(db, "set synchronous=FULL"))?;
+    conn.pragma_update(None, "cache_size", WRITER_CACHE_KIB)
+        .map_err(StoreError::sqlite(db, "set cache_size"))?;
+    conn.pragma_update(None, "wal_autocheckpoint", 10000)
+        .map_err(StoreError::sqlite(db, "set wal_autocheckpoint"))
 }
 
 /// Switches to WAL. Two collectors opening a new file together can find it locked while

@@ -70,7 +70,7 @@ impl Source for SqliteStore {
         after: ExportCursor,
         limit: u32,
     ) -> Result<Vec<StoredReport>, StoreError> {
-        self.read("export reports", move |conn| {
+        self.read_reports("export reports", move |conn| {
             let mut statement = conn.prepare_cached(EXPORT)?;
             let rows =
                 statement.query_map(params![from, to, after.day, after.uuid, limit], from_row)?;

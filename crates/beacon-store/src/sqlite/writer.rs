@@ -1,4 +1,10 @@
-//! The SQLite writer thread: report batches with their rollup updates, and maintenance.
+//! The SQLite writer thread: report batches appended to the `incoming` log, chunks of
+//! them moved into `reports` and the rollups, and maintenance.
+//!
+//! An ingest commit only appends to `incoming`, a table without secondary indexes, so it
+//! writes a few pages at the end of the file; a random page of every index for every
+//! report is what capped ingest before (see BENCHMARKS.md). The chunk that moves the
+//! reports into their indexed tables touches each index page once for many reports.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -8,27 +14,43 @@ use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use tokio::sync::mpsc;
 
+use super::backlog::{self, Backlog};
 use crate::batch::{self, Counters, Job, Run, Task};
 use crate::maintenance::secret_matches;
-use crate::pending::{self, Pending};
+use crate::pending;
 use crate::rollup::{self, Changes, ClusterWeek, Dims, Loaded, Node, NodeWeek, Wanted};
 use crate::{ForgetOutcome, InsertOutcome, NewReport, StoreError};
 
 const EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM reports WHERE day = ?1 AND uuid = ?2)";
-const UPSERT: &str = "INSERT INTO reports (day, uuid, cluster_uuid, received_at, emqx_version,
-        os_name, os_version, edition, node_count, format, raw)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+/// The columns of a report row, in `reports` and in the `incoming` log alike.
+macro_rules! report_columns {
+    () => {
+        "day, uuid, cluster_uuid, received_at, emqx_version, os_name, os_version, edition,
+        node_count, format, raw"
+    };
+}
+const LOG: &str = concat!(
+    "INSERT INTO incoming (",
+    report_columns!(),
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+);
+const UPSERT: &str = concat!(
+    "INSERT INTO reports (",
+    report_columns!(),
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
     ON CONFLICT (day, uuid) DO UPDATE SET
         cluster_uuid = excluded.cluster_uuid, received_at = excluded.received_at,
         emqx_version = excluded.emqx_version, os_name = excluded.os_name,
         os_version = excluded.os_version, edition = excluded.edition,
-        node_count = excluded.node_count, format = excluded.format, raw = excluded.raw";
-
-const MARK_PENDING: &str = "INSERT OR IGNORE INTO rollup_pending (day, uuid) VALUES (?1, ?2)";
-const UNMARK_PENDING: &str = "DELETE FROM rollup_pending WHERE day = ?1 AND uuid = ?2";
-const RECOVER_PENDING: &str = super::select_reports!(
-    "WHERE (day, uuid) IN (SELECT day, uuid FROM rollup_pending) ORDER BY received_at"
+        node_count = excluded.node_count, format = excluded.format, raw = excluded.raw"
 );
+/// The log is indexed oldest first, so a chunk is always its first rows.
+const READ_CHUNK: &str = concat!(
+    "SELECT id, ",
+    report_columns!(),
+    " FROM incoming ORDER BY id LIMIT ?1"
+);
+const DROP_INDEXED: &str = "DELETE FROM incoming WHERE id <= ?1";
 
 const GET_NODE: &str = "SELECT uuid, first_day, first_at, version, os, secret_sha256, secret_at
     FROM nodes WHERE uuid = ?1";
@@ -77,9 +99,9 @@ pub(super) fn spawn(
 
 /// Runs until every sender is gone, that is until the store is dropped.
 fn run(mut conn: Connection, db: &str, mut jobs: mpsc::Receiver<Job>, counters: &Counters) {
-    let mut pending = recover_pending(&conn).unwrap_or_else(|error| {
-        tracing::error!(db, %error, "reading pending rollups failed; they apply at the next start");
-        Pending::default()
+    let mut backlog = recover_backlog(&conn).unwrap_or_else(|error| {
+        tracing::error!(db, %error, "reading the ingest log failed; it is indexed at the next start");
+        Backlog::default()
     });
     let mut received = Vec::with_capacity(batch::BATCH_CAP);
     while jobs.blocking_recv_many(&mut received, batch::BATCH_CAP) > 0 {
@@ -87,125 +109,160 @@ fn run(mut conn: Connection, db: &str, mut jobs: mpsc::Receiver<Job>, counters: 
             match run {
                 Run::Inserts(inserts) => {
                     let reports: Vec<&NewReport> = batch::reports(&inserts).collect();
-                    let result = write_batch(&mut conn, &reports)
+                    let result = write_batch(&mut conn, &reports, &backlog)
                         .map_err(StoreError::sqlite(db, "write report batch"));
                     if result.is_ok() {
-                        pending.push(reports.into_iter().cloned());
+                        backlog.logged(reports.iter().map(|r| (r.day, r.uuid.clone())));
                     }
                     batch::answer(inserts, result, counters);
                 }
                 Run::Task(Task::Tick) => {}
                 Run::Task(Task::Flush { reply }) => {
-                    batch::reply(reply, roll_up_all(&mut conn, db, &mut pending));
+                    batch::reply(reply, index_all(&mut conn, db, &mut backlog));
                 }
-                Run::Task(task) => match roll_up_all(&mut conn, db, &mut pending) {
+                Run::Task(task) => match index_all(&mut conn, db, &mut backlog) {
                     Ok(()) => run_task(&mut conn, db, task),
                     Err(error) => task.fail(error),
                 },
             }
         }
-        if pending.due()
-            && let Err(error) = roll_up_chunk(&mut conn, db, &mut pending)
-        {
-            tracing::error!(%error, "rollup update failed; it is retried with the next chunk");
+        if backlog.full() {
+            index_logged(&mut conn, db, &mut backlog);
+        }
+        // A quiet moment: index until a job arrives, one chunk at a time.
+        while backlog.quiet() && jobs.is_empty() {
+            if !index_logged(&mut conn, db, &mut backlog) {
+                break;
+            }
         }
     }
-    if let Err(error) = roll_up_all(&mut conn, db, &mut pending) {
-        tracing::error!(%error, "rollup update failed at shutdown; it applies at the next start");
+    if let Err(error) = index_all(&mut conn, db, &mut backlog) {
+        tracing::error!(%error, "indexing the ingest log failed at shutdown; it is indexed at the next start");
     }
     tracing::debug!(db, "sqlite writer stopped");
 }
 
-/// Stores the reports and marks them pending for the rollups, in one transaction.
+/// Indexes one chunk; a failure is logged and the chunk stays in the log for the next try.
+fn index_logged(conn: &mut Connection, db: &str, backlog: &mut Backlog) -> bool {
+    match index_chunk(conn, db, backlog) {
+        Ok(()) => true,
+        Err(error) => {
+            tracing::error!(%error, "indexing the ingest log failed; it is retried");
+            false
+        }
+    }
+}
+
+/// Appends the reports to the log in one transaction. A report replaces an earlier one of
+/// its node and day whether that one is stored, pending, or earlier in this batch.
 fn write_batch(
     conn: &mut Connection,
     reports: &[&NewReport],
+    backlog: &Backlog,
 ) -> rusqlite::Result<Vec<InsertOutcome>> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let outcomes = upsert_all(&tx, reports)?;
-    let mut mark = tx.prepare_cached(MARK_PENDING)?;
-    for report in reports {
-        mark.execute(params![report.day, report.uuid])?;
+    let mut exists = tx.prepare_cached(EXISTS)?;
+    let mut log = tx.prepare_cached(LOG)?;
+    let mut in_batch = std::collections::HashSet::new();
+    let mut outcomes = Vec::with_capacity(reports.len());
+    for r in reports {
+        let replaces = !in_batch.insert((r.day, r.uuid.as_str()))
+            || backlog.holds(r.day, &r.uuid)
+            || exists.query_row(params![r.day, r.uuid], |row| row.get(0))?;
+        log.execute(row_params(r))?;
+        outcomes.push(if replaces {
+            InsertOutcome::Replaced
+        } else {
+            InsertOutcome::Inserted
+        });
     }
-    drop(mark);
+    drop((exists, log));
     tx.commit()?;
     Ok(outcomes)
 }
 
-fn roll_up_all(conn: &mut Connection, db: &str, pending: &mut Pending) -> Result<(), StoreError> {
-    while !pending.is_empty() {
-        roll_up_chunk(conn, db, pending)?;
+fn row_params(r: &NewReport) -> impl rusqlite::Params + '_ {
+    (
+        r.day,
+        &r.uuid,
+        &r.cluster_uuid,
+        r.received_at,
+        &r.emqx_version,
+        &r.os_name,
+        &r.os_version,
+        &r.edition,
+        r.node_count,
+        r.format,
+        &r.raw,
+    )
+}
+
+fn index_all(conn: &mut Connection, db: &str, backlog: &mut Backlog) -> Result<(), StoreError> {
+    while !backlog.is_empty() {
+        index_chunk(conn, db, backlog)?;
     }
     Ok(())
 }
 
-/// Applies the rollups of the oldest pending reports in one transaction.
-fn roll_up_chunk(conn: &mut Connection, db: &str, pending: &mut Pending) -> Result<(), StoreError> {
-    let chunk = pending.chunk();
-    let applied = chunk.len();
-    apply_rollups(conn, &chunk).map_err(StoreError::sqlite(db, "update rollups"))?;
-    pending.applied(applied);
+/// Moves the oldest reports of the log into `reports` and the rollups, in one transaction.
+fn index_chunk(conn: &mut Connection, db: &str, backlog: &mut Backlog) -> Result<(), StoreError> {
+    let chunk = move_chunk(conn).map_err(StoreError::sqlite(db, "index the ingest log"))?;
+    if chunk.is_empty() {
+        // The log is empty whatever the keys say (another process drained it): start over.
+        *backlog = Backlog::default();
+    }
+    backlog.indexed(chunk.iter().map(|r| (r.day, r.uuid.as_str())));
     Ok(())
 }
 
-fn apply_rollups(conn: &mut Connection, reports: &[&NewReport]) -> rusqlite::Result<()> {
+fn move_chunk(conn: &mut Connection) -> rusqlite::Result<Vec<NewReport>> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let loaded = load(&tx, &rollup::wanted(reports.iter().copied()))?;
-    let changes = rollup::apply(loaded, reports.iter().copied());
+    let (last_id, reports) = read_chunk(&tx)?;
+    let refs: Vec<&NewReport> = reports.iter().collect();
+    upsert_all(&tx, &refs)?;
+    let loaded = load(&tx, &rollup::wanted(refs.iter().copied()))?;
+    let changes = rollup::apply(loaded, refs.iter().copied());
     write_changes(&tx, &changes)?;
-    let mut done = tx.prepare_cached(UNMARK_PENDING)?;
-    for report in reports {
-        done.execute(params![report.day, report.uuid])?;
-    }
-    drop(done);
-    tx.commit()
+    tx.prepare_cached(DROP_INDEXED)?.execute(params![last_id])?;
+    tx.commit()?;
+    Ok(reports)
 }
 
-/// Reports committed before a stop whose rollups were not, in the order they arrived.
-fn recover_pending(conn: &Connection) -> rusqlite::Result<Pending> {
-    let mut statement = conn.prepare(RECOVER_PENDING)?;
-    let rows = statement.query_map([], super::from_row)?;
-    let reports = rows
-        .map(|row| row.map(pending::reinserted))
+/// The oldest [`backlog::CHUNK`] reports of the log and the id of the last one.
+fn read_chunk(conn: &Connection) -> rusqlite::Result<(i64, Vec<NewReport>)> {
+    let mut statement = conn.prepare_cached(READ_CHUNK)?;
+    let mut rows = statement.query(params![backlog::CHUNK as i64])?;
+    let (mut last_id, mut reports) = (0, Vec::with_capacity(backlog::CHUNK));
+    while let Some(row) = rows.next()? {
+        last_id = row.get("id")?;
+        reports.push(pending::reinserted(super::from_row(row)?));
+    }
+    Ok((last_id, reports))
+}
+
+/// The keys of the reports logged before a stop but not yet indexed.
+fn recover_backlog(conn: &Connection) -> rusqlite::Result<Backlog> {
+    let mut statement = conn.prepare("SELECT day, uuid FROM incoming")?;
+    let keys = statement
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    if !reports.is_empty() {
+    if !keys.is_empty() {
         tracing::info!(
-            reports = reports.len(),
-            "applying rollups left pending at the last stop"
+            reports = keys.len(),
+            "indexing reports logged but not yet indexed at the last stop"
         );
     }
-    Ok(Pending::recovered(reports))
+    Ok(Backlog::recovered(keys))
 }
 
-/// Reports are applied in queue order, so a later report of the same node and day in the
-/// same batch replaces the earlier one, as it would in separate batches.
-fn upsert_all(conn: &Connection, reports: &[&NewReport]) -> rusqlite::Result<Vec<InsertOutcome>> {
-    let mut exists = conn.prepare_cached(EXISTS)?;
+/// Reports are applied in log order, so a later report of the same node and day replaces
+/// the earlier one.
+fn upsert_all(conn: &Connection, reports: &[&NewReport]) -> rusqlite::Result<()> {
     let mut upsert = conn.prepare_cached(UPSERT)?;
-    reports
-        .iter()
-        .map(|r| {
-            let existed: bool = exists.query_row(params![r.day, r.uuid], |row| row.get(0))?;
-            upsert.execute(params![
-                r.day,
-                r.uuid,
-                r.cluster_uuid,
-                r.received_at,
-                r.emqx_version,
-                r.os_name,
-                r.os_version,
-                r.edition,
-                r.node_count,
-                r.format,
-                r.raw
-            ])?;
-            Ok(if existed {
-                InsertOutcome::Replaced
-            } else {
-                InsertOutcome::Inserted
-            })
-        })
-        .collect()
+    for r in reports {
+        upsert.execute(row_params(r))?;
+    }
+    Ok(())
 }
 
 fn load(conn: &Connection, wanted: &Wanted) -> rusqlite::Result<Loaded> {
