@@ -682,3 +682,38 @@ async fn rollups_left_pending_by_a_crash_are_applied_at_the_next_start() {
     })
     .await;
 }
+
+/// A database written before SQLite's ingest log (schema version 3) may hold reports whose
+/// rollups were pending; migration 4 moves them into the log and they are counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_rollups_pending_before_the_ingest_log_are_counted_after_migrating() {
+    each_backend(|backend| async move {
+        if backend.name != "sqlite" {
+            return;
+        }
+        let store = seeded(&backend).await;
+        let expected = activity(&*store, &all_weeks()).await;
+        let count = store.count().await.expect("count");
+        drop(store);
+        support::admin_execute(
+            &backend,
+            "DELETE FROM rollups; DELETE FROM nodes; DELETE FROM node_weeks;
+             DELETE FROM cluster_weeks; DROP TABLE incoming;
+             CREATE TABLE rollup_pending (day TEXT NOT NULL, uuid TEXT NOT NULL,
+                 PRIMARY KEY (day, uuid)) WITHOUT ROWID;
+             INSERT INTO rollup_pending (day, uuid) SELECT day, uuid FROM reports;
+             DELETE FROM schema_migrations WHERE version = 4;",
+        )
+        .await;
+        let store = support::open(&backend).await;
+        assert_eq!(activity(&*store, &all_weeks()).await, expected);
+        assert_eq!(store.count().await.expect("count"), count);
+        let left = "SELECT count(*) FROM sqlite_master WHERE name = 'rollup_pending'";
+        assert_eq!(support::admin_i64(&backend, left).await, 0);
+        assert_eq!(
+            support::admin_i64(&backend, "SELECT count(*) FROM incoming").await,
+            0
+        );
+    })
+    .await;
+}
