@@ -47,6 +47,8 @@ pub(crate) enum Task {
     },
     /// Applies the rollups of every pending report (see `pending`).
     Flush { reply: Reply<()> },
+    /// Refreshes what the query planner and index-only scans rely on, after a bulk load.
+    Vacuum { reply: Reply<()> },
     /// Applies pending rollups if they are due.
     Tick,
 }
@@ -58,7 +60,7 @@ impl Task {
             Task::DeleteOldestDay { reply, .. } => self::reply(reply, Err(error)),
             Task::PruneSnapshots { reply, .. } => self::reply(reply, Err(error)),
             Task::Forget { reply, .. } => self::reply(reply, Err(error)),
-            Task::Flush { reply } => self::reply(reply, Err(error)),
+            Task::Flush { reply } | Task::Vacuum { reply } => self::reply(reply, Err(error)),
             Task::Tick => {}
         }
     }

@@ -89,6 +89,8 @@ impl<W: Writer> Maintenance for W {
             // The caller's iterator panicked: that is the caller's panic.
             std::panic::resume_unwind(error.into_panic());
         }
+        // Counted and ready for fast queries when the load returns, not at the first read.
+        batch::run_task(self.queue(), |reply| Task::Vacuum { reply }).await?;
         tracing::info!(
             inserted = outcome.inserted,
             replaced = outcome.replaced,

@@ -3,8 +3,9 @@
 //! Each backend applies the entries newer than the highest version recorded in its
 //! `schema_migrations` table, all in one transaction. A schema change is one more entry at
 //! the end of a backend's list, with that list's next version number; applied entries
-//! never change. The lists share their first versions and may differ after that (SQLite's
-//! version 4, the ingest log, has no PostgreSQL counterpart).
+//! never change. Versions 1 to 3 are the same schema on both backends; later versions tune
+//! one backend (SQLite's 4 is its ingest log, PostgreSQL's 4 puts the rollup counters in
+//! the key index).
 
 use crate::StoreError;
 
@@ -181,7 +182,24 @@ pub(crate) const POSTGRES: &[Migration] = &[
         created_at   TIMESTAMPTZ NOT NULL
     );"#,
     },
+    Migration {
+        version: 4,
+        name: "rollup counters in the key index",
+        sql: POSTGRES_COVERING_ROLLUPS,
+    },
 ];
+
+/// A dashboard query reads one key range of `rollups`, but the rows of that range were
+/// inserted week after week among all the others, so on PostgreSQL (a heap table, unlike
+/// SQLite's `WITHOUT ROWID`) each row was a separate heap page: at 1M reports a 26-week
+/// workload query read ~1,000 pages for 1,800 rows. With `n` in the key index the same
+/// query is an index-only scan of ~15 pages. Index-only scans need pages marked
+/// all-visible by vacuum, so autovacuum visits this table more often than the default.
+const POSTGRES_COVERING_ROLLUPS: &str = "
+    ALTER TABLE rollups DROP CONSTRAINT rollups_pkey,
+        ADD CONSTRAINT rollups_pkey PRIMARY KEY (version, os, kind, week, k1, k2) INCLUDE (n);
+    ALTER TABLE rollups SET (autovacuum_vacuum_scale_factor = 0.02,
+        autovacuum_vacuum_insert_scale_factor = 0.02, autovacuum_analyze_scale_factor = 0.02);";
 
 /// The same tables as [`SQLITE_ROLLUPS`]; text keys in byte order, like SQLite's.
 const POSTGRES_ROLLUPS: &str = r#"
@@ -264,10 +282,9 @@ mod tests {
                 assert_eq!(migration.version, index as i64 + 1, "{}", migration.name);
             }
         }
-        let shared = SQLITE.len().min(POSTGRES.len());
-        let names = |list: &[Migration]| list[..shared].iter().map(|m| m.name).collect::<Vec<_>>();
+        // Versions 1 to 3 are the same schema on both; later ones are backend tuning.
+        let names = |list: &[Migration]| list[..3].iter().map(|m| m.name).collect::<Vec<_>>();
         assert_eq!(names(SQLITE), names(POSTGRES));
-        assert_eq!(SQLITE.last().map(|m| m.name), Some("ingest log"));
     }
 
     #[test]

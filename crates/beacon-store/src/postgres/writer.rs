@@ -214,8 +214,20 @@ impl PgWriter {
                 reply,
             } => batch::reply(reply, self.forget(&uuid, &secret_sha256).await),
             Task::Flush { reply } => batch::reply(reply, Ok(())),
+            Task::Vacuum { reply } => batch::reply(reply, self.vacuum().await),
             Task::Tick => {}
         }
+    }
+
+    /// Sets the visibility map that index-only scans of the rollups need, and statistics.
+    async fn vacuum(&self) -> Result<(), StoreError> {
+        const OP: &str = "vacuum rollups";
+        let db = self.db.as_str();
+        let client = self.pool.get().await.map_err(StoreError::pool(db, OP))?;
+        client
+            .batch_execute("VACUUM (ANALYZE) rollups")
+            .await
+            .context(db, OP)
     }
 
     async fn delete_oldest_day(&self, before: NaiveDate) -> Result<Option<u64>, StoreError> {

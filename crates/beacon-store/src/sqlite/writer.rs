@@ -401,6 +401,10 @@ fn run_task(conn: &mut Connection, db: &str, task: Task) {
             batch::reply(reply, result.map_err(StoreError::sqlite(db, "forget node")));
         }
         Task::Flush { reply } => batch::reply(reply, Ok(())),
+        Task::Vacuum { reply } => {
+            let result = conn.execute_batch("PRAGMA optimize");
+            batch::reply(reply, result.map_err(StoreError::sqlite(db, "optimize")));
+        }
         Task::Tick => {}
     }
 }
