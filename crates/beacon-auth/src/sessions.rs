@@ -13,6 +13,10 @@ use crate::random_token;
 pub struct Session {
     pub user: String,
     pub csrf: String,
+    /// What the user's credential was at sign-in, for a caller whose credentials can change
+    /// while it runs (the console keeps the password hash, so a new password ends older
+    /// sessions); empty where they cannot.
+    pub stamp: String,
 }
 
 /// Live sessions by token.
@@ -37,12 +41,14 @@ impl Sessions {
         }
     }
 
-    /// Starts a session for `user`: its token (for a cookie or a Bearer header) and state.
-    pub fn create(&self, user: &str) -> (String, Session) {
+    /// Starts a session for `user` with its credential `stamp` (see [`Session::stamp`]):
+    /// its token (for a cookie or a Bearer header) and state.
+    pub fn create(&self, user: &str, stamp: &str) -> (String, Session) {
         let token = random_token();
         let session = Session {
             user: user.to_owned(),
             csrf: random_token(),
+            stamp: stamp.to_owned(),
         };
         let mut live = self.lock();
         // Expired entries are dropped on each login, so the map cannot grow without bound.
@@ -94,7 +100,7 @@ mod tests {
     #[test]
     fn a_session_lives_until_revoked() {
         let sessions = Sessions::new(Duration::from_secs(60));
-        let (token, session) = sessions.create("admin");
+        let (token, session) = sessions.create("admin", "");
         assert_eq!(session.user, "admin");
         assert_ne!(session.csrf, token);
         assert_eq!(sessions.get(&token), Some(session));
@@ -106,7 +112,7 @@ mod tests {
     #[test]
     fn idle_sessions_expire() {
         let sessions = Sessions::new(Duration::from_millis(30));
-        let (token, _) = sessions.create("admin");
+        let (token, _) = sessions.create("admin", "");
         std::thread::sleep(Duration::from_millis(60));
         assert_eq!(sessions.get(&token), None);
     }
@@ -114,9 +120,9 @@ mod tests {
     #[test]
     fn revoking_a_user_ends_all_of_their_sessions() {
         let sessions = Sessions::new(Duration::from_secs(60));
-        let (first, _) = sessions.create("alice");
-        let (second, _) = sessions.create("alice");
-        let (other, _) = sessions.create("bob");
+        let (first, _) = sessions.create("alice", "");
+        let (second, _) = sessions.create("alice", "");
+        let (other, _) = sessions.create("bob", "");
         sessions.revoke_user("alice");
         assert_eq!(sessions.get(&first), None);
         assert_eq!(sessions.get(&second), None);

@@ -83,7 +83,8 @@ pub(crate) async fn require_api_access(
 }
 
 /// The session of the request's cookie and its token, if it is live and its user still
-/// exists: a user removed (by the CLI, maybe on another collector) is logged out at once.
+/// exists with the password it signed in with: a user removed or given a new password (by
+/// the CLI, maybe on another collector) is logged out at once.
 async fn live_session(
     console: &Console,
     headers: &HeaderMap,
@@ -94,7 +95,8 @@ async fn live_session(
     let Some(session) = console.sessions.get(token) else {
         return Ok(None);
     };
-    if console.store.password_hash(&session.user).await?.is_none() {
+    let current = console.store.password_hash(&session.user).await?;
+    if current.as_deref() != Some(session.stamp.as_str()) {
         console.sessions.revoke_user(&session.user);
         return Ok(None);
     }
@@ -154,9 +156,23 @@ pub(crate) async fn login(
     if expected.is_empty() || !constant_time_eq(expected.as_bytes(), form.csrf.as_bytes()) {
         return forbidden("the login form expired or did not come from this console; reload it");
     }
-    match check_password(&console, &form.username, form.password).await {
-        Ok(true) => {}
-        Ok(false) => {
+    if let Err(wait_secs) = console.logins.attempt(&form.username) {
+        tracing::info!(user = %form.username, "console: login throttled");
+        let message =
+            format!("Too many sign-in attempts for this user name. Try again in {wait_secs} s.");
+        let mut page = login_page(
+            &console,
+            StatusCode::TOO_MANY_REQUESTS,
+            form.next.as_deref(),
+            Some(&message),
+        );
+        page.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(wait_secs));
+        return page;
+    }
+    let stamp = match check_password(&console, &form.username, form.password).await {
+        Ok(Some(stamp)) => stamp,
+        Ok(None) => {
             tracing::info!(user = %form.username, "console: login refused");
             return login_page(
                 &console,
@@ -166,8 +182,8 @@ pub(crate) async fn login(
             );
         }
         Err(error) => return html::error_page(&error),
-    }
-    let (token, _) = console.sessions.create(&form.username);
+    };
+    let (token, _) = console.sessions.create(&form.username, &stamp);
     tracing::info!(user = %form.username, "console: logged in");
     let session = cookie_header(&console, SESSION_COOKIE, &token, None);
     let expired_form = cookie_header(&console, LOGIN_COOKIE, "", Some(0));
@@ -178,20 +194,22 @@ pub(crate) async fn login(
     response
 }
 
-/// Verifies on a blocking thread (argon2 is slow on purpose); an unknown user costs the
-/// same as a wrong password, so timing does not tell which names exist.
+/// The user's password hash if `password` matches it. Verifies on a blocking thread
+/// (argon2 is slow on purpose); an unknown user costs the same as a wrong password, so
+/// timing does not tell which names exist.
 async fn check_password(
     console: &Console,
     user: &str,
     password: String,
-) -> Result<bool, crate::ConsoleError> {
+) -> Result<Option<String>, crate::ConsoleError> {
     let stored = console.store.password_hash(user).await?;
     let known = stored.is_some();
     let phc = stored.unwrap_or_else(|| decoy_hash().to_owned());
-    let matches = tokio::task::spawn_blocking(move || verify_password(&phc, &password))
+    let checked = phc.clone();
+    let matches = tokio::task::spawn_blocking(move || verify_password(&checked, &password))
         .await
         .unwrap_or(false);
-    Ok(known && matches)
+    Ok((known && matches).then_some(phc))
 }
 
 fn decoy_hash() -> &'static str {

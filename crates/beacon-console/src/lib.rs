@@ -21,8 +21,10 @@ mod filters;
 mod html;
 mod openapi;
 mod pages;
+mod throttle;
 mod tokens;
 
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,12 +43,20 @@ pub const PREFIX: &str = "/console";
 /// Login sessions end after this long without a request.
 pub const DEFAULT_SESSION_IDLE: Duration = Duration::from_secs(8 * 3600);
 
+/// Sign-in attempts allowed per user name: this many a minute on average...
+pub const DEFAULT_LOGINS_PER_MINUTE: NonZeroU32 = NonZeroU32::new(5).unwrap();
+/// ...and this many in a row.
+pub const DEFAULT_LOGIN_BURST: NonZeroU32 = NonZeroU32::new(10).unwrap();
+
 /// How the console is served.
 #[derive(Debug, Clone)]
 pub struct ConsoleOptions {
     /// Mark cookies `Secure`: set when the console is served over TLS.
     pub secure_cookies: bool,
     pub session_idle: Duration,
+    /// Sign-in attempts per user name, on average and in a row (see `throttle`).
+    pub logins_per_minute: NonZeroU32,
+    pub login_burst: NonZeroU32,
 }
 
 impl Default for ConsoleOptions {
@@ -54,6 +64,8 @@ impl Default for ConsoleOptions {
         Self {
             secure_cookies: false,
             session_idle: DEFAULT_SESSION_IDLE,
+            logins_per_minute: DEFAULT_LOGINS_PER_MINUTE,
+            login_burst: DEFAULT_LOGIN_BURST,
         }
     }
 }
@@ -63,6 +75,7 @@ impl Default for ConsoleOptions {
 pub(crate) struct Console {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) sessions: Arc<Sessions>,
+    pub(crate) logins: Arc<throttle::LoginThrottle>,
     pub(crate) secure_cookies: bool,
 }
 
@@ -71,6 +84,10 @@ pub fn router(store: Arc<dyn Store>, options: ConsoleOptions) -> Router {
     let console = Console {
         store,
         sessions: Arc::new(Sessions::new(options.session_idle)),
+        logins: Arc::new(throttle::LoginThrottle::new(
+            options.logins_per_minute,
+            options.login_burst,
+        )),
         secure_cookies: options.secure_cookies,
     };
     let pages = Router::new()

@@ -328,3 +328,67 @@ async fn a_removed_user_is_logged_out_at_once() {
     .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_password_ends_the_sessions_of_the_old_one() {
+    let served = serve(0, ConsoleOptions::default()).await;
+    let client = client();
+    let session = login(&client, &served.base).await;
+    let overview = format!("{}/console/overview", served.base);
+    let before = support::get_signed_in(&client, &overview, &session).await;
+    assert_eq!(before.status(), StatusCode::OK);
+    let hash = beacon_auth::hash_password("a new password").expect("hash");
+    assert!(
+        served
+            .store
+            .set_password(support::USER, &hash)
+            .await
+            .unwrap()
+    );
+    let after = support::get_signed_in(&client, &overview, &session).await;
+    assert_eq!(
+        after.status(),
+        StatusCode::SEE_OTHER,
+        "sent back to the login page"
+    );
+    let again = support::post_login(&client, &served.base, "a new password", true).await;
+    assert_eq!(
+        again.status(),
+        StatusCode::SEE_OTHER,
+        "the new password signs in"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_attempts_are_limited_per_user_name() {
+    let options = ConsoleOptions {
+        logins_per_minute: std::num::NonZeroU32::MIN,
+        login_burst: std::num::NonZeroU32::new(2).unwrap(),
+        ..ConsoleOptions::default()
+    };
+    let served = serve(0, options).await;
+    let hash = beacon_auth::hash_password("other password").expect("hash");
+    assert!(served.store.add_user("other", &hash).await.unwrap());
+    let client = client();
+    for _ in 0..2 {
+        let wrong = support::post_login(&client, &served.base, "guess", true).await;
+        assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    }
+    let throttled = support::post_login(&client, &served.base, support::PASSWORD, true).await;
+    assert_eq!(throttled.status(), StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = throttled.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait), "Retry-After {wait}");
+    let page = throttled.text().await.unwrap();
+    assert!(page.contains("Too many sign-in attempts"), "{page}");
+    let other =
+        support::post_login_as(&client, &served.base, "other", "other password", true).await;
+    assert_eq!(
+        other.status(),
+        StatusCode::SEE_OTHER,
+        "another name is not held up"
+    );
+}

@@ -165,7 +165,8 @@ async fn login(State(state): State<Shared>, body: Bytes) -> Result<Json<Value>, 
         return Err(ApiError::unauthorized());
     }
     let username = state.credentials.admin_name();
-    let (token, _) = state.sessions.create(&username);
+    // The admin password comes from the configuration and cannot change while running.
+    let (token, _) = state.sessions.create(&username, "");
     Ok(Json(json!({"token": token, "username": username})))
 }
 

@@ -124,6 +124,17 @@ pub async fn post_login(
     password: &str,
     with_csrf: bool,
 ) -> reqwest::Response {
+    post_login_as(client, base, USER, password, with_csrf).await
+}
+
+/// [`post_login`] for the user named `user`.
+pub async fn post_login_as(
+    client: &Client,
+    base: &str,
+    user: &str,
+    password: &str,
+    with_csrf: bool,
+) -> reqwest::Response {
     let page = client
         .get(format!("{base}/console/login"))
         .send()
@@ -142,7 +153,7 @@ pub async fn post_login(
         .header(COOKIE, login_cookie)
         .header("content-type", "application/x-www-form-urlencoded")
         .body(form(&[
-            ("username", USER),
+            ("username", user),
             ("password", password),
             ("csrf", &csrf),
             ("next", "/console/versions"),
