@@ -13,8 +13,11 @@ use std::error::Error;
 use std::time::{Duration, Instant};
 
 use beacon_console::{Chart, ConsoleOptions};
-use reqwest::header::{AUTHORIZATION, COOKIE, SET_COOKIE};
+use reqwest::header::{AUTHORIZATION, COOKIE};
 use sha2::{Digest, Sha256};
+
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 type BoxError = Box<dyn Error + Send + Sync>;
 
@@ -114,34 +117,13 @@ fn options() -> Result<(String, usize), BoxError> {
     Ok((db.ok_or("--db URL is required")?, runs.max(1)))
 }
 
-/// Logs in through the form, as a browser does; answers the session cookie.
+/// Logs in through the form, as a browser does (the console tests' way); answers the
+/// session cookie.
 async fn login(client: &reqwest::Client, base: &str, password: &str) -> Result<String, BoxError> {
-    let form = client.get(format!("{base}/console/login")).send().await?;
-    let login_cookie = cookie_of(&form, "beacon_console_login")?;
-    let html = form.text().await?;
-    let marker = "name=\"csrf\" value=\"";
-    let start = html.find(marker).ok_or("no CSRF field on the login form")? + marker.len();
-    let csrf = &html[start..start + 64];
-    let response = client
-        .post(format!("{base}/console/login"))
-        .header(COOKIE, login_cookie)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("username={USER}&password={password}&csrf={csrf}"))
-        .send()
-        .await?;
-    cookie_of(&response, "beacon_console")
-}
-
-fn cookie_of(response: &reqwest::Response, name: &str) -> Result<String, BoxError> {
-    response
-        .headers()
-        .get_all(SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with(&format!("{name}=")))
-        .and_then(|v| v.split(';').next())
-        .map(str::to_owned)
-        .ok_or_else(|| format!("no {name} cookie (status {})", response.status()).into())
+    let response = support::post_login_as(client, base, USER, password, true).await;
+    let (cookie, _) = support::set_cookie(&response, "beacon_console")
+        .ok_or_else(|| format!("login refused: {}", response.status()))?;
+    Ok(cookie)
 }
 
 /// Median duration of `runs` calls after one warm-up.

@@ -7,8 +7,8 @@
 //! earlier one), group commit (concurrent inserts are written by a single writer in one
 //! transaction, and every `insert` resolves only after its row is durably committed), the
 //! analytics rollups brought up to date in chunks after those commits and always before a
-//! read (see [`Analytics`] for what is counted and how), retention, self-service deletion, and a synthetic history generator
-//! ([`seed`]).
+//! read (see [`Analytics`] for what is counted and how), retention, self-service deletion,
+//! and a synthetic history generator ([`seed`]).
 //!
 //! It must NOT know about HTTP or parse reports with the report model (it stores the
 //! columns, the raw JSON text and the [`ReportFacts`] the collector derived from a parsed

@@ -21,7 +21,9 @@ pub(super) const QUIET: Duration = Duration::from_millis(100);
 
 #[derive(Default)]
 pub(super) struct Backlog {
-    keys: HashMap<(NaiveDate, String), usize>,
+    /// Reports waiting per day and node; by day first so that a lookup by `&str` needs no
+    /// allocation on the ingest path.
+    keys: HashMap<NaiveDate, HashMap<String, usize>>,
     len: usize,
     last_arrival: Option<Instant>,
 }
@@ -36,8 +38,8 @@ impl Backlog {
 
     /// Keys of reports just committed to the log.
     pub(super) fn logged(&mut self, keys: impl IntoIterator<Item = (NaiveDate, String)>) {
-        for key in keys {
-            *self.keys.entry(key).or_default() += 1;
+        for (day, uuid) in keys {
+            *self.keys.entry(day).or_default().entry(uuid).or_default() += 1;
             self.len += 1;
         }
         self.last_arrival = Some(Instant::now());
@@ -46,19 +48,28 @@ impl Backlog {
     /// Keys of reports just moved out of the log.
     pub(super) fn indexed<'a>(&mut self, keys: impl IntoIterator<Item = (NaiveDate, &'a str)>) {
         for (day, uuid) in keys {
-            if let Entry::Occupied(mut entry) = self.keys.entry((day, uuid.to_owned())) {
-                *entry.get_mut() -= 1;
-                if *entry.get() == 0 {
-                    entry.remove();
+            let Entry::Occupied(mut nodes) = self.keys.entry(day) else {
+                continue;
+            };
+            let Some(count) = nodes.get_mut().get_mut(uuid) else {
+                continue;
+            };
+            *count -= 1;
+            self.len -= 1;
+            if *count == 0 {
+                nodes.get_mut().remove(uuid);
+                if nodes.get().is_empty() {
+                    nodes.remove();
                 }
-                self.len -= 1;
             }
         }
     }
 
     /// Whether a report of node `uuid` for `day` waits in the log.
     pub(super) fn holds(&self, day: NaiveDate, uuid: &str) -> bool {
-        self.keys.contains_key(&(day, uuid.to_owned()))
+        self.keys
+            .get(&day)
+            .is_some_and(|nodes| nodes.contains_key(uuid))
     }
 
     pub(super) fn is_empty(&self) -> bool {

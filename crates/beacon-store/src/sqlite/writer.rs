@@ -100,7 +100,7 @@ pub(super) fn spawn(
 /// Runs until every sender is gone, that is until the store is dropped.
 fn run(mut conn: Connection, db: &str, mut jobs: mpsc::Receiver<Job>, counters: &Counters) {
     let mut backlog = recover_backlog(&conn).unwrap_or_else(|error| {
-        tracing::error!(db, %error, "reading the ingest log failed; it is indexed at the next start");
+        tracing::error!(db, %error, "reading the ingest log failed; retried at the next start");
         Backlog::default()
     });
     let mut received = Vec::with_capacity(batch::BATCH_CAP);
@@ -137,7 +137,7 @@ fn run(mut conn: Connection, db: &str, mut jobs: mpsc::Receiver<Job>, counters: 
         }
     }
     if let Err(error) = index_all(&mut conn, db, &mut backlog) {
-        tracing::error!(%error, "indexing the ingest log failed at shutdown; it is indexed at the next start");
+        tracing::error!(%error, "indexing the ingest log failed at shutdown; done at next start");
     }
     tracing::debug!(db, "sqlite writer stopped");
 }
