@@ -12,6 +12,7 @@
 //! and privacy findings.
 
 mod error;
+pub mod facts;
 mod json;
 mod limits;
 mod model;
