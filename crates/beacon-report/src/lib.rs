@@ -13,6 +13,7 @@
 
 mod error;
 pub mod facts;
+mod identifiers;
 mod json;
 mod limits;
 mod model;

@@ -7,7 +7,7 @@
 
 use std::fmt::Write as _;
 
-use crate::privacy;
+use crate::identifiers::{REDACTED, identifier_kind};
 
 /// Keys longer than this are cut in messages.
 const MAX_SHOWN_KEY: usize = 64;
@@ -63,8 +63,8 @@ fn push_key(out: &mut String, key: &str) {
         && key
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if privacy::identifier_kind(key).is_some() {
-        dotted(out, privacy::REDACTED);
+    if identifier_kind(key).is_some() {
+        dotted(out, REDACTED);
     } else if plain {
         dotted(out, key);
     } else {
@@ -81,8 +81,8 @@ fn dotted(out: &mut String, segment: &str) {
 
 /// A key as it may appear in a message: identifier-shaped keys hidden, long ones cut.
 pub(crate) fn quote_key(key: &str) -> String {
-    if privacy::identifier_kind(key).is_some() {
-        return privacy::REDACTED.to_owned();
+    if identifier_kind(key).is_some() {
+        return REDACTED.to_owned();
     }
     format!("{:?}", shorten(key))
 }
