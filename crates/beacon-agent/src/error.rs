@@ -43,8 +43,9 @@ pub enum SwitchError {
     /// A boot-time source says off; only changing that source (and restarting) enables.
     #[error("telemetry is disabled by {by}; {}", remedy(by))]
     Locked { by: SwitchSource },
-    /// The switch is already in the asked state (the REST API answers 400).
-    #[error("Telemetry status already {}", if *enabled { "enabled" } else { "disabled" })]
+    /// The switch is already in the asked state (the REST API answers 400 with this text,
+    /// word for word EMQX's).
+    #[error("Telemetry status is already {}", if *enabled { "enabled" } else { "disabled" })]
     AlreadyInState { enabled: bool },
     /// Enabling needs the setting saved first, so that a restart does not silently undo it;
     /// nothing was changed.

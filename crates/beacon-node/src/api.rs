@@ -59,6 +59,14 @@ pub(crate) fn router(state: Shared) -> Router {
         .with_state(state)
 }
 
+/// Which credential a 401 refuses.
+enum Refusal {
+    Login,
+    NoCredentials,
+    Token,
+    ApiKey,
+}
+
 /// An API error: `{"code", "message"}` as EMQX answers.
 pub(crate) struct ApiError {
     status: StatusCode,
@@ -75,12 +83,29 @@ impl ApiError {
         }
     }
 
-    /// One answer for every authentication failure, so it never hints which part was wrong.
-    fn unauthorized() -> Self {
+    /// EMQX's 401 answers: the code names the kind of credential that failed, never
+    /// whether a user name or a password was wrong.
+    fn unauthorized(refusal: Refusal) -> Self {
+        let (code, message) = match refusal {
+            Refusal::Login => ("BAD_USERNAME_OR_PWD", "Auth failed"),
+            // EMQX also offers `api_key.bootstrap_file` here; Beacon has no such file.
+            Refusal::NoCredentials => (
+                "AUTHORIZATION_HEADER_ERROR",
+                "Missing authorization header. Use Basic auth with API key/secret, or Bearer \
+                 token from POST /api/v5/login. API keys can be created via POST /api/v5/api_key",
+            ),
+            Refusal::Token => (
+                "BAD_TOKEN",
+                "Invalid bearer token. Use API key (Basic auth) for persistent access, or get \
+                 a new bearer token by POST /api/v5/login. API keys can be created via POST \
+                 /api/v5/api_key",
+            ),
+            Refusal::ApiKey => ("BAD_API_KEY_OR_SECRET", "Check api_key/api_secret"),
+        };
         Self {
             status: StatusCode::UNAUTHORIZED,
-            code: "BAD_USERNAME_OR_PWD",
-            message: "authentication failed: invalid or missing credentials".into(),
+            code,
+            message: message.into(),
         }
     }
 
@@ -126,17 +151,21 @@ async fn require_credentials(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let allowed = if let Some(token) = beacon_auth::bearer_token(header) {
-        state.sessions.get(token).is_some()
+    let refused = if let Some(token) = beacon_auth::bearer_token(header) {
+        state
+            .sessions
+            .get(token)
+            .is_none()
+            .then_some(Refusal::Token)
     } else if let Some((key, secret)) = beacon_auth::basic_credentials(header) {
-        state.credentials.check_api_key(&key, &secret)
+        (!state.credentials.check_api_key(&key, &secret)).then_some(Refusal::ApiKey)
     } else {
-        false
+        Some(Refusal::NoCredentials)
     };
-    if !allowed {
-        return Err(ApiError::unauthorized());
+    match refused {
+        Some(refusal) => Err(ApiError::unauthorized(refusal)),
+        None => Ok(next.run(request).await),
     }
-    Ok(next.run(request).await)
 }
 
 #[derive(Deserialize)]
@@ -162,7 +191,7 @@ async fn login(State(state): State<Shared>, body: Bytes) -> Result<Json<Value>, 
     .map_err(|_| ApiError::internal("login check failed"))?;
     if !valid {
         tracing::info!("dashboard login refused");
-        return Err(ApiError::unauthorized());
+        return Err(ApiError::unauthorized(Refusal::Login));
     }
     let username = state.credentials.admin_name();
     // The admin password comes from the configuration and cannot change while running.

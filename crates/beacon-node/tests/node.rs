@@ -156,7 +156,7 @@ async fn status_api_switches_and_refuses_as_emqx_does() {
     assert_eq!(code, StatusCode::BAD_REQUEST);
     assert_eq!(
         body,
-        json!({"code": "BAD_REQUEST", "message": "Telemetry status already disabled"})
+        json!({"code": "BAD_REQUEST", "message": "Telemetry status is already disabled"})
     );
 
     for (bad, names) in [
@@ -187,6 +187,12 @@ async fn status_api_switches_and_refuses_as_emqx_does() {
     let (code, status) = api.put_status(r#"{"enable": true}"#).await;
     assert_eq!(code, StatusCode::OK, "{status}");
     assert_eq!(status["enable"], true);
+    let (code, body) = api.put_status(r#"{"enable": true}"#).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body,
+        json!({"code": "BAD_REQUEST", "message": "Telemetry status is already enabled"})
+    );
     node.shutdown().await;
 }
 
@@ -205,11 +211,12 @@ async fn nothing_is_served_without_valid_credentials() {
         (Method::POST, "/api/v5/api_key"),
         (Method::POST, "/api/v5/logout"),
     ];
+    // EMQX's codes: which kind of credential failed.
     for (method, path) in &routes {
-        for auth in [
-            None,
-            Some("Bearer not-a-session"),
-            Some("Basic YWRtaW46eA=="),
+        for (auth, refused) in [
+            (None, "AUTHORIZATION_HEADER_ERROR"),
+            (Some("Bearer not-a-session"), "BAD_TOKEN"),
+            (Some("Basic YWRtaW46eA=="), "BAD_API_KEY_OR_SECRET"),
         ] {
             let mut request = http.request(method.clone(), format!("{base}{path}"));
             if let Some(auth) = auth {
@@ -225,6 +232,8 @@ async fn nothing_is_served_without_valid_credentials() {
                 StatusCode::UNAUTHORIZED,
                 "{method} {path} {auth:?}"
             );
+            let body: Value = answer.json().await.expect("json");
+            assert_eq!(body["code"], refused, "{method} {path} {auth:?}");
         }
     }
 
@@ -241,6 +250,10 @@ async fn nothing_is_served_without_valid_credentials() {
     }
     assert_eq!(answers[0].0, StatusCode::UNAUTHORIZED);
     assert_eq!(answers[0], answers[1]);
+    assert_eq!(
+        serde_json::from_str::<Value>(&answers[0].1).expect("json"),
+        json!({"code": "BAD_USERNAME_OR_PWD", "message": "Auth failed"})
+    );
 
     // An API key works for scripts; its secret is checked.
     let api = Api::login(&node).await;

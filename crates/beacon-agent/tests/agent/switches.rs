@@ -246,7 +246,7 @@ async fn enabling_while_a_boot_source_says_off_is_refused_naming_it() {
             .validate()
             .expect("a preview is built while disabled");
         let err = agent.set_enabled(false).await.expect_err("already off");
-        assert_eq!(err.to_string(), "Telemetry status already disabled");
+        assert_eq!(err.to_string(), "Telemetry status is already disabled");
         agent.shutdown().await;
         assert!(
             !node.data().join("telemetry/runtime.json").exists(),
