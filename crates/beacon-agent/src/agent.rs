@@ -18,14 +18,13 @@ use tracing::{debug, info, warn};
 use crate::builder::{self, Inputs};
 use crate::datadir::{DataDir, RUNTIME_FILE};
 use crate::identity::Identity;
-use crate::probes::SystemFacts;
+use crate::probe::{BrokerProbe, SystemFacts};
 use crate::rates::CounterSnapshot;
 use crate::schedule::{Backoff, after, next_due, sleep_until};
 use crate::sender::{Answer, Network, Sender};
 use crate::sent_log::{SentLog, SentRecord};
 use crate::settings::{AgentSettings, SHORT_INTERVAL};
 use crate::state::{self, ReportState};
-use crate::stats::BrokerStats;
 use crate::status::{Progress, TelemetryStatus, format_duration};
 use crate::switch::Decision;
 use crate::{AgentError, SwitchError};
@@ -43,20 +42,20 @@ impl Agent {
     pub fn start(
         settings: AgentSettings,
         data_dir: PathBuf,
-        stats: Arc<dyn BrokerStats>,
+        broker: Arc<dyn BrokerProbe>,
     ) -> Result<AgentHandle, AgentError> {
-        Self::start_with(settings, data_dir, stats, Network::default())
+        Self::start_with(settings, data_dir, broker, Network::default())
     }
 
     /// [`Agent::start`] with an injected network (a resolver that records names, in tests).
     pub fn start_with(
         settings: AgentSettings,
         data_dir: PathBuf,
-        stats: Arc<dyn BrokerStats>,
+        broker: Arc<dyn BrokerProbe>,
         network: Network,
     ) -> Result<AgentHandle, AgentError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| AgentError::NoRuntime)?;
-        let shared = Arc::new(Shared::load(settings, data_dir, stats, network)?);
+        let shared = Arc::new(Shared::load(settings, data_dir, broker, network)?);
         let enabled = shared.live().decision.enable;
         if enabled {
             // Planned now, so that a status right after the start already shows it.
@@ -215,7 +214,7 @@ struct Shared {
     data: DataDir,
     identity: Identity,
     facts: SystemFacts,
-    stats: Arc<dyn BrokerStats>,
+    broker: Arc<dyn BrokerProbe>,
     sender: Sender,
     live: Mutex<Live>,
     sent: Mutex<SentLog>,
@@ -252,7 +251,7 @@ impl Shared {
     fn load(
         settings: AgentSettings,
         data_dir: PathBuf,
-        stats: Arc<dyn BrokerStats>,
+        broker: Arc<dyn BrokerProbe>,
         network: Network,
     ) -> Result<Self, AgentError> {
         let sender = Sender::new(&settings, network)?;
@@ -277,7 +276,7 @@ impl Shared {
             live: Mutex::new(live),
             settings,
             data,
-            stats,
+            broker,
             sender,
         })
     }
@@ -313,7 +312,7 @@ impl Shared {
     }
 
     fn build(&self, now: DateTime<Utc>) -> (Report, CounterSnapshot) {
-        let broker = self.stats.snapshot();
+        let broker = self.broker.read();
         let previous = self.live().state.counters;
         builder::build(Inputs {
             facts: &self.facts,

@@ -1,4 +1,4 @@
-//! The report builder: system facts, identity and the broker's numbers into the
+//! The report builder: system facts, identity and the broker's reading into the
 //! `beacon_report::Report` model. Pure: the caller supplies every input, including time.
 
 use std::collections::BTreeMap;
@@ -11,9 +11,11 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use crate::identity::Identity;
-use crate::probes::{BEACON_VERSION, BUILD_RELFORM, BUILD_RUSTC, BUILD_TARGET, SystemFacts};
+use crate::probe::{
+    BEACON_VERSION, BUILD_RELFORM, BUILD_RUSTC, BUILD_TARGET, BridgeCount, BrokerReading,
+    SystemFacts,
+};
 use crate::rates::{CounterSnapshot, Rates};
-use crate::stats::{BridgeCount, BrokerSnapshot};
 
 /// Fields without meaning for a Rust broker keep their place with this honest value.
 const NONE: &str = "none";
@@ -25,7 +27,7 @@ pub(crate) struct Inputs<'a> {
     pub(crate) identity: &'a Identity,
     /// Counters of the previous successful report, for the rates.
     pub(crate) previous: Option<&'a CounterSnapshot>,
-    pub(crate) broker: BrokerSnapshot,
+    pub(crate) broker: BrokerReading,
     pub(crate) now: DateTime<Utc>,
 }
 
@@ -54,7 +56,7 @@ pub(crate) fn build(inputs: Inputs<'_>) -> (Report, CounterSnapshot) {
 fn report(
     facts: &SystemFacts,
     identity: &Identity,
-    broker: BrokerSnapshot,
+    broker: BrokerReading,
     rates: Rates,
     up_time_ms: u64,
 ) -> Report {
@@ -192,15 +194,15 @@ mod tests {
     }
 
     #[test]
-    fn broker_numbers_land_in_their_fields_sorted() {
-        let mut broker = BrokerSnapshot {
+    fn the_broker_reading_lands_in_its_fields_sorted() {
+        let mut broker = BrokerReading {
             num_clients: 4,
             messages_received: 30,
             authz: vec!["file".into(), "built_in_database".into(), "file".into()],
             active_plugins: vec!["b-1.0".into(), "a-2.0".into()],
             nodes_uuid: vec![identity().uuid, "0A-1-2-3-4".into()],
             exhook_servers: vec!["default".into(), "default".into()],
-            ..BrokerSnapshot::default()
+            ..BrokerReading::default()
         };
         broker.bridges.insert(
             "webhook".into(),
@@ -267,7 +269,7 @@ mod tests {
             facts: &facts(),
             identity: &identity(),
             previous: None,
-            broker: BrokerSnapshot::default(),
+            broker: BrokerReading::default(),
             now: Utc::now(),
         });
         let built: Value = serde_json::from_str(&report.to_json()).expect("json");

@@ -11,10 +11,9 @@ use crate::AgentError;
 use crate::builder::{self, Inputs};
 use crate::datadir::DataDir;
 use crate::identity::Identity;
-use crate::probes::SystemFacts;
+use crate::probe::{BrokerReading, SystemFacts};
 use crate::settings::AgentSettings;
 use crate::state::{self, ReportState};
-use crate::stats::BrokerSnapshot;
 use crate::status::{Progress, TelemetryStatus};
 
 /// The status a node with this config, `DO_NOT_TRACK` value and data directory has:
@@ -50,7 +49,7 @@ pub fn read_preview(data_dir: &Path) -> Report {
         facts: &facts,
         identity: &Identity::load_or_create(&data),
         previous: state.counters.as_ref(),
-        broker: BrokerSnapshot::default(),
+        broker: BrokerReading::default(),
         now,
     });
     report

@@ -17,7 +17,7 @@ use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, RETRY_AFTER};
 use reqwest::{Certificate, Client, StatusCode};
 
 use crate::AgentError;
-use crate::probes::BEACON_VERSION;
+use crate::probe::BEACON_VERSION;
 use crate::settings::AgentSettings;
 
 /// How much of a collector's answer is kept for the sent log and error messages.

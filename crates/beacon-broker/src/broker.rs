@@ -10,12 +10,12 @@ use rmqtt::types::{Id, ListenerId};
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
+use crate::BrokerError;
 use crate::authn::AuthnHandler;
 use crate::authz::AuthzHandler;
 use crate::config::{BrokerConfig, SessionLimits};
-use crate::counters::{CountingHandler, MessageCounters};
 use crate::plugins::{self, PlannedPlugin, StartedPlugin};
-use crate::{BrokerError, BrokerNumbers};
+use crate::probe::{CountingHandler, MessageCounters, Reading};
 
 /// rmqtt keys listener settings by an id; there is one listener.
 const LISTENER_ID: ListenerId = 1;
@@ -143,22 +143,22 @@ fn serve(scx: &ServerContext, listener: Listener) -> JoinHandle<()> {
     })
 }
 
-/// Facts of the configuration reported with the live numbers.
+/// What the configuration enabled, read with the broker's load.
 #[derive(Debug, Clone)]
 struct Configured {
-    topic_rewrite: u64,
-    auto_subscribe: u64,
-    authn: Vec<String>,
-    authz: Vec<String>,
+    rewrite_rules: u64,
+    auto_subscriptions: u64,
+    authenticators: Vec<String>,
+    authorization_sources: Vec<String>,
 }
 
 impl Configured {
     fn of(config: &BrokerConfig) -> Configured {
         Configured {
-            topic_rewrite: count(config.rewrite.len()),
-            auto_subscribe: count(config.auto_subscribe.len()),
-            authn: sorted_unique(config.authentication.iter().map(|a| a.id())),
-            authz: sorted_unique(config.authorization.source_types()),
+            rewrite_rules: count(config.rewrite.len()),
+            auto_subscriptions: count(config.auto_subscribe.len()),
+            authenticators: sorted_unique(config.authentication.iter().map(|a| a.id())),
+            authorization_sources: sorted_unique(config.authorization.source_types()),
         }
     }
 }
@@ -182,26 +182,26 @@ impl RunningBroker {
         self.mqtt_addr
     }
 
-    /// Live numbers; counters count from this broker's start.
-    pub async fn stats(&self) -> BrokerNumbers {
+    /// Reads the broker now; message counts count from this broker's start.
+    pub async fn probe(&self) -> Reading {
         let scx = &self.scx;
-        let num_topics = scx.extends.router().await.topics().count();
+        let topic_filters = scx.extends.router().await.topics().count();
         let retained = scx.extends.retain().await.count().await;
         let delayed = scx.extends.delayed_sender().await.len().await;
-        BrokerNumbers {
-            num_clients: non_negative(scx.connections.count()),
-            num_cluster_sessions: non_negative(scx.sessions.count()),
-            messages_received: self.counters.received(),
-            messages_sent: self.counters.sent(),
-            num_topics: non_negative(num_topics),
-            retained: non_negative(retained),
-            delayed: count(delayed),
-            topic_rewrite: self.configured.topic_rewrite,
-            auto_subscribe: self.configured.auto_subscribe,
-            authn: self.configured.authn.clone(),
-            authz: self.configured.authz.clone(),
-            active_plugins: self.active_plugins(),
-            nodes_uuid: Vec::new(),
+        let configured = self.configured.clone();
+        Reading {
+            connections: non_negative(scx.connections.count()),
+            sessions: non_negative(scx.sessions.count()),
+            publishes_received: self.counters.received(),
+            publishes_sent: self.counters.sent(),
+            topic_filters: non_negative(topic_filters),
+            retained_messages: non_negative(retained),
+            delayed_publishes: count(delayed),
+            rewrite_rules: configured.rewrite_rules,
+            auto_subscriptions: configured.auto_subscriptions,
+            authenticators: configured.authenticators,
+            authorization_sources: configured.authorization_sources,
+            plugins: self.active_plugins(),
         }
     }
 

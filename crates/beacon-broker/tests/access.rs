@@ -61,13 +61,13 @@ async fn password_authentication_refuses_wrong_and_unknown_users() {
         "right passwords are accepted"
     );
 
-    let numbers = settle(&broker, |n| n.num_clients == 3).await;
+    let reading = settle(&broker, |n| n.connections == 3).await;
     assert_eq!(
-        numbers.num_clients, 3,
+        reading.connections, 3,
         "refused clients leave no connection behind"
     );
     assert_eq!(
-        numbers.authn,
+        reading.authenticators,
         vec!["password_based:built_in_database".to_string()]
     );
     broker.shutdown().await;
@@ -80,7 +80,7 @@ async fn anonymous_clients_are_allowed_without_authentication() {
     TestClient::try_connect(addr, "anyone", Some(("who", "ever")))
         .await
         .expect("no enabled authenticator: anyone connects");
-    assert!(broker.stats().await.authn.is_empty());
+    assert!(broker.probe().await.authenticators.is_empty());
     broker.shutdown().await;
 }
 
@@ -140,8 +140,8 @@ async fn authorization_rules_block_publish_and_subscribe() {
     bob.publish("alarm/fire", "from bob", false).await;
     assert_eq!(&alice.next_publish().await.payload[..], b"from bob");
 
-    let numbers = broker.stats().await;
-    assert_eq!(numbers.authz, vec!["file".to_string()]);
+    let reading = broker.probe().await;
+    assert_eq!(reading.authorization_sources, vec!["file".to_string()]);
     broker.shutdown().await;
 }
 
@@ -163,6 +163,6 @@ async fn deny_action_disconnect_closes_the_publisher() {
         publisher.closed_by_broker(),
     )
     .await;
-    assert_eq!(settle(&broker, |n| n.num_clients == 0).await.num_clients, 0);
+    assert_eq!(settle(&broker, |n| n.connections == 0).await.connections, 0);
     broker.shutdown().await;
 }

@@ -1,18 +1,18 @@
-//! Real MQTT clients against a real broker on 127.0.0.1: the live numbers, topic
+//! Real MQTT clients against a real broker on 127.0.0.1: the probe's readings, topic
 //! rewrite, auto-subscription, isolation of brokers in one process, shutdown.
 
 mod common;
 
 use std::net::TcpListener;
 
-use beacon_broker::BrokerNumbers;
+use beacon_broker::Reading;
 use common::{TestClient, settle, start, within};
 use rumqttc::{QoS, SubscribeReasonCode};
 
 const PER_TOPIC: usize = 5;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn numbers_follow_clients_topics_and_messages() {
+async fn the_probe_follows_clients_topics_and_messages() {
     let broker = start("").await;
     let addr = broker.mqtt_addr().expect("listener enabled");
 
@@ -48,27 +48,26 @@ async fn numbers_follow_clients_topics_and_messages() {
     }
     c.disconnect().await;
 
-    let expected = BrokerNumbers {
-        num_clients: 2,
-        num_cluster_sessions: 2,
-        messages_received: 2 * PER_TOPIC as u64 + 3,
-        messages_sent: 3 * PER_TOPIC as u64,
-        num_topics: 2,
-        retained: 2,
-        delayed: 1,
-        topic_rewrite: 0,
-        auto_subscribe: 0,
-        authn: vec![],
-        authz: vec![],
-        active_plugins: vec![
+    let expected = Reading {
+        connections: 2,
+        sessions: 2,
+        publishes_received: 2 * PER_TOPIC as u64 + 3,
+        publishes_sent: 3 * PER_TOPIC as u64,
+        topic_filters: 2,
+        retained_messages: 2,
+        delayed_publishes: 1,
+        rewrite_rules: 0,
+        auto_subscriptions: 0,
+        authenticators: vec![],
+        authorization_sources: vec![],
+        plugins: vec![
             "rmqtt-delayed-0.24.0".into(),
             "rmqtt-retainer-0.24.0".into(),
         ],
-        nodes_uuid: vec![],
     };
     // Sessions and connections end asynchronously after the socket closes.
-    let numbers = settle(&broker, |n| n == &expected).await;
-    assert_eq!(numbers, expected);
+    let reading = settle(&broker, |n| n == &expected).await;
+    assert_eq!(reading, expected);
 
     // A retained message is delivered to a new subscriber, and counted as sent.
     let mut d = TestClient::connect(addr, "d").await;
@@ -76,10 +75,10 @@ async fn numbers_follow_clients_topics_and_messages() {
     let kept = d.next_publish().await;
     assert!(kept.retain);
     assert_eq!(&kept.payload[..], b"kept");
-    let numbers = settle(&broker, |n| n.messages_sent == expected.messages_sent + 1).await;
-    assert_eq!(numbers.messages_sent, expected.messages_sent + 1);
-    assert_eq!(numbers.num_topics, 3);
-    assert_eq!(numbers.num_clients, 3);
+    let reading = settle(&broker, |n| n.publishes_sent == expected.publishes_sent + 1).await;
+    assert_eq!(reading.publishes_sent, expected.publishes_sent + 1);
+    assert_eq!(reading.topic_filters, 3);
+    assert_eq!(reading.connections, 3);
 
     broker.shutdown().await;
 }
@@ -95,10 +94,10 @@ async fn disabled_features_run_no_plugin() {
     a.publish("$delayed/60/x", "now", false).await;
     assert_eq!(a.next_publish().await.topic, "$delayed/60/x");
 
-    let numbers = broker.stats().await;
-    assert_eq!(numbers.retained, 0);
-    assert_eq!(numbers.delayed, 0);
-    assert!(numbers.active_plugins.is_empty());
+    let reading = broker.probe().await;
+    assert_eq!(reading.retained_messages, 0);
+    assert_eq!(reading.delayed_publishes, 0);
+    assert!(reading.plugins.is_empty());
     broker.shutdown().await;
 }
 
@@ -126,11 +125,11 @@ async fn topic_rewrite_rewrites_published_topics() {
     publisher.publish("new/z", "renamed", false).await;
     assert_eq!(sub.next_publish().await.topic, "new/z");
 
-    let numbers = broker.stats().await;
-    assert_eq!(numbers.topic_rewrite, 2);
+    let reading = broker.probe().await;
+    assert_eq!(reading.rewrite_rules, 2);
     assert!(
-        numbers
-            .active_plugins
+        reading
+            .plugins
             .contains(&"rmqtt-topic-rewrite-0.24.0".to_string())
     );
     broker.shutdown().await;
@@ -148,7 +147,12 @@ async fn auto_subscription_subscribes_on_connect() {
     let addr = broker.mqtt_addr().expect("listener enabled");
     let mut device = TestClient::connect(addr, "dev1").await;
     // rmqtt subscribes right after CONNACK; wait until both filters are routed.
-    assert_eq!(settle(&broker, |n| n.num_topics == 2).await.num_topics, 2);
+    assert_eq!(
+        settle(&broker, |n| n.topic_filters == 2)
+            .await
+            .topic_filters,
+        2
+    );
 
     let mut publisher = TestClient::connect(addr, "pub").await;
     publisher.publish("c/dev1", "for you", false).await;
@@ -156,11 +160,11 @@ async fn auto_subscription_subscribes_on_connect() {
     assert_eq!(got.topic, "c/dev1");
     assert_eq!(got.qos, QoS::AtLeastOnce);
 
-    let numbers = broker.stats().await;
-    assert_eq!(numbers.auto_subscribe, 2);
+    let reading = broker.probe().await;
+    assert_eq!(reading.auto_subscriptions, 2);
     assert!(
-        numbers
-            .active_plugins
+        reading
+            .plugins
             .contains(&"rmqtt-auto-subscription-0.24.0".to_string())
     );
     broker.shutdown().await;
@@ -176,14 +180,17 @@ async fn brokers_in_one_process_are_independent() {
     a.publish("kept", "stored", true).await;
     a.next_publish().await;
 
-    let numbers = settle(&first, |n| n.messages_sent == 1 && n.retained == 1).await;
-    assert_eq!((numbers.num_clients, numbers.retained), (1, 1));
-    assert_eq!((numbers.messages_received, numbers.messages_sent), (2, 1));
+    let reading = settle(&first, |n| {
+        n.publishes_sent == 1 && n.retained_messages == 1
+    })
+    .await;
+    assert_eq!((reading.connections, reading.retained_messages), (1, 1));
+    assert_eq!((reading.publishes_received, reading.publishes_sent), (2, 1));
     assert_eq!(
-        second.stats().await,
-        BrokerNumbers {
-            active_plugins: numbers.active_plugins.clone(),
-            ..BrokerNumbers::default()
+        second.probe().await,
+        Reading {
+            plugins: reading.plugins.clone(),
+            ..Reading::default()
         }
     );
     first.shutdown().await;
@@ -196,7 +203,7 @@ async fn shutdown_disconnects_clients_and_frees_the_port() {
     let addr = broker.mqtt_addr().expect("listener enabled");
     let mut a = TestClient::connect(addr, "a").await;
     a.subscribe("t").await;
-    assert_eq!(settle(&broker, |n| n.num_clients == 1).await.num_clients, 1);
+    assert_eq!(settle(&broker, |n| n.connections == 1).await.connections, 1);
 
     within("shutdown", broker.shutdown()).await;
     within("client to be disconnected", a.closed_by_broker()).await;

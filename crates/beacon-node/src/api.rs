@@ -21,13 +21,13 @@ use serde_json::{Value, json};
 
 use crate::assets;
 use crate::credentials::Credentials;
-use crate::live::LiveStats;
+use crate::probe::LiveProbe;
 
 /// Everything the handlers share.
 pub(crate) struct NodeState {
     pub(crate) agent: AgentHandle,
     pub(crate) broker: Arc<RunningBroker>,
-    pub(crate) live: Arc<LiveStats>,
+    pub(crate) probe: Arc<LiveProbe>,
     pub(crate) credentials: Credentials,
     pub(crate) sessions: Sessions,
     pub(crate) started_at: Instant,
@@ -280,7 +280,7 @@ fn enable_field(body: &[u8]) -> Result<bool, ApiError> {
 /// The report exactly as it would be sent now. While telemetry is off it is shown too
 /// (EMQX answers 404), marked by the `X-Telemetry-Enabled: false` header.
 async fn telemetry_data(State(state): State<Shared>) -> Response {
-    state.live.refresh(&state.broker).await;
+    state.probe.probe(&state.broker).await;
     let enabled = state.agent.status().enable;
     let mut response = Json(state.agent.preview()).into_response();
     let flag = if enabled { "true" } else { "false" };
@@ -295,21 +295,21 @@ async fn telemetry_sent(State(state): State<Shared>) -> Json<Value> {
 }
 
 async fn overview(State(state): State<Shared>) -> Json<Value> {
-    let numbers = state.live.refresh(&state.broker).await;
-    let rates = state.live.rates();
+    let reading = state.probe.probe(&state.broker).await;
+    let rates = state.probe.rates();
     Json(json!({
         "version": env!("CARGO_PKG_VERSION"),
         "up_time_ms": u64::try_from(state.started_at.elapsed().as_millis()).unwrap_or(u64::MAX),
         "mqtt_listener": state.mqtt_addr.map(|a| a.to_string()),
-        "num_clients": numbers.num_clients,
-        "num_cluster_sessions": numbers.num_cluster_sessions,
-        "num_topics": numbers.num_topics,
-        "messages_received": numbers.messages_received,
-        "messages_sent": numbers.messages_sent,
+        "num_clients": reading.connections,
+        "num_cluster_sessions": reading.sessions,
+        "num_topics": reading.topic_filters,
+        "messages_received": reading.publishes_received,
+        "messages_sent": reading.publishes_sent,
         "received_per_second": rates.received_per_second,
         "sent_per_second": rates.sent_per_second,
-        "retained": numbers.retained,
-        "delayed": numbers.delayed,
+        "retained": reading.retained_messages,
+        "delayed": reading.delayed_publishes,
     }))
 }
 

@@ -2,8 +2,9 @@
 //! an operator uses (the EMQX-compatible REST API and the dashboard with the telemetry
 //! toggle).
 //!
-//! This crate owns wiring those together: feeding the broker's live numbers to the agent
-//! ([`beacon_agent::BrokerStats`]), the dashboard's admin account and API keys (stored
+//! This crate owns wiring those together: probing the broker for the agent (the one
+//! conversion of a [`beacon_broker::Reading`] into the agent's
+//! [`beacon_agent::BrokerReading`]), the dashboard's admin account and API keys (stored
 //! hashed in the data directory), the REST API under `/api/v5`, and the dashboard's
 //! assets, which are compiled into the binary so that nothing loads from the internet.
 //!
@@ -16,8 +17,8 @@ mod api;
 mod assets;
 mod credentials;
 mod error;
-mod live;
 mod node;
+mod probe;
 
 pub use credentials::{LOCAL_API_FILE, LocalApi};
 pub use error::NodeError;

@@ -1,11 +1,11 @@
-//! Starting and stopping a node: broker, agent, live numbers and the HTTP side.
+//! Starting and stopping a node: broker, agent, the broker's probe and the HTTP side.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use beacon_agent::{Agent, AgentSettings, BrokerStats};
+use beacon_agent::{Agent, AgentSettings, BrokerProbe};
 use beacon_auth::Sessions;
 use beacon_broker::{Broker, BrokerConfig};
 use beacon_config::Config;
@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use crate::NodeError;
 use crate::api::{self, NodeState};
 use crate::credentials::{self, Credentials, LOCAL_API_FILE, LocalApi};
-use crate::live::LiveStats;
+use crate::probe::LiveProbe;
 
 /// EMQX's dashboard address; loopback, so a fresh node exposes nothing to the network.
 pub const DEFAULT_DASHBOARD_BIND: &str = "127.0.0.1:18083";
@@ -73,17 +73,17 @@ impl Node {
                 source,
             })?;
         let broker = Arc::new(Broker::start(BrokerConfig::from_config(&config)?).await?);
-        let live = Arc::new(LiveStats::default());
-        live.refresh(&broker).await;
-        let refresher = live.spawn_refresher(Arc::clone(&broker));
-        let stats: Arc<dyn BrokerStats> = Arc::clone(&live) as Arc<dyn BrokerStats>;
-        let agent = Agent::start(settings, data_dir.clone(), stats)?;
+        let probe = Arc::new(LiveProbe::default());
+        probe.probe(&broker).await;
+        let prober = probe.spawn_prober(Arc::clone(&broker));
+        let agent_probe: Arc<dyn BrokerProbe> = Arc::clone(&probe) as Arc<dyn BrokerProbe>;
+        let agent = Agent::start(settings, data_dir.clone(), agent_probe)?;
         let local_api = local_api_key(&credentials, &data_dir, http_addr)?;
         let state = Arc::new(NodeState {
             agent,
             mqtt_addr: broker.mqtt_addr(),
             broker,
-            live,
+            probe,
             credentials,
             sessions: Sessions::new(SESSION_IDLE),
             started_at: Instant::now(),
@@ -107,7 +107,7 @@ impl Node {
             http_addr,
             server: Some(server),
             stop: Some(stop),
-            refresher,
+            prober,
             generated_password,
             local_api_file: local_api,
         })
@@ -159,7 +159,7 @@ pub struct RunningNode {
     http_addr: SocketAddr,
     server: Option<JoinHandle<()>>,
     stop: Option<oneshot::Sender<()>>,
-    refresher: JoinHandle<()>,
+    prober: JoinHandle<()>,
     generated_password: Option<String>,
     local_api_file: PathBuf,
 }
@@ -188,8 +188,8 @@ impl RunningNode {
         if let Some(server) = self.server.take() {
             let _ = server.await;
         }
-        self.refresher.abort();
-        let _ = (&mut self.refresher).await;
+        self.prober.abort();
+        let _ = (&mut self.prober).await;
         if let Err(error) = std::fs::remove_file(&self.local_api_file) {
             tracing::debug!(%error, "local API key file already gone");
         }

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use beacon_agent::{BridgeCount, BrokerSnapshot};
+use beacon_agent::{BridgeCount, BrokerReading};
 use beacon_report::privacy::find_identifiers;
 use serde_json::{Value, json};
 
@@ -12,7 +12,7 @@ use crate::switches::quiet;
 #[tokio::test]
 async fn report_contains_no_hostname_address_mac_or_machine_id() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let stats = BrokerSnapshot {
+    let reading = BrokerReading {
         num_clients: 4,
         messages_received: 30,
         messages_sent: 30,
@@ -29,12 +29,12 @@ async fn report_contains_no_hostname_address_mac_or_machine_id() {
                 num_linked_by_rules: 1,
             },
         )]),
-        ..BrokerSnapshot::default()
+        ..BrokerReading::default()
     };
     let agent = beacon_agent::Agent::start(
         quiet(),
         dir.path().to_path_buf(),
-        std::sync::Arc::new(stats),
+        std::sync::Arc::new(reading),
     )
     .expect("start");
     let report = agent.preview();

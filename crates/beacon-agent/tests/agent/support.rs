@@ -16,7 +16,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use beacon_agent::dns::{Addrs, Name, Resolve, Resolving};
-use beacon_agent::{Agent, AgentHandle, AgentSettings, BrokerSnapshot, Network};
+use beacon_agent::{Agent, AgentHandle, AgentSettings, BrokerReading, Network};
 use beacon_config::Config;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
@@ -62,7 +62,7 @@ pub fn start(settings: AgentSettings, dir: &Path) -> AgentHandle {
     Agent::start(
         settings,
         dir.to_path_buf(),
-        Arc::new(BrokerSnapshot::default()),
+        Arc::new(BrokerReading::default()),
     )
     .expect("start")
 }
@@ -90,8 +90,8 @@ pub fn start_with_resolver(
     let network = Network {
         resolver: Some(resolver.clone()),
     };
-    let stats = Arc::new(BrokerSnapshot::default());
-    Agent::start_with(settings, dir.to_path_buf(), stats, network).expect("start")
+    let broker = Arc::new(BrokerReading::default());
+    Agent::start_with(settings, dir.to_path_buf(), broker, network).expect("start")
 }
 
 /// Resolves every name to one loopback address, remembering the names asked for.

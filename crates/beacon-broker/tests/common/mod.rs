@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use beacon_broker::{Broker, BrokerConfig, BrokerNumbers, RunningBroker};
+use beacon_broker::{Broker, BrokerConfig, Reading, RunningBroker};
 use beacon_config::Config;
 use rumqttc::{
     AsyncClient, ConnectionError, Event, MqttOptions, Outgoing, Packet, Publish, QoS,
@@ -37,17 +37,14 @@ pub async fn start(hocon: &str) -> RunningBroker {
     Broker::start(config(hocon)).await.expect("broker starts")
 }
 
-/// Polls the numbers until `done` holds or patience runs out, and returns the last
-/// ones seen either way: the caller's exact assertion then shows what differs.
-pub async fn settle(
-    broker: &RunningBroker,
-    done: impl Fn(&BrokerNumbers) -> bool,
-) -> BrokerNumbers {
+/// Probes the broker until `done` holds or patience runs out, and returns the last
+/// reading either way: the caller's exact assertion then shows what differs.
+pub async fn settle(broker: &RunningBroker, done: impl Fn(&Reading) -> bool) -> Reading {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
-        let numbers = broker.stats().await;
-        if done(&numbers) || tokio::time::Instant::now() >= deadline {
-            return numbers;
+        let reading = broker.probe().await;
+        if done(&reading) || tokio::time::Instant::now() >= deadline {
+            return reading;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -1,10 +1,41 @@
-//! Message counters the rmqtt core does not keep (its `messages.*` metrics stay 0).
+//! The probe: a [`Reading`] of a running broker's load and features in MQTT's terms,
+//! and the message counting the rmqtt core does not do (its `messages.*` metrics stay 0).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use rmqtt::hook::{Handler, HookResult, Parameter, ReturnType};
+use serde::Serialize;
+
+/// One reading of a running broker: its load now and what its configuration enabled.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Reading {
+    /// MQTT connections open now.
+    pub connections: u64,
+    /// Sessions held now (connected, or persistent and offline).
+    pub sessions: u64,
+    /// PUBLISH packets received from clients since start.
+    pub publishes_received: u64,
+    /// PUBLISH packets sent to clients since start.
+    pub publishes_sent: u64,
+    /// Distinct topic filters with at least one subscription.
+    pub topic_filters: u64,
+    /// Retained messages stored.
+    pub retained_messages: u64,
+    /// Delayed publishes waiting for their time.
+    pub delayed_publishes: u64,
+    /// Topic rewrite rules configured.
+    pub rewrite_rules: u64,
+    /// Auto-subscriptions configured.
+    pub auto_subscriptions: u64,
+    /// Sorted unique `mechanism:backend` ids of the enabled authenticators.
+    pub authenticators: Vec<String>,
+    /// Sorted enabled authorization source types.
+    pub authorization_sources: Vec<String>,
+    /// Sorted `name-version` of the rmqtt plugins running.
+    pub plugins: Vec<String>,
+}
 
 #[derive(Debug, Default)]
 pub(crate) struct MessageCounters {

@@ -1,23 +1,23 @@
-//! The broker's side of the report: a trait the broker implements to hand over its numbers.
+//! The broker's probe: the trait a broker implements so that the agent can read it.
 
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-/// Source of the broker's numbers. Called once per report attempt and per preview, from
-/// the agent's task: it must answer quickly and never block on the network.
-pub trait BrokerStats: Send + Sync {
-    fn snapshot(&self) -> BrokerSnapshot;
+/// Reads the broker. Called once per report attempt and per preview, from the agent's
+/// task: it must answer quickly and never block on the network.
+pub trait BrokerProbe: Send + Sync {
+    fn read(&self) -> BrokerReading;
 }
 
-/// The broker's numbers for one report. Lists may come in any order with duplicates;
-/// the report builder sorts and dedupes them.
+/// What one read of the broker gives a report, in the report's terms. Lists may come in
+/// any order with duplicates; the report builder sorts and dedupes them.
 ///
 /// Nothing here may identify a person or machine: no client ids, user names, topic
 /// names, addresses or host names. `authn_listener`, `gateways` and `exhook_servers` are
 /// sent as given, so the broker puts only types and counts in them.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct BrokerSnapshot {
+pub struct BrokerReading {
     /// Connections live now.
     pub num_clients: u64,
     /// Sessions in the cluster, connected or not.
@@ -62,9 +62,9 @@ pub struct BridgeCount {
     pub num_linked_by_rules: u64,
 }
 
-/// A fixed snapshot is its own source: handy for a stopped node (all zeros) and for tests.
-impl BrokerStats for BrokerSnapshot {
-    fn snapshot(&self) -> BrokerSnapshot {
+/// A fixed reading is its own probe: handy for a stopped node (all zeros) and for tests.
+impl BrokerProbe for BrokerReading {
+    fn read(&self) -> BrokerReading {
         self.clone()
     }
 }
