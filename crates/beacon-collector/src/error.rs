@@ -1,5 +1,6 @@
 //! Errors: [`CollectorError`] for starting and running the service, [`ApiError`] for the
-//! answer to one bad request.
+//! answer to one bad request (or a failed health check). Every answer an [`ApiError`]
+//! renders carries a [`Refused`] extension, so that a layer can count refusals by code.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -61,6 +62,9 @@ pub enum ApiError {
     Unstorable { field: &'static str, reason: String },
     #[error("storage is unavailable, the report was not stored; retry later")]
     StorageUnavailable,
+    /// `GET /healthz` when the store does not answer; the body also names the backend.
+    #[error("the storage check failed; the collector log has the cause")]
+    Unhealthy { backend: &'static str },
     #[error("method {method} is not allowed on {path}")]
     MethodNotAllowed { method: String, path: String },
     #[error("no such endpoint: {0}")]
@@ -92,7 +96,7 @@ impl ApiError {
             | Self::BadForgetRequest(_) => StatusCode::BAD_REQUEST,
             Self::WrongSecret => StatusCode::FORBIDDEN,
             Self::UnknownNode => StatusCode::NOT_FOUND,
-            Self::StorageUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::StorageUnavailable | Self::Unhealthy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
         }
@@ -111,7 +115,7 @@ impl ApiError {
             Self::Report(err) => err.code(),
             Self::Reread(_) => "UNREADABLE_REPORT",
             Self::Unstorable { .. } => "INVALID_FIELD",
-            Self::StorageUnavailable => "STORAGE_UNAVAILABLE",
+            Self::StorageUnavailable | Self::Unhealthy { .. } => "STORAGE_UNAVAILABLE",
             Self::MethodNotAllowed { .. } => "METHOD_NOT_ALLOWED",
             Self::NotFound(_) => "NOT_FOUND",
             Self::BadForgetRequest(_) => "BAD_REQUEST",
@@ -129,8 +133,17 @@ impl ApiError {
     }
 }
 
+/// The code of the [`ApiError`] an answer was rendered from, in its extensions.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Refused(pub(crate) &'static str);
+
 #[derive(Serialize)]
 struct ErrorBody<'a> {
+    /// A failed health check answers in the shape of a passing one, plus the error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    backend: Option<&'static str>,
     code: &'a str,
     message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -139,12 +152,19 @@ struct ErrorBody<'a> {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let backend = match self {
+            Self::Unhealthy { backend } => Some(backend),
+            _ => None,
+        };
         let body = ErrorBody {
+            status: backend.map(|_| "unavailable"),
+            backend,
             code: self.code(),
             message: self.to_string(),
             field: self.field(),
         };
         let mut response = (self.status(), Json(body)).into_response();
+        response.extensions_mut().insert(Refused(self.code()));
         if let Self::RateLimited { retry_after_secs } = self {
             response
                 .headers_mut()

@@ -1,23 +1,16 @@
 //! Self-service deletion: `DELETE /api/telemetry/{uuid}` with the node's deletion secret
-//! removes that node's raw reports; only aggregate counters remain. And retention: raw
-//! reports older than the configured number of days are deleted by a background job.
+//! removes that node's raw reports; only aggregate counters remain.
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use beacon_store::{ForgetOutcome, Maintenance};
-use chrono::{Days, Utc};
+use beacon_store::ForgetOutcome;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
-use crate::server::AppState;
+use crate::state::AppState;
 
-/// How often retention runs (it also runs at start).
-const RETENTION_EVERY: Duration = Duration::from_secs(24 * 3600);
 /// Longest secret accepted; the agent's are 64 hex characters.
 const MAX_SECRET: usize = 256;
 /// Largest deletion request body read.
@@ -29,24 +22,14 @@ struct ForgetRequest {
 }
 
 /// Deletes the node's raw reports if the secret's SHA-256 is the hash its reports carried.
-/// Rate limited like ingest, so that secrets cannot be guessed quickly.
+/// The route is rate limited like ingest, so that secrets cannot be guessed quickly.
 pub(crate) async fn forget(
     State(state): State<AppState>,
     Path(uuid): Path<String>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<std::net::SocketAddr>>()
-        .map(|info| info.0);
-    if let Some(peer) = peer {
-        state
-            .limiter()
-            .check(peer.ip())
-            .map_err(|retry_after_secs| ApiError::RateLimited { retry_after_secs })?;
-    }
     let Some(maintenance) = state.maintenance() else {
-        return Err(ApiError::NotFound(format!("/api/telemetry/{uuid}")));
+        return Err(ApiError::NotFound(request.uri().path().to_owned()));
     };
     let body = axum::body::to_bytes(request.into_body(), MAX_BODY)
         .await
@@ -73,23 +56,5 @@ pub(crate) async fn forget(
         }
         ForgetOutcome::WrongSecret => Err(ApiError::WrongSecret),
         ForgetOutcome::UnknownNode => Err(ApiError::UnknownNode),
-    }
-}
-
-/// Deletes raw reports older than `days` now and then every day, until aborted.
-pub(crate) async fn retention(maintenance: Arc<dyn Maintenance>, days: u32) {
-    let mut every_day = tokio::time::interval(RETENTION_EVERY);
-    loop {
-        every_day.tick().await;
-        let Some(cutoff) = Utc::now()
-            .date_naive()
-            .checked_sub_days(Days::new(u64::from(days)))
-        else {
-            continue;
-        };
-        match maintenance.delete_reports_before(cutoff).await {
-            Ok(deleted) => tracing::info!(%cutoff, deleted, "retention: old raw reports deleted"),
-            Err(error) => tracing::error!(%error, "retention failed; retried tomorrow"),
-        }
     }
 }

@@ -1,10 +1,9 @@
 //! `POST /api/telemetry`: from request to durable row.
 
-use std::net::SocketAddr;
 use std::time::Instant;
 
 use axum::Json;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use beacon_report::{ParsedReport, PayloadFormat, privacy};
@@ -15,36 +14,14 @@ use serde::Serialize;
 use crate::body::{check_content_type, content_encoding, decode, read_limited};
 use crate::config::IngestMode;
 use crate::error::ApiError;
-use crate::server::AppState;
+use crate::state::AppState;
 
-#[derive(Serialize)]
-struct Accepted<'a> {
-    status: &'static str,
-    uuid: &'a str,
-    day: String,
-}
-
-/// The ingest handler; every refusal is counted by its code.
-pub(crate) async fn ingest(State(state): State<AppState>, request: Request) -> Response {
-    match accept(&state, request).await {
-        Ok(response) => response,
-        Err(err) => {
-            state.metrics().rejected(err.code());
-            tracing::debug!(code = err.code(), error = %err, "report refused");
-            err.into_response()
-        }
-    }
-}
-
-async fn accept(state: &AppState, request: Request) -> Result<Response, ApiError> {
+/// The ingest handler. The route counts its refusals and applies the rate limit.
+pub(crate) async fn ingest(
+    State(state): State<AppState>,
+    request: Request,
+) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
-    // Without connect info (a router served by someone else) there is no key to limit on.
-    if let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() {
-        state
-            .limiter()
-            .check(peer.ip())
-            .map_err(|retry_after_secs| ApiError::RateLimited { retry_after_secs })?;
-    }
     check_content_type(&parts.headers)?;
     let encoding = content_encoding(&parts.headers)?;
     let wire = read_limited(&parts.headers, body).await?;
@@ -56,7 +33,7 @@ async fn accept(state: &AppState, request: Request) -> Result<Response, ApiError
         let uuid = &parsed.report.uuid;
         return Ok(reply(StatusCode::ACCEPTED, "discarded", uuid, received_at));
     }
-    let (parsed, facts) = redact(state, parsed, document)?;
+    let (parsed, facts) = redact(&state, parsed, document)?;
     let row = new_row(parsed, facts, received_at);
     let uuid = row.uuid.clone();
     let started = Instant::now();
@@ -69,26 +46,6 @@ async fn accept(state: &AppState, request: Request) -> Result<Response, ApiError
     };
     tracing::debug!(%uuid, outcome = word, "report stored");
     Ok(reply(status, word, &uuid, received_at))
-}
-
-/// A row the store refuses is the client's fault; any other store failure is ours.
-fn store_error(err: StoreError) -> ApiError {
-    match err {
-        StoreError::InvalidReport { field, reason } => ApiError::Unstorable { field, reason },
-        other => {
-            tracing::error!(error = %other, "storing a report failed");
-            ApiError::StorageUnavailable
-        }
-    }
-}
-
-fn reply(status: StatusCode, word: &'static str, uuid: &str, at: DateTime<Utc>) -> Response {
-    let body = Accepted {
-        status: word,
-        uuid,
-        day: at.date_naive().to_string(),
-    };
-    (status, Json(body)).into_response()
 }
 
 /// Removes identifying values from the document (`parsed` as JSON). A clean document keeps
@@ -141,4 +98,31 @@ fn format_code(format: PayloadFormat) -> i16 {
         PayloadFormat::V4 => 4,
         PayloadFormat::V5 => 5,
     }
+}
+
+/// A row the store refuses is the client's fault; any other store failure is ours.
+fn store_error(err: StoreError) -> ApiError {
+    match err {
+        StoreError::InvalidReport { field, reason } => ApiError::Unstorable { field, reason },
+        other => {
+            tracing::error!(error = %other, "storing a report failed");
+            ApiError::StorageUnavailable
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Accepted<'a> {
+    status: &'static str,
+    uuid: &'a str,
+    day: String,
+}
+
+fn reply(status: StatusCode, word: &'static str, uuid: &str, at: DateTime<Utc>) -> Response {
+    let body = Accepted {
+        status: word,
+        uuid,
+        day: at.date_naive().to_string(),
+    };
+    (status, Json(body)).into_response()
 }

@@ -10,15 +10,29 @@
 //!
 //! A 2xx answer to an ingest means the store's commit returned. Refusals are JSON
 //! `{"code", "message"}` (plus `field` for an invalid report field).
+//!
+//! Modules import one way, each only from those listed before it:
+//! 1. `config`, `error`, `metrics`, `rate_limit`, `body`: settings, answers, counters,
+//!    the limiter table and request body checks;
+//! 2. `state`: [`AppState`], what every handler shares;
+//! 3. the handlers and jobs: `ingest`, `forget`, `health` (`/healthz`, `/metrics`),
+//!    `retention`;
+//! 4. `routes`: [`router`], paths, the one rate-limit layer of ingest and delete;
+//! 5. `serve`: [`Collector`] and [`BoundCollector`]: binding, TLS, background jobs,
+//!    shutdown.
 
 mod body;
 mod config;
 mod error;
 mod forget;
+mod health;
 mod ingest;
 mod metrics;
 mod rate_limit;
-mod server;
+mod retention;
+mod routes;
+mod serve;
+mod state;
 
 pub use config::{
     CollectorConfig, DEFAULT_LISTEN, DEFAULT_RETENTION_DAYS, IngestMode, MAX_DECODED_BODY,
@@ -26,7 +40,6 @@ pub use config::{
 };
 pub use error::{ApiError, CollectorError};
 pub use metrics::Metrics;
-pub use server::{
-    AppState, BoundCollector, Collector, FORGET_PATH, HEALTH_PATH, INGEST_PATH, METRICS_PATH,
-    router,
-};
+pub use routes::{FORGET_PATH, HEALTH_PATH, INGEST_PATH, METRICS_PATH, router};
+pub use serve::{BoundCollector, Collector};
+pub use state::AppState;

@@ -1,182 +1,24 @@
-//! The HTTP service: routes, shared state, binding and serving (plain or TLS).
+//! Serving: binding the listener (and the console's, if it has its own), TLS, the
+//! background jobs (limiter pruning, retention) and graceful shutdown.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use axum::Json;
 use axum::Router;
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::{StatusCode, header};
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
 use axum_server::tls_rustls::RustlsConfig;
 use beacon_store::{Maintenance, ReportStore, Store};
-use serde_json::json;
-use tower_http::trace::TraceLayer;
 
-use crate::config::{CollectorConfig, IngestMode, RateLimit, TlsFiles};
-use crate::error::{ApiError, CollectorError};
-use crate::forget::{forget, retention};
-use crate::ingest::ingest;
-use crate::metrics::{self, Metrics};
-use crate::rate_limit::{IpRateLimiter, PRUNE_INTERVAL};
-
-/// Path of the ingest endpoint, as EMQX nodes post to it.
-pub const INGEST_PATH: &str = "/api/telemetry";
-pub const HEALTH_PATH: &str = "/healthz";
-pub const METRICS_PATH: &str = "/metrics";
-/// Self-service deletion of one node's reports.
-pub const FORGET_PATH: &str = "/api/telemetry/{uuid}";
+use crate::config::{CollectorConfig, TlsFiles};
+use crate::error::CollectorError;
+use crate::rate_limit::PRUNE_INTERVAL;
+use crate::retention::retention;
+use crate::routes::router;
+use crate::state::AppState;
 
 /// How long open connections may finish their requests after shutdown is asked for.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-
-/// What every handler shares: the store, the metrics, the rate limiter and the mode.
-#[derive(Clone)]
-pub struct AppState {
-    inner: Arc<Shared>,
-}
-
-struct Shared {
-    store: Arc<dyn ReportStore>,
-    /// Deletion and retention; absent for an ingest-only collector.
-    maintenance: Option<Arc<dyn Maintenance>>,
-    metrics: Metrics,
-    limiter: IpRateLimiter,
-    mode: IngestMode,
-}
-
-impl AppState {
-    pub fn new(store: Arc<dyn ReportStore>, rate_limit: RateLimit, mode: IngestMode) -> Self {
-        Self::with_maintenance(store, None, rate_limit, mode)
-    }
-
-    fn with_maintenance(
-        store: Arc<dyn ReportStore>,
-        maintenance: Option<Arc<dyn Maintenance>>,
-        rate_limit: RateLimit,
-        mode: IngestMode,
-    ) -> Self {
-        let shared = Shared {
-            metrics: Metrics::new(Arc::clone(&store)),
-            store,
-            maintenance,
-            limiter: IpRateLimiter::new(rate_limit),
-            mode,
-        };
-        Self {
-            inner: Arc::new(shared),
-        }
-    }
-
-    pub fn store(&self) -> &Arc<dyn ReportStore> {
-        &self.inner.store
-    }
-
-    pub(crate) fn maintenance(&self) -> Option<&Arc<dyn Maintenance>> {
-        self.inner.maintenance.as_ref()
-    }
-
-    pub fn metrics(&self) -> &Metrics {
-        &self.inner.metrics
-    }
-
-    pub(crate) fn limiter(&self) -> &IpRateLimiter {
-        &self.inner.limiter
-    }
-
-    pub(crate) fn mode(&self) -> IngestMode {
-        self.inner.mode
-    }
-}
-
-/// The collector's routes. The rate limit needs the peer address: serve this with
-/// `into_make_service_with_connect_info::<SocketAddr>()` (as [`BoundCollector::serve`]
-/// does), otherwise requests are not rate limited.
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route(INGEST_PATH, post(ingest).fallback(method_not_allowed))
-        .route(FORGET_PATH, delete(forget).fallback(method_not_allowed))
-        .route(HEALTH_PATH, get(healthz).fallback(method_not_allowed))
-        .route(
-            METRICS_PATH,
-            get(render_metrics).fallback(method_not_allowed),
-        )
-        .fallback(not_found)
-        .layer(middleware::from_fn_with_state(state.clone(), observe))
-        .layer(TraceLayer::new_for_http().make_span_with(request_span))
-        .with_state(state)
-}
-
-/// The request span names method and path only: the peer address must never reach logs.
-fn request_span(request: &Request) -> tracing::Span {
-    tracing::debug_span!("request", method = %request.method(), path = %request.uri().path())
-}
-
-/// Records request latency by route; unknown paths share one label.
-async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let route = match request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(MatchedPath::as_str)
-    {
-        Some(INGEST_PATH) => INGEST_PATH,
-        Some(HEALTH_PATH) => HEALTH_PATH,
-        Some(METRICS_PATH) => METRICS_PATH,
-        Some(FORGET_PATH) => FORGET_PATH,
-        _ => "unmatched",
-    };
-    let started = Instant::now();
-    let response = next.run(request).await;
-    state.metrics().request(route, started.elapsed());
-    response
-}
-
-async fn healthz(State(state): State<AppState>) -> Response {
-    let backend = state.store().backend();
-    match state.store().health().await {
-        Ok(()) => Json(json!({"status": "ok", "backend": backend})).into_response(),
-        Err(err) => {
-            tracing::error!(error = %err, backend, "health check: storage unavailable");
-            let body = json!({
-                "status": "unavailable",
-                "backend": backend,
-                "code": "STORAGE_UNAVAILABLE",
-                "message": "the storage check failed; the collector log has the cause",
-            });
-            (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
-        }
-    }
-}
-
-async fn render_metrics(State(state): State<AppState>) -> Response {
-    match state.metrics().render() {
-        Ok(text) => ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response(),
-        Err(err) => {
-            tracing::error!(error = %err, "rendering metrics failed");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
-        }
-    }
-}
-
-/// Axum adds the `Allow` header to what a method fallback returns.
-async fn method_not_allowed(State(state): State<AppState>, request: Request) -> ApiError {
-    let err = ApiError::MethodNotAllowed {
-        method: request.method().to_string(),
-        path: request.uri().path().to_owned(),
-    };
-    if request.uri().path() == INGEST_PATH {
-        state.metrics().rejected(err.code());
-    }
-    err
-}
-
-async fn not_found(request: Request) -> ApiError {
-    ApiError::NotFound(request.uri().path().to_owned())
-}
 
 /// Entry point: binds a listener for a configured collector.
 #[derive(Debug)]
