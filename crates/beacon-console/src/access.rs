@@ -3,18 +3,22 @@
 
 use std::sync::OnceLock;
 
-use axum::Extension;
-use axum::Form;
-use axum::extract::{Query, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
+use axum::{Extension, Form};
 use beacon_auth::{Session, bearer_token, constant_time_eq, random_token, verify_password};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::{Console, html};
+use crate::error::ConsoleError;
+use crate::filters;
+use crate::layout;
+use crate::paths;
+use crate::state::Console;
 
 const SESSION_COOKIE: &str = "beacon_console";
 /// Double-submit token of the login form (there is no session yet to hold one).
@@ -36,7 +40,7 @@ pub(crate) async fn require_session(
 ) -> Response {
     let signed_in = match live_session(&console, request.headers()).await {
         Ok(signed_in) => signed_in,
-        Err(error) => return html::error_page(&error),
+        Err(error) => return layout::error_page(&error),
     };
     match signed_in {
         Some((session, token)) => {
@@ -47,8 +51,8 @@ pub(crate) async fn require_session(
             let back = request
                 .uri()
                 .path_and_query()
-                .map_or("/console/overview", |p| p.as_str());
-            let target = format!("/console/login?next={}", crate::filters::encode(back));
+                .map_or(paths::HOME, |p| p.as_str());
+            let target = format!("{}?next={}", paths::LOGIN, filters::encode(back));
             Redirect::to(&target).into_response()
         }
     }
@@ -70,7 +74,7 @@ pub(crate) async fn require_api_access(
         return match console.store.api_token_user(&hash).await {
             Ok(Some(_)) => next.run(request).await,
             Ok(None) => unauthorized("the API token is unknown or was revoked"),
-            Err(error) => crate::ConsoleError::from(error).into_response(),
+            Err(error) => ConsoleError::from(error).into_response(),
         };
     }
     match live_session(&console, headers).await {
@@ -88,7 +92,7 @@ pub(crate) async fn require_api_access(
 async fn live_session(
     console: &Console,
     headers: &HeaderMap,
-) -> Result<Option<(Session, String)>, crate::ConsoleError> {
+) -> Result<Option<(Session, String)>, ConsoleError> {
     let Some(token) = session_token(headers) else {
         return Ok(None);
     };
@@ -134,7 +138,7 @@ fn login_page(
 ) -> Response {
     let csrf = random_token();
     let cookie = cookie_header(console, LOGIN_COOKIE, &csrf, Some(LOGIN_FORM_LIFETIME_SECS));
-    let page = html::login(&csrf, safe_next(next), error);
+    let page = layout::login(&csrf, safe_next(next), error);
     (status, [(header::SET_COOKIE, cookie)], page).into_response()
 }
 
@@ -181,7 +185,7 @@ pub(crate) async fn login(
                 Some("Wrong user name or password."),
             );
         }
-        Err(error) => return html::error_page(&error),
+        Err(error) => return layout::error_page(&error),
     };
     let (token, _) = console.sessions.create(&form.username, &stamp);
     tracing::info!(user = %form.username, "console: logged in");
@@ -201,7 +205,7 @@ async fn check_password(
     console: &Console,
     user: &str,
     password: String,
-) -> Result<Option<String>, crate::ConsoleError> {
+) -> Result<Option<String>, ConsoleError> {
     let stored = console.store.password_hash(user).await?;
     let known = stored.is_some();
     let phc = stored.unwrap_or_else(|| decoy_hash().to_owned());
@@ -217,42 +221,64 @@ fn decoy_hash() -> &'static str {
     DECOY.get_or_init(|| beacon_auth::hash_password(&random_token()).unwrap_or_default())
 }
 
+/// A form posted by the signed-in person, taken only with the session's CSRF token
+/// (field `csrf`); otherwise the answer is 403.
+pub(crate) struct Posted<T> {
+    pub(crate) signed_in: SignedIn,
+    pub(crate) fields: T,
+}
+
+/// A form with no fields but its CSRF token.
 #[derive(Debug, Deserialize)]
-pub(crate) struct CsrfForm {
+pub(crate) struct NoFields {}
+
+#[derive(Debug, Deserialize)]
+struct WithCsrf<T> {
     #[serde(default)]
     csrf: String,
+    #[serde(flatten)]
+    fields: T,
 }
 
-pub(crate) async fn logout(
-    State(console): State<Console>,
-    Extension(signed_in): Extension<SignedIn>,
-    Form(form): Form<CsrfForm>,
-) -> Response {
-    if let Some(refusal) = csrf_refusal(&signed_in, &form.csrf) {
-        return refusal;
+impl<S, T> FromRequest<S> for Posted<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned + Send,
+{
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Response> {
+        let (mut parts, body) = request.into_parts();
+        let Extension(signed_in) = Extension::<SignedIn>::from_request_parts(&mut parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let Form(form) = Form::<WithCsrf<T>>::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        if !constant_time_eq(signed_in.session.csrf.as_bytes(), form.csrf.as_bytes()) {
+            return Err(forbidden(
+                "the form's CSRF token is missing or wrong; reload the page and try again",
+            ));
+        }
+        Ok(Self {
+            signed_in,
+            fields: form.fields,
+        })
     }
-    console.sessions.revoke(&signed_in.token);
+}
+
+pub(crate) async fn logout(State(console): State<Console>, form: Posted<NoFields>) -> Response {
+    console.sessions.revoke(&form.signed_in.token);
     let expired = cookie_header(&console, SESSION_COOKIE, "", Some(0));
-    let mut response = Redirect::to("/console/login").into_response();
+    let mut response = Redirect::to(paths::LOGIN).into_response();
     response.headers_mut().append(header::SET_COOKIE, expired);
     response
-}
-
-/// A 403 answer unless `presented` is the session's CSRF token.
-pub(crate) fn csrf_refusal(signed_in: &SignedIn, presented: &str) -> Option<Response> {
-    if constant_time_eq(signed_in.session.csrf.as_bytes(), presented.as_bytes()) {
-        None
-    } else {
-        Some(forbidden(
-            "the form's CSRF token is missing or wrong; reload the page and try again",
-        ))
-    }
 }
 
 fn forbidden(message: &str) -> Response {
     (
         StatusCode::FORBIDDEN,
-        html::message_page("Forbidden", message),
+        layout::message_page("Forbidden", message),
     )
         .into_response()
 }
@@ -260,12 +286,8 @@ fn forbidden(message: &str) -> Response {
 /// Only console paths are followed after login, so the login page cannot send anyone away.
 fn safe_next(next: Option<&str>) -> &str {
     match next {
-        Some(path)
-            if path.starts_with("/console/") && !path.contains("//") && !path.contains('\\') =>
-        {
-            path
-        }
-        _ => "/console/overview",
+        Some(path) if paths::is_inside(path) => path,
+        _ => paths::HOME,
     }
 }
 
@@ -293,7 +315,10 @@ fn cookie_header(console: &Console, name: &str, value: &str, max_age: Option<u32
     let age = max_age
         .map(|s| format!("; Max-Age={s}"))
         .unwrap_or_default();
-    let text = format!("{name}={value}; Path=/console; HttpOnly; SameSite=Strict{secure}{age}");
+    let text = format!(
+        "{name}={value}; Path={}; HttpOnly; SameSite=Strict{secure}{age}",
+        paths::PREFIX
+    );
     // Names and values are fixed ASCII or hex tokens, always valid in a header.
     HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
 }

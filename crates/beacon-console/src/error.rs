@@ -51,7 +51,7 @@ impl ConsoleError {
     }
 }
 
-/// The data API's rendering; pages render errors themselves (see `pages`).
+/// The data API's rendering; pages show errors as pages (see `layout::error_page`).
 impl IntoResponse for ConsoleError {
     fn into_response(self) -> Response {
         let body = json!({"code": self.code(), "message": self.to_string()});

@@ -14,8 +14,9 @@ use futures::StreamExt;
 use serde_json::{Map, Value, json};
 
 use crate::api::{answer, chart_named};
+use crate::error::ConsoleError;
 use crate::filters::{Filters, RawFilters};
-use crate::{Console, ConsoleError};
+use crate::state::Console;
 
 /// Name of the raw report export.
 pub(crate) const REPORTS: &str = "reports";

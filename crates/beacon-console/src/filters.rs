@@ -6,7 +6,7 @@ use beacon_store::AnalyticsQuery;
 use chrono::{Days, NaiveDate, Utc};
 use serde::Deserialize;
 
-use crate::ConsoleError;
+use crate::error::ConsoleError;
 
 /// Range shown when the URL names none: the last 26 weeks.
 const DEFAULT_DAYS: u64 = 26 * 7 - 1;

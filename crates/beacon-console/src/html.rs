@@ -1,12 +1,8 @@
-//! Page frames: escaping, the shared layout (navigation, filter bar, logout form), the
-//! login and message pages, and the stylesheet.
+//! HTML text: escaping, the document around a page's body, and the stylesheet. It knows
+//! no console path and no console type: callers pass what a page shows and links to.
 
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
-
-use crate::ConsoleError;
-use crate::access::SignedIn;
-use crate::filters::Filters;
 
 /// Text made safe inside HTML elements and quoted attributes.
 pub(crate) fn esc(text: &str) -> String {
@@ -24,175 +20,15 @@ pub(crate) fn esc(text: &str) -> String {
     out
 }
 
-/// The dashboard pages, in navigation order: (path, title).
-pub(crate) const NAV: &[(&str, &str)] = &[
-    ("/console/overview", "Overview"),
-    ("/console/activity", "Activity"),
-    ("/console/versions", "Versions"),
-    ("/console/platforms", "Platforms"),
-    ("/console/hardware", "Hardware"),
-    ("/console/features", "Features"),
-    ("/console/workload", "Workload"),
-];
-
-/// Values offered by the filter bar.
-pub(crate) struct Choices {
-    pub(crate) versions: Vec<String>,
-    pub(crate) os: Vec<String>,
-}
-
-/// A dashboard page: navigation (links keep the filters), the filter bar, `body`.
-pub(crate) fn dashboard(
-    path: &str,
-    title: &str,
-    signed_in: &SignedIn,
-    filters: &Filters,
-    choices: &Choices,
-    body: &str,
-) -> Html<String> {
-    let query = filters.query_string();
-    let nav: String = NAV
-        .iter()
-        .map(|(href, label)| {
-            let current = if *href == path {
-                " aria-current=\"page\""
-            } else {
-                ""
-            };
-            format!("<a href=\"{href}?{}\"{current}>{label}</a>", esc(&query))
-        })
-        .collect();
-    let filter_bar = filter_bar(path, filters, choices);
-    frame(
-        title,
-        &format!(
-            "{header}<main><h1>{title}</h1>{filter_bar}{body}</main>",
-            header = header_bar(&nav, signed_in),
-            title = esc(title),
-        ),
-    )
-}
-
-/// A page outside the dashboard's filters (API tokens).
-pub(crate) fn plain(title: &str, signed_in: &SignedIn, body: &str) -> Html<String> {
-    let nav: String = NAV
-        .iter()
-        .map(|(href, label)| format!("<a href=\"{href}\">{label}</a>"))
-        .collect();
-    frame(
-        title,
-        &format!(
-            "{}<main><h1>{}</h1>{body}</main>",
-            header_bar(&nav, signed_in),
-            esc(title)
-        ),
-    )
-}
-
-fn header_bar(nav: &str, signed_in: &SignedIn) -> String {
-    format!(
-        "<header><span class=\"brand\">Beacon telemetry</span><nav>{nav}</nav>\
-         <div class=\"who\"><a href=\"/console/tokens\">API tokens</a>\
-         <span id=\"signed-in-user\">{user}</span>\
-         <form method=\"post\" action=\"/console/logout\">\
-         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-         <button type=\"submit\" id=\"logout\">Log out</button></form></div></header>",
-        user = esc(&signed_in.session.user),
-        csrf = esc(&signed_in.session.csrf),
-    )
-}
-
-fn filter_bar(path: &str, filters: &Filters, choices: &Choices) -> String {
-    let options = |name: &str, values: &[String], chosen: &Option<String>| {
-        let mut html = format!("<option value=\"\">All {name}</option>");
-        for value in values {
-            let selected = if chosen.as_deref() == Some(value) {
-                " selected"
-            } else {
-                ""
-            };
-            html.push_str(&format!(
-                "<option value=\"{v}\"{selected}>{v}</option>",
-                v = esc(value)
-            ));
-        }
-        html
-    };
-    let quick: String = [4u64, 13, 26, 52]
-        .iter()
-        .map(|weeks| {
-            format!(
-                "<a class=\"quick\" href=\"{path}?{}\">{weeks} w</a>",
-                esc(&filters.last_weeks(*weeks).query_string())
-            )
-        })
-        .collect();
-    format!(
-        "<form class=\"filters\" id=\"filters\" method=\"get\" action=\"{path}\">\
-         <label>From <input type=\"date\" name=\"from\" id=\"filter-from\" value=\"{from}\"></label>\
-         <label>To <input type=\"date\" name=\"to\" id=\"filter-to\" value=\"{to}\"></label>\
-         <label>Version <select name=\"version\" id=\"filter-version\">{versions}</select></label>\
-         <label>OS <select name=\"os\" id=\"filter-os\">{os}</select></label>\
-         <button type=\"submit\" id=\"apply-filters\">Apply</button>\
-         <span class=\"quicks\">Last {quick}</span></form>",
-        from = filters.from,
-        to = filters.to,
-        versions = options("versions", &choices.versions, &filters.version),
-        os = options("OSes", &choices.os, &filters.os),
-    )
-}
-
-fn frame(title: &str, body: &str) -> Html<String> {
+/// A whole document: `body` under `title`, styled by the sheet at `stylesheet`.
+pub(crate) fn document(title: &str, stylesheet: &str, body: &str) -> Html<String> {
     Html(format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>{} · Beacon console</title>\
-         <link rel=\"stylesheet\" href=\"/console/style.css\"></head><body>{body}</body></html>",
+         <link rel=\"stylesheet\" href=\"{stylesheet}\"></head><body>{body}</body></html>",
         esc(title)
     ))
-}
-
-pub(crate) fn login(csrf: &str, next: &str, error: Option<&str>) -> Html<String> {
-    let error = error
-        .map(|e| format!("<p class=\"error\" id=\"login-error\">{}</p>", esc(e)))
-        .unwrap_or_default();
-    frame(
-        "Log in",
-        &format!(
-            "<main class=\"login\"><h1>Beacon telemetry console</h1>{error}\
-             <form method=\"post\" action=\"/console/login\">\
-             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-             <input type=\"hidden\" name=\"next\" value=\"{next}\">\
-             <label>User <input name=\"username\" id=\"username\" autocomplete=\"username\" required></label>\
-             <label>Password <input type=\"password\" name=\"password\" id=\"password\" \
-             autocomplete=\"current-password\" required></label>\
-             <button type=\"submit\" id=\"login-button\">Log in</button></form></main>",
-            csrf = esc(csrf),
-            next = esc(next),
-        ),
-    )
-}
-
-pub(crate) fn message_page(title: &str, message: &str) -> Html<String> {
-    frame(
-        title,
-        &format!(
-            "<main class=\"login\"><h1>{}</h1><p class=\"error\">{}</p>\
-             <p><a href=\"/console/overview\">Back to the console</a></p></main>",
-            esc(title),
-            esc(message)
-        ),
-    )
-}
-
-/// A failed page request, as a page with the error's status.
-pub(crate) fn error_page(error: &ConsoleError) -> Response {
-    let title = match error.status() {
-        StatusCode::BAD_REQUEST => "Cannot show this",
-        StatusCode::NOT_FOUND => "Not found",
-        _ => "Storage unavailable",
-    };
-    (error.status(), message_page(title, &error.to_string())).into_response()
 }
 
 pub(crate) async fn stylesheet() -> Response {

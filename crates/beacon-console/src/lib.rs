@@ -11,124 +11,36 @@
 //! `beacon_store`'s [`Analytics`](beacon_store::Analytics), i.e. from the rollups), hash or
 //! compare secrets its own way (that is `beacon_auth`), or load anything from the internet:
 //! styles and charts are rendered here.
+//!
+//! Modules import one way, each only from those listed before it:
+//! 1. `error`, `html` (escaping, the document, the stylesheet: no console types), `chart`
+//!    (the aggregates by name), `throttle`;
+//! 2. `paths` (every console path: the page table, the API), `filters`, `svg`, `state`;
+//! 3. `layout` (the console's page frames), then `access` (login, sessions, CSRF, gates);
+//! 4. the handlers: `api`, `export`, `openapi`, `pages`, `tokens`;
+//! 5. `routes`: [`router`].
 
 mod access;
 mod api;
-mod charts;
+mod chart;
 mod error;
 mod export;
 mod filters;
 mod html;
+mod layout;
 mod openapi;
 mod pages;
+mod paths;
+mod routes;
+mod state;
+mod svg;
 mod throttle;
 mod tokens;
 
-use std::num::NonZeroU32;
-use std::sync::Arc;
-use std::time::Duration;
-
-use axum::Router;
-use axum::middleware;
-use axum::response::Redirect;
-use axum::routing::{get, post};
-use beacon_auth::Sessions;
-use beacon_store::Store;
-
-pub use api::Chart;
+pub use chart::Chart;
 pub use error::ConsoleError;
-
-/// Path prefix of every console route.
-pub const PREFIX: &str = "/console";
-/// Login sessions end after this long without a request.
-pub const DEFAULT_SESSION_IDLE: Duration = Duration::from_secs(8 * 3600);
-
-/// Sign-in attempts allowed per user name: this many a minute on average...
-pub const DEFAULT_LOGINS_PER_MINUTE: NonZeroU32 = NonZeroU32::new(5).unwrap();
-/// ...and this many in a row.
-pub const DEFAULT_LOGIN_BURST: NonZeroU32 = NonZeroU32::new(10).unwrap();
-
-/// How the console is served.
-#[derive(Debug, Clone)]
-pub struct ConsoleOptions {
-    /// Mark cookies `Secure`: set when the console is served over TLS.
-    pub secure_cookies: bool,
-    pub session_idle: Duration,
-    /// Sign-in attempts per user name, on average and in a row (see `throttle`).
-    pub logins_per_minute: NonZeroU32,
-    pub login_burst: NonZeroU32,
-}
-
-impl Default for ConsoleOptions {
-    fn default() -> Self {
-        Self {
-            secure_cookies: false,
-            session_idle: DEFAULT_SESSION_IDLE,
-            logins_per_minute: DEFAULT_LOGINS_PER_MINUTE,
-            login_burst: DEFAULT_LOGIN_BURST,
-        }
-    }
-}
-
-/// What every console handler shares.
-#[derive(Clone)]
-pub(crate) struct Console {
-    pub(crate) store: Arc<dyn Store>,
-    pub(crate) sessions: Arc<Sessions>,
-    pub(crate) logins: Arc<throttle::LoginThrottle>,
-    pub(crate) secure_cookies: bool,
-}
-
-/// The console's routes, state applied, ready to merge into a service or serve alone.
-pub fn router(store: Arc<dyn Store>, options: ConsoleOptions) -> Router {
-    let console = Console {
-        store,
-        sessions: Arc::new(Sessions::new(options.session_idle)),
-        logins: Arc::new(throttle::LoginThrottle::new(
-            options.logins_per_minute,
-            options.login_burst,
-        )),
-        secure_cookies: options.secure_cookies,
-    };
-    let pages = Router::new()
-        .route("/console/overview", get(pages::overview))
-        .route("/console/activity", get(pages::activity))
-        .route("/console/versions", get(pages::versions))
-        .route("/console/platforms", get(pages::platforms))
-        .route("/console/hardware", get(pages::hardware))
-        .route("/console/features", get(pages::features))
-        .route("/console/workload", get(pages::workload))
-        .route("/console/tokens", get(tokens::page).post(tokens::create))
-        .route("/console/tokens/revoke", post(tokens::revoke))
-        .route("/console/logout", post(access::logout))
-        .route_layer(middleware::from_fn_with_state(
-            console.clone(),
-            access::require_session,
-        ));
-    let data = Router::new()
-        .route("/console/api/v1/openapi.json", get(openapi::document))
-        .route("/console/api/v1/filters", get(api::filter_choices))
-        .route("/console/api/v1/charts/{chart}", get(api::chart))
-        .route("/console/api/v1/export/{file}", get(export::export))
-        .route_layer(middleware::from_fn_with_state(
-            console.clone(),
-            access::require_api_access,
-        ));
-    Router::new()
-        .route(
-            "/console",
-            get(|| async { Redirect::to("/console/overview") }),
-        )
-        .route(
-            "/console/",
-            get(|| async { Redirect::to("/console/overview") }),
-        )
-        .route(
-            "/console/login",
-            get(access::login_form).post(access::login),
-        )
-        .route("/console/style.css", get(html::stylesheet))
-        .merge(pages)
-        .merge(data)
-        .with_state(console)
-}
+pub use paths::PREFIX;
+pub use routes::router;
+pub use state::{
+    ConsoleOptions, DEFAULT_LOGIN_BURST, DEFAULT_LOGINS_PER_MINUTE, DEFAULT_SESSION_IDLE,
+};

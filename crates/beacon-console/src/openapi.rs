@@ -4,8 +4,9 @@
 use axum::Json;
 use serde_json::{Map, Value, json};
 
-use crate::api::Chart;
+use crate::chart::Chart;
 use crate::export::{Format, REPORTS};
+use crate::paths;
 
 pub(crate) async fn document() -> Json<Value> {
     Json(build())
@@ -15,7 +16,7 @@ pub(crate) fn build() -> Value {
     let mut paths = Map::new();
     for chart in Chart::ALL {
         paths.insert(
-            format!("/console/api/v1/charts/{}", chart.name()),
+            paths::chart_data(chart.name()),
             json!({"get": operation(&format!("chart_{}", chart.name()), chart.summary(), "application/json", "The answer as JSON")}),
         );
     }
@@ -36,7 +37,7 @@ pub(crate) fn build() -> Value {
                 )
             };
             paths.insert(
-                format!("/console/api/v1/export/{name}.{}", format.extension()),
+                paths::export(name, format.extension()),
                 json!({"get": operation(
                     &format!("export_{name}_{}", format.extension()),
                     &summary,
@@ -47,7 +48,7 @@ pub(crate) fn build() -> Value {
         }
     }
     paths.insert(
-        "/console/api/v1/filters".into(),
+        paths::FILTER_CHOICES.into(),
         json!({"get": {
             "operationId": "filters",
             "summary": "Every version and OS ever counted, for filter lists",
@@ -61,7 +62,7 @@ pub(crate) fn build() -> Value {
         }}),
     );
     paths.insert(
-        "/console/api/v1/openapi.json".into(),
+        paths::OPENAPI.into(),
         json!({"get": {
             "operationId": "openapi",
             "summary": "This document",

@@ -1,317 +1,332 @@
 //! The dashboard pages: each reads the filters from the URL, asks the store, and renders
-//! cards of SVG charts, each card linking to its JSON and exports.
+//! cards of SVG charts, each card linking to its JSON and exports. One function draws the
+//! body of each page.
 
 use axum::Extension;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
-use beacon_store::{Distribution, Overview, Share};
+use axum::routing::{MethodRouter, get};
+use beacon_store::{Analytics, Distribution, Overview, Share};
 
 use crate::access::SignedIn;
-use crate::api::{Chart, workload_metrics};
-use crate::charts::{self, Labels, Series, bytes, number, percent};
+use crate::api::workload_metrics;
+use crate::chart::Chart;
+use crate::error::ConsoleError;
+use crate::export::{Format, REPORTS};
 use crate::filters::{Filters, RawFilters};
-use crate::html::{self, Choices, esc};
-use crate::{Console, ConsoleError};
+use crate::html::esc;
+use crate::layout::{self, Choices};
+use crate::paths::{self, Page};
+use crate::state::Console;
+use crate::svg::{self, Labels, Series, bytes, number, percent};
 
 /// Versions drawn on their own in the stacked chart; the rest are summed as "other".
 const TOP_VERSIONS: usize = 8;
 /// OS versions listed.
 const TOP_OS_VERSIONS: usize = 15;
 
-macro_rules! page_handler {
-    ($name:ident, $chart:expr) => {
-        pub(crate) async fn $name(
-            State(console): State<Console>,
-            Extension(signed_in): Extension<SignedIn>,
-            Query(raw): Query<RawFilters>,
-        ) -> Response {
-            page(&console, &signed_in, raw, $chart).await
-        }
-    };
+/// The handler of a dashboard page.
+pub(crate) fn route(page: Page) -> MethodRouter<Console> {
+    get(
+        move |State(console): State<Console>,
+              Extension(signed_in): Extension<SignedIn>,
+              Query(raw): Query<RawFilters>| async move {
+            show(&console, &signed_in, raw, &page).await
+        },
+    )
 }
 
-page_handler!(overview, Chart::Overview);
-page_handler!(activity, Chart::Activity);
-page_handler!(versions, Chart::Versions);
-page_handler!(platforms, Chart::Platforms);
-page_handler!(hardware, Chart::Hardware);
-page_handler!(features, Chart::Features);
-page_handler!(workload, Chart::Workload);
-
-async fn page(console: &Console, signed_in: &SignedIn, raw: RawFilters, chart: Chart) -> Response {
+async fn show(console: &Console, signed_in: &SignedIn, raw: RawFilters, page: &Page) -> Response {
     let rendered = async {
         let filters = Filters::parse(raw)?;
         let choices = Choices {
             versions: console.store.distinct_versions().await?,
             os: console.store.distinct_os().await?,
         };
-        let body = body(console, chart, &filters).await?;
+        let body = body(console.store.as_ref(), page.chart, &filters).await?;
         Ok::<_, ConsoleError>((filters, choices, body))
     }
     .await;
     match rendered {
         Ok((filters, choices, body)) => {
-            let path = format!("/console/{}", chart.name());
-            let title = html::NAV
-                .iter()
-                .find(|(href, _)| *href == path)
-                .map_or("Console", |(_, title)| title);
-            html::dashboard(&path, title, signed_in, &filters, &choices, &body).into_response()
+            layout::dashboard(page, &signed_in.session, &filters, &choices, &body).into_response()
         }
-        Err(error) => html::error_page(&error),
+        Err(error) => layout::error_page(&error),
     }
 }
 
-async fn body(console: &Console, chart: Chart, filters: &Filters) -> Result<String, ConsoleError> {
-    let store = &console.store;
+async fn body(
+    store: &dyn Analytics,
+    chart: Chart,
+    filters: &Filters,
+) -> Result<String, ConsoleError> {
+    match chart {
+        Chart::Overview => overview(store, filters).await,
+        Chart::Activity => activity(store, filters).await,
+        Chart::Versions => versions(store, filters).await,
+        Chart::Platforms => platforms(store, filters).await,
+        Chart::Hardware => hardware(store, filters).await,
+        Chart::Features => features(store, filters).await,
+        Chart::Workload => workload(store, filters).await,
+    }
+}
+
+async fn overview(store: &dyn Analytics, filters: &Filters) -> Result<String, ConsoleError> {
     let query = filters.query();
-    Ok(match chart {
-        Chart::Overview => {
-            let overview = store.overview(&query).await?;
-            let activity = activity_chart(&store.activity(&query).await?, "overview-activity");
-            format!(
-                "{}<div class=\"grid\">{}</div>",
-                headlines(&overview),
-                card(
-                    "Active clusters and nodes per week",
-                    "",
-                    &activity,
-                    "activity",
-                    filters
-                )
+    let overview = store.overview(&query).await?;
+    let activity = activity_chart(&store.activity(&query).await?, "overview-activity");
+    Ok(format!(
+        "{}<div class=\"grid\">{}</div>",
+        headlines(&overview),
+        card(
+            "Active clusters and nodes per week",
+            "",
+            &activity,
+            Chart::Activity,
+            filters
+        )
+    ))
+}
+
+async fn activity(store: &dyn Analytics, filters: &Filters) -> Result<String, ConsoleError> {
+    let query = filters.query();
+    let weeks = store.activity(&query).await?;
+    let dates: Vec<_> = weeks.iter().map(|w| w.week).collect();
+    let new = svg::weekly_lines(
+        &Labels {
+            id: "new-installs",
+            x: "Week (Monday, UTC)",
+            y: "New installations (nodes)",
+        },
+        &dates,
+        &[Series {
+            name: "New nodes".into(),
+            values: weeks.iter().map(|w| w.new_nodes as f64).collect(),
+        }],
+    );
+    Ok(format!(
+        "<div class=\"grid\">{}{}</div>",
+        card(
+            "Active clusters and nodes",
+            "Distinct clusters (counted once however many nodes report) and nodes per ISO week.",
+            &activity_chart(&weeks, "activity"),
+            Chart::Activity,
+            filters
+        ),
+        card(
+            "New installations",
+            "Node uuids seen for the first time, per week.",
+            &new,
+            Chart::Activity,
+            filters
+        ),
+    ))
+}
+
+async fn versions(store: &dyn Analytics, filters: &Filters) -> Result<String, ConsoleError> {
+    let query = filters.query();
+    let adoption = store.version_adoption(&query).await?;
+    let mut series: Vec<Series> = adoption
+        .versions
+        .iter()
+        .map(|v| Series {
+            name: v.version.clone(),
+            values: v.clusters.iter().map(|n| *n as f64).collect(),
+        })
+        .collect();
+    series.sort_by(|a, b| total(b).total_cmp(&total(a)));
+    let rest = series.split_off(series.len().min(TOP_VERSIONS));
+    if !rest.is_empty() {
+        let values = (0..adoption.weeks.len())
+            .map(|i| rest.iter().map(|s| s.values[i]).sum())
+            .collect();
+        series.push(Series {
+            name: format!("{} other versions", rest.len()),
+            values,
+        });
+    }
+    let chart = svg::weekly_stacked(
+        &Labels {
+            id: "versions",
+            x: "Week (Monday, UTC)",
+            y: "Active clusters",
+        },
+        &adoption.weeks,
+        &series,
+    );
+    Ok(format!(
+        "<div class=\"grid\">{}</div>",
+        card(
+            "Clusters by EMQX version",
+            "Each week's active clusters, stacked by the version they ran.",
+            &chart,
+            Chart::Versions,
+            filters
+        )
+    ))
+}
+
+async fn platforms(store: &dyn Analytics, filters: &Filters) -> Result<String, ConsoleError> {
+    let query = filters.query();
+    let platforms = store.platforms(&query).await?;
+    let os_versions: Vec<_> = platforms
+        .os_versions
+        .iter()
+        .take(TOP_OS_VERSIONS)
+        .map(|s| {
+            (
+                format!("{} {}", s.os, s.os_version),
+                s.share,
+                s.cluster_weeks,
             )
-        }
-        Chart::Activity => {
-            let weeks = store.activity(&query).await?;
-            let dates: Vec<_> = weeks.iter().map(|w| w.week).collect();
-            let new = charts::weekly_lines(
+        })
+        .collect();
+    let note = format!(
+        "Share of {} cluster-weeks.",
+        number(platforms.cluster_weeks as f64)
+    );
+    Ok(format!(
+        "<div class=\"grid\">{}{}{}</div>",
+        card(
+            "Operating system",
+            &note,
+            &svg::share_bars(&share_labels("os"), &shares(&platforms.os)),
+            Chart::Platforms,
+            filters
+        ),
+        card(
+            "OS version",
+            &note,
+            &svg::share_bars(&share_labels("os-versions"), &os_versions),
+            Chart::Platforms,
+            filters
+        ),
+        card(
+            "Edition",
+            &note,
+            &svg::share_bars(&share_labels("editions"), &shares(&platforms.editions)),
+            Chart::Platforms,
+            filters
+        ),
+    ))
+}
+
+async fn hardware(store: &dyn Analytics, filters: &Filters) -> Result<String, ConsoleError> {
+    let query = filters.query();
+    let hardware = store.hardware(&query).await?;
+    let bars =
+        |values: &[beacon_store::CountBar], label: fn(u64) -> String| -> Vec<(String, f64)> {
+            values
+                .iter()
+                .map(|b| (label(b.value), b.cluster_weeks as f64))
+                .collect()
+        };
+    let y = "Cluster-weeks";
+    Ok(format!(
+        "<div class=\"grid\">{}{}{}</div>",
+        card(
+            "CPUs per node",
+            "",
+            &svg::histogram(
                 &Labels {
-                    id: "new-installs",
-                    x: "Week (Monday, UTC)",
-                    y: "New installations (nodes)",
+                    id: "cpus",
+                    x: "CPU cores",
+                    y
                 },
-                &dates,
-                &[Series {
-                    name: "New nodes".into(),
-                    values: weeks.iter().map(|w| w.new_nodes as f64).collect(),
-                }],
-            );
-            format!(
-                "<div class=\"grid\">{}{}</div>",
-                card(
-                    "Active clusters and nodes",
-                    "Distinct clusters (counted once however many nodes report) and nodes per ISO week.",
-                    &activity_chart(&weeks, "activity"),
-                    "activity",
-                    filters
-                ),
-                card(
-                    "New installations",
-                    "Node uuids seen for the first time, per week.",
-                    &new,
-                    "activity",
-                    filters
-                ),
-            )
-        }
-        Chart::Versions => {
-            let adoption = store.version_adoption(&query).await?;
-            let mut series: Vec<Series> = adoption
-                .versions
-                .iter()
-                .map(|v| Series {
-                    name: v.version.clone(),
-                    values: v.clusters.iter().map(|n| *n as f64).collect(),
-                })
-                .collect();
-            series.sort_by(|a, b| total(b).total_cmp(&total(a)));
-            let rest = series.split_off(series.len().min(TOP_VERSIONS));
-            if !rest.is_empty() {
-                let values = (0..adoption.weeks.len())
-                    .map(|i| rest.iter().map(|s| s.values[i]).sum())
-                    .collect();
-                series.push(Series {
-                    name: format!("{} other versions", rest.len()),
-                    values,
-                });
-            }
-            let chart = charts::weekly_stacked(
+                &bars(&hardware.cpus, |v| v.to_string())
+            ),
+            Chart::Hardware,
+            filters
+        ),
+        card(
+            "Memory per node",
+            "Rounded to the nearest power of two.",
+            &svg::histogram(
                 &Labels {
-                    id: "versions",
-                    x: "Week (Monday, UTC)",
-                    y: "Active clusters",
+                    id: "memory",
+                    x: "Memory",
+                    y
                 },
-                &adoption.weeks,
-                &series,
-            );
-            format!(
-                "<div class=\"grid\">{}</div>",
-                card(
-                    "Clusters by EMQX version",
-                    "Each week's active clusters, stacked by the version they ran.",
-                    &chart,
-                    "versions",
-                    filters
-                )
-            )
+                &bars(&hardware.memory, bytes)
+            ),
+            Chart::Hardware,
+            filters
+        ),
+        card(
+            "Cluster size",
+            "",
+            &svg::histogram(
+                &Labels {
+                    id: "cluster-sizes",
+                    x: "Nodes in the cluster",
+                    y
+                },
+                &bars(&hardware.cluster_sizes, |v| v.to_string())
+            ),
+            Chart::Hardware,
+            filters
+        ),
+    ))
+}
+
+async fn features(store: &dyn Analytics, filters: &Filters) -> Result<String, ConsoleError> {
+    let query = filters.query();
+    let adoption = store.features(&query).await?;
+    let mut families: Vec<&str> = Vec::new();
+    for feature in &adoption.features {
+        if !families.contains(&feature.family.as_str()) {
+            families.push(&feature.family);
         }
-        Chart::Platforms => {
-            let platforms = store.platforms(&query).await?;
-            let os_versions: Vec<_> = platforms
-                .os_versions
+    }
+    let note = format!(
+        "Share of {} active cluster-weeks.",
+        number(adoption.cluster_weeks as f64)
+    );
+    let cards: String = families
+        .iter()
+        .map(|family| {
+            let rows: Vec<_> = adoption
+                .features
                 .iter()
-                .take(TOP_OS_VERSIONS)
-                .map(|s| {
-                    (
-                        format!("{} {}", s.os, s.os_version),
-                        s.share,
-                        s.cluster_weeks,
-                    )
-                })
+                .filter(|f| f.family == *family)
+                .map(|f| (f.name.clone(), f.share, f.cluster_weeks))
                 .collect();
-            let note = format!(
-                "Share of {} cluster-weeks.",
-                number(platforms.cluster_weeks as f64)
-            );
-            format!(
-                "<div class=\"grid\">{}{}{}</div>",
-                card(
-                    "Operating system",
-                    &note,
-                    &charts::share_bars(&share_labels("os"), &shares(&platforms.os)),
-                    "platforms",
-                    filters
-                ),
-                card(
-                    "OS version",
-                    &note,
-                    &charts::share_bars(&share_labels("os-versions"), &os_versions),
-                    "platforms",
-                    filters
-                ),
-                card(
-                    "Edition",
-                    &note,
-                    &charts::share_bars(&share_labels("editions"), &shares(&platforms.editions)),
-                    "platforms",
-                    filters
-                ),
-            )
-        }
-        Chart::Hardware => {
-            let hardware = store.hardware(&query).await?;
-            let bars = |values: &[beacon_store::CountBar],
-                        label: fn(u64) -> String|
-             -> Vec<(String, f64)> {
-                values
-                    .iter()
-                    .map(|b| (label(b.value), b.cluster_weeks as f64))
-                    .collect()
-            };
-            let y = "Cluster-weeks";
-            format!(
-                "<div class=\"grid\">{}{}{}</div>",
-                card(
-                    "CPUs per node",
-                    "",
-                    &charts::histogram(
-                        &Labels {
-                            id: "cpus",
-                            x: "CPU cores",
-                            y
-                        },
-                        &bars(&hardware.cpus, |v| v.to_string())
-                    ),
-                    "hardware",
-                    filters
-                ),
-                card(
-                    "Memory per node",
-                    "Rounded to the nearest power of two.",
-                    &charts::histogram(
-                        &Labels {
-                            id: "memory",
-                            x: "Memory",
-                            y
-                        },
-                        &bars(&hardware.memory, bytes)
-                    ),
-                    "hardware",
-                    filters
-                ),
-                card(
-                    "Cluster size",
-                    "",
-                    &charts::histogram(
-                        &Labels {
-                            id: "cluster-sizes",
-                            x: "Nodes in the cluster",
-                            y
-                        },
-                        &bars(&hardware.cluster_sizes, |v| v.to_string())
-                    ),
-                    "hardware",
-                    filters
-                ),
-            )
-        }
-        Chart::Features => {
-            let adoption = store.features(&query).await?;
-            let mut families: Vec<&str> = Vec::new();
-            for feature in &adoption.features {
-                if !families.contains(&feature.family.as_str()) {
-                    families.push(&feature.family);
-                }
-            }
-            let note = format!(
-                "Share of {} active cluster-weeks.",
-                number(adoption.cluster_weeks as f64)
-            );
-            let cards: String = families
-                .iter()
-                .map(|family| {
-                    let rows: Vec<_> = adoption
-                        .features
-                        .iter()
-                        .filter(|f| f.family == *family)
-                        .map(|f| (f.name.clone(), f.share, f.cluster_weeks))
-                        .collect();
-                    let title = if *family == "feature" {
-                        "Features".to_owned()
-                    } else {
-                        format!("By {family}")
-                    };
-                    let id = format!("features-{family}");
-                    let labels = Labels {
-                        id: &id,
-                        x: "cluster-weeks",
-                        y: "Share of active clusters",
-                    };
-                    card(
-                        &title,
-                        &note,
-                        &charts::share_bars(&labels, &rows),
-                        "features",
-                        filters,
-                    )
-                })
-                .collect();
-            let empty = if cards.is_empty() {
-                charts::share_bars(&share_labels("features"), &[])
+            let title = if *family == "feature" {
+                "Features".to_owned()
             } else {
-                String::new()
+                format!("By {family}")
             };
-            format!("<div class=\"grid\">{cards}{empty}</div>")
-        }
-        Chart::Workload => {
-            let workload = store.workload(&query).await?;
-            let cards: String = workload_metrics(&workload)
-                .into_iter()
-                .map(|(metric, distribution)| workload_card(metric, distribution, filters))
-                .collect();
-            format!("<div class=\"grid\">{cards}</div>")
-        }
-    })
+            let id = format!("features-{family}");
+            let labels = Labels {
+                id: &id,
+                x: "cluster-weeks",
+                y: "Share of active clusters",
+            };
+            card(
+                &title,
+                &note,
+                &svg::share_bars(&labels, &rows),
+                Chart::Features,
+                filters,
+            )
+        })
+        .collect();
+    let empty = if cards.is_empty() {
+        svg::share_bars(&share_labels("features"), &[])
+    } else {
+        String::new()
+    };
+    Ok(format!("<div class=\"grid\">{cards}{empty}</div>"))
+}
+
+async fn workload(store: &dyn Analytics, filters: &Filters) -> Result<String, ConsoleError> {
+    let query = filters.query();
+    let workload = store.workload(&query).await?;
+    let cards: String = workload_metrics(&workload)
+        .into_iter()
+        .map(|(metric, distribution)| workload_card(metric, distribution, filters))
+        .collect();
+    Ok(format!("<div class=\"grid\">{cards}</div>"))
 }
 
 fn total(series: &Series) -> f64 {
@@ -335,7 +350,7 @@ fn shares(values: &[Share]) -> Vec<(String, f64, u64)> {
 
 fn activity_chart(weeks: &[beacon_store::WeekActivity], id: &str) -> String {
     let dates: Vec<_> = weeks.iter().map(|w| w.week).collect();
-    charts::weekly_lines(
+    svg::weekly_lines(
         &Labels {
             id,
             x: "Week (Monday, UTC)",
@@ -445,7 +460,7 @@ fn workload_card(metric: &str, distribution: &Distribution, filters: &Filters) -
         })
         .collect();
     let id = format!("workload-{metric}");
-    let chart = charts::histogram(
+    let chart = svg::histogram(
         &Labels {
             id: &id,
             x: unit,
@@ -457,7 +472,7 @@ fn workload_card(metric: &str, distribution: &Distribution, filters: &Filters) -
         &capitalized(&title),
         "Each cluster's latest report of the week.",
         &format!("{table}{chart}"),
-        "workload",
+        Chart::Workload,
         filters,
     )
 }
@@ -471,8 +486,9 @@ fn capitalized(text: &str) -> String {
 }
 
 /// A chart card with links to the data behind it.
-fn card(title: &str, note: &str, chart: &str, data: &str, filters: &Filters) -> String {
+fn card(title: &str, note: &str, chart: &str, data: Chart, filters: &Filters) -> String {
     let query = esc(&filters.query_string());
+    let data = data.name();
     let note = if note.is_empty() {
         String::new()
     } else {
@@ -480,11 +496,15 @@ fn card(title: &str, note: &str, chart: &str, data: &str, filters: &Filters) -> 
     };
     format!(
         "<section class=\"card\"><h2>{}</h2>{note}{chart}<div class=\"links\">\
-         <a href=\"/console/api/v1/charts/{data}?{query}\">JSON</a>\
-         <a href=\"/console/api/v1/export/{data}.csv?{query}\" download>CSV</a>\
-         <a href=\"/console/api/v1/export/{data}.ndjson?{query}\" download>NDJSON</a>\
-         <a href=\"/console/api/v1/export/reports.csv?{query}\" download class=\"raw-export\">Raw reports (CSV)</a>\
+         <a href=\"{json}?{query}\">JSON</a>\
+         <a href=\"{csv}?{query}\" download>CSV</a>\
+         <a href=\"{ndjson}?{query}\" download>NDJSON</a>\
+         <a href=\"{raw}?{query}\" download class=\"raw-export\">Raw reports (CSV)</a>\
          </div></section>",
-        esc(title)
+        esc(title),
+        json = paths::chart_data(data),
+        csv = paths::export(data, Format::Csv.extension()),
+        ndjson = paths::export(data, Format::Ndjson.extension()),
+        raw = paths::export(REPORTS, Format::Csv.extension()),
     )
 }

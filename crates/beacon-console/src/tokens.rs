@@ -1,24 +1,25 @@
 //! API tokens for scripts: listed, created (the token is shown once, only its SHA-256 is
 //! stored) and revoked from a console page; forms carry the session's CSRF token.
 
+use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::{Extension, Form};
 use beacon_auth::random_token;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::access::{SignedIn, csrf_refusal};
-use crate::html::{self, esc};
-use crate::{Console, ConsoleError};
+use crate::access::{Posted, SignedIn};
+use crate::error::ConsoleError;
+use crate::html::esc;
+use crate::layout;
+use crate::paths;
+use crate::state::Console;
 
 const MAX_NAME: usize = 64;
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct TokenForm {
-    #[serde(default)]
-    csrf: String,
     #[serde(default)]
     name: String,
 }
@@ -30,15 +31,9 @@ pub(crate) async fn page(
     render(&console, &signed_in, None, StatusCode::OK).await
 }
 
-pub(crate) async fn create(
-    State(console): State<Console>,
-    Extension(signed_in): Extension<SignedIn>,
-    Form(form): Form<TokenForm>,
-) -> Response {
-    if let Some(refusal) = csrf_refusal(&signed_in, &form.csrf) {
-        return refusal;
-    }
-    let name = form.name.trim();
+pub(crate) async fn create(State(console): State<Console>, form: Posted<TokenForm>) -> Response {
+    let Posted { signed_in, fields } = form;
+    let name = fields.name.trim();
     if let Err(problem) = check_name(name) {
         return render(
             &console,
@@ -71,24 +66,18 @@ pub(crate) async fn create(
             )
             .await
         }
-        Err(error) => html::error_page(&ConsoleError::from(error)),
+        Err(error) => layout::error_page(&ConsoleError::from(error)),
     }
 }
 
-pub(crate) async fn revoke(
-    State(console): State<Console>,
-    Extension(signed_in): Extension<SignedIn>,
-    Form(form): Form<TokenForm>,
-) -> Response {
-    if let Some(refusal) = csrf_refusal(&signed_in, &form.csrf) {
-        return refusal;
-    }
-    match console.store.remove_api_token(&form.name).await {
+pub(crate) async fn revoke(State(console): State<Console>, form: Posted<TokenForm>) -> Response {
+    let Posted { signed_in, fields } = form;
+    match console.store.remove_api_token(&fields.name).await {
         Ok(_) => {
-            tracing::info!(user = %signed_in.session.user, token = %form.name, "console: API token revoked");
-            Redirect::to("/console/tokens").into_response()
+            tracing::info!(user = %signed_in.session.user, token = %fields.name, "console: API token revoked");
+            Redirect::to(paths::TOKENS).into_response()
         }
-        Err(error) => html::error_page(&ConsoleError::from(error)),
+        Err(error) => layout::error_page(&ConsoleError::from(error)),
     }
 }
 
@@ -110,7 +99,7 @@ async fn render(
 ) -> Response {
     let tokens = match console.store.api_tokens().await {
         Ok(tokens) => tokens,
-        Err(error) => return html::error_page(&ConsoleError::from(error)),
+        Err(error) => return layout::error_page(&ConsoleError::from(error)),
     };
     let csrf = esc(&signed_in.session.csrf);
     let rows: String = tokens
@@ -118,10 +107,11 @@ async fn render(
         .map(|t| {
             format!(
                 "<tr><td>{name}</td><td>{user}</td><td>{at}</td><td>\
-                 <form method=\"post\" action=\"/console/tokens/revoke\">\
+                 <form method=\"post\" action=\"{revoke}\">\
                  <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
                  <input type=\"hidden\" name=\"name\" value=\"{name}\">\
                  <button type=\"submit\">Revoke</button></form></td></tr>",
+                revoke = paths::REVOKE_TOKEN,
                 name = esc(&t.name),
                 user = esc(&t.user),
                 at = t.created_at.format("%Y-%m-%d %H:%M UTC"),
@@ -136,13 +126,19 @@ async fn render(
     let body = format!(
         "<section class=\"card\">{outcome}<p class=\"note\">Scripts send \
          <code>Authorization: Bearer &lt;token&gt;</code> to the data API \
-         (<a href=\"/console/api/v1/openapi.json\">OpenAPI document</a>). Tokens do not open \
+         (<a href=\"{openapi}\">OpenAPI document</a>). Tokens do not open \
          the pages.</p><table><tr><th>Name</th><th>Created by</th><th>Created</th><th></th></tr>\
          {rows}</table>\
-         <form method=\"post\" action=\"/console/tokens\" class=\"filters\">\
+         <form method=\"post\" action=\"{tokens}\" class=\"filters\">\
          <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
          <label>New token name <input name=\"name\" id=\"token-name\" required></label>\
-         <button type=\"submit\" id=\"create-token\">Create token</button></form></section>"
+         <button type=\"submit\" id=\"create-token\">Create token</button></form></section>",
+        openapi = paths::OPENAPI,
+        tokens = paths::TOKENS,
     );
-    (status, html::plain("API tokens", signed_in, &body)).into_response()
+    (
+        status,
+        layout::plain("API tokens", &signed_in.session, &body),
+    )
+        .into_response()
 }
