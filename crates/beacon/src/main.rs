@@ -9,6 +9,7 @@ mod signals;
 mod telemetry_cmd;
 
 use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -33,9 +34,30 @@ enum Command {
     Telemetry(telemetry_cmd::Args),
 }
 
+/// Beacon's own lines, and only warnings from dependencies: at `info` rmqtt prints its
+/// plugins' whole configuration on every start. A target matches by prefix, so `beacon`
+/// covers every `beacon_*` crate too.
+const DEFAULT_LOG: &str = "warn,beacon=info";
+
+/// `BEACON_LOG`, else `RUST_LOG`, else [`DEFAULT_LOG`]; a filter that does not parse is
+/// named on stderr and the default used.
+fn log_filter() -> EnvFilter {
+    let Some((variable, directives)) = ["BEACON_LOG", "RUST_LOG"].into_iter().find_map(|name| {
+        std::env::var(name)
+            .ok()
+            .filter(|value| !value.trim().is_empty())
+            .map(|value| (name, value))
+    }) else {
+        return EnvFilter::new(DEFAULT_LOG);
+    };
+    EnvFilter::try_new(&directives).unwrap_or_else(|e| {
+        eprintln!("{variable}={directives:?} is not a log filter ({e}); using {DEFAULT_LOG:?}");
+        EnvFilter::new(DEFAULT_LOG)
+    })
+}
+
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("BEACON_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = log_filter();
     // Colour codes only for a person at a terminal: logs piped to files stay plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
