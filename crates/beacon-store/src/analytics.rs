@@ -17,8 +17,8 @@ use futures::Stream;
 use serde::{Deserialize, Serialize};
 
 use crate::buckets::{LAST_BUCKET, lower_bound, upper_bound};
-use crate::maintenance::Writer;
-use crate::pending;
+use crate::counting::{self, Settled};
+use crate::maintenance::WriterQueue;
 use crate::rollup::{ALL, family, kind, week_of};
 use crate::{StoreError, StoredReport};
 
@@ -320,21 +320,25 @@ pub(crate) struct KeyRow {
     pub(crate) n: i64,
 }
 
-/// What a backend provides so that the answers can be computed here.
+/// What a backend provides so that the answers can be computed here. Rollup reads take
+/// the [`Settled`] token, so none of them can run before the reports committed before it
+/// are counted.
 #[async_trait::async_trait]
 pub(crate) trait Source: Send + Sync + 'static {
     async fn by_week(
         &self,
+        settled: &Settled,
         scope: &Scope,
         kinds: &[&'static str],
     ) -> Result<Vec<WeekRow>, StoreError>;
     async fn by_key(
         &self,
+        settled: &Settled,
         scope: &Scope,
         kinds: &[&'static str],
     ) -> Result<Vec<KeyRow>, StoreError>;
     /// Distinct `k1` of a kind, over every version, os and week.
-    async fn keys(&self, kind: &'static str) -> Result<Vec<String>, StoreError>;
+    async fn keys(&self, settled: &Settled, kind: &'static str) -> Result<Vec<String>, StoreError>;
     async fn export_rows(
         &self,
         from: NaiveDate,
@@ -345,11 +349,12 @@ pub(crate) trait Source: Send + Sync + 'static {
 }
 
 #[async_trait::async_trait]
-impl<S: Source + Writer> Analytics for S {
+impl<S: Source + WriterQueue> Analytics for S {
     async fn activity(&self, query: &AnalyticsQuery) -> Result<Vec<WeekActivity>, StoreError> {
-        pending::settle(self.queue()).await?;
         let scope = scope(query)?;
-        let rows = self.by_week(&scope, ACTIVITY).await?;
+        let rows = self
+            .by_week(&counting::settle(self.queue()).await?, &scope, ACTIVITY)
+            .await?;
         Ok(weekly_activity(&scope, &rows))
     }
 
@@ -357,38 +362,51 @@ impl<S: Source + Writer> Analytics for S {
         &self,
         query: &AnalyticsQuery,
     ) -> Result<VersionAdoption, StoreError> {
-        pending::settle(self.queue()).await?;
         let scope = scope(query)?;
-        let rows = self.by_week(&scope, &[kind::VERSION]).await?;
+        let rows = self
+            .by_week(
+                &counting::settle(self.queue()).await?,
+                &scope,
+                &[kind::VERSION],
+            )
+            .await?;
         Ok(version_adoption(&scope, rows))
     }
 
     async fn platforms(&self, query: &AnalyticsQuery) -> Result<Platforms, StoreError> {
-        pending::settle(self.queue()).await?;
         let scope = scope(query)?;
-        let rows = self.by_key(&scope, &[kind::OS, kind::EDITION]).await?;
+        let rows = self
+            .by_key(
+                &counting::settle(self.queue()).await?,
+                &scope,
+                &[kind::OS, kind::EDITION],
+            )
+            .await?;
         Ok(platforms(&scope, &rows))
     }
 
     async fn hardware(&self, query: &AnalyticsQuery) -> Result<Hardware, StoreError> {
-        pending::settle(self.queue()).await?;
         let scope = scope(query)?;
         let kinds = [kind::CLUSTERS, kind::CPUS, kind::MEMORY, kind::SIZE];
-        let rows = self.by_key(&scope, &kinds).await?;
+        let rows = self
+            .by_key(&counting::settle(self.queue()).await?, &scope, &kinds)
+            .await?;
         Ok(hardware(&scope, &rows))
     }
 
     async fn features(&self, query: &AnalyticsQuery) -> Result<FeatureAdoption, StoreError> {
-        pending::settle(self.queue()).await?;
         let scope = scope(query)?;
         let rows = self
-            .by_key(&scope, &[kind::CLUSTERS, kind::FEATURE])
+            .by_key(
+                &counting::settle(self.queue()).await?,
+                &scope,
+                &[kind::CLUSTERS, kind::FEATURE],
+            )
             .await?;
         Ok(features(&scope, rows))
     }
 
     async fn workload(&self, query: &AnalyticsQuery) -> Result<Workload, StoreError> {
-        pending::settle(self.queue()).await?;
         let scope = scope(query)?;
         let kinds = [
             kind::CLIENTS,
@@ -396,7 +414,9 @@ impl<S: Source + Writer> Analytics for S {
             kind::SENT_RATE,
             kind::RECEIVED_RATE,
         ];
-        let rows = self.by_key(&scope, &kinds).await?;
+        let rows = self
+            .by_key(&counting::settle(self.queue()).await?, &scope, &kinds)
+            .await?;
         let distribution = |kind| distribution(rows.iter().filter(|row| row.kind == kind));
         Ok(Workload {
             period: period(&scope),
@@ -408,14 +428,15 @@ impl<S: Source + Writer> Analytics for S {
     }
 
     async fn overview(&self, query: &AnalyticsQuery) -> Result<Overview, StoreError> {
-        pending::settle(self.queue()).await?;
         let current = scope(query)?;
         let previous = previous(&current);
         let both = Scope {
             first_week: previous.first_week,
             ..current.clone()
         };
-        let rows = self.by_week(&both, ACTIVITY).await?;
+        let rows = self
+            .by_week(&counting::settle(self.queue()).await?, &both, ACTIVITY)
+            .await?;
         let current = totals(&current, &rows);
         let previous = totals(&previous, &rows);
         Ok(Overview {
@@ -428,15 +449,17 @@ impl<S: Source + Writer> Analytics for S {
     }
 
     async fn distinct_versions(&self) -> Result<Vec<String>, StoreError> {
-        pending::settle(self.queue()).await?;
-        let mut versions = self.keys(kind::VERSION).await?;
+        let mut versions = self
+            .keys(&counting::settle(self.queue()).await?, kind::VERSION)
+            .await?;
         versions.sort_by(|a, b| version_order(b, a));
         Ok(versions)
     }
 
     async fn distinct_os(&self) -> Result<Vec<String>, StoreError> {
-        pending::settle(self.queue()).await?;
-        let mut names = self.keys(kind::OS).await?;
+        let mut names = self
+            .keys(&counting::settle(self.queue()).await?, kind::OS)
+            .await?;
         names.sort();
         Ok(names)
     }

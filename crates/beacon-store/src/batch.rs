@@ -3,7 +3,7 @@
 //! The writer waits for the first job, takes whatever else is queued at that moment (up to
 //! [`BATCH_CAP`] jobs), commits consecutive inserts in one transaction, then answers every
 //! waiter. Nothing waits on a timer, so an idle store commits a lone insert at once.
-//! Maintenance (retention, deletion) and rollup chunks (see `pending`) go through the same
+//! Maintenance (retention, deletion) and counting (see `counting`) go through the same
 //! writer, between batches, so they never race with ingest.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -45,11 +45,13 @@ pub(crate) enum Task {
         secret_sha256: String,
         reply: Reply<ForgetOutcome>,
     },
-    /// Applies the rollups of every pending report (see `pending`).
-    Flush { reply: Reply<()> },
-    /// Refreshes what the query planner and index-only scans rely on, after a bulk load.
-    Vacuum { reply: Reply<()> },
-    /// Applies pending rollups if they are due.
+    /// Counts every uncounted report (see `counting`).
+    Settle { reply: Reply<()> },
+    /// Refreshes what the query planner (and on PostgreSQL index-only scans) relies on,
+    /// after a bulk load: `PRAGMA optimize` on SQLite, `VACUUM (ANALYZE) rollups` on
+    /// PostgreSQL.
+    Optimize { reply: Reply<()> },
+    /// Counts uncounted reports if they are due.
     Tick,
 }
 
@@ -60,7 +62,7 @@ impl Task {
             Task::DeleteOldestDay { reply, .. } => self::reply(reply, Err(error)),
             Task::PruneSnapshots { reply, .. } => self::reply(reply, Err(error)),
             Task::Forget { reply, .. } => self::reply(reply, Err(error)),
-            Task::Flush { reply } | Task::Vacuum { reply } => self::reply(reply, Err(error)),
+            Task::Settle { reply } | Task::Optimize { reply } => self::reply(reply, Err(error)),
             Task::Tick => {}
         }
     }

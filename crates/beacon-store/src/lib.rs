@@ -5,30 +5,33 @@
 //! This crate owns the database side of the collector: the schema and its versioned
 //! migrations, one row per node `uuid` per UTC day (a later report that day replaces the
 //! earlier one), group commit (concurrent inserts are written by a single writer in one
-//! transaction, and every `insert` resolves only after its row is durably committed), the
-//! analytics rollups brought up to date in chunks after those commits and always before a
-//! read (see [`Analytics`] for what is counted and how), retention, self-service deletion,
-//! and a synthetic history generator ([`seed`]).
+//! transaction, and every `insert` resolves only after its row is durably committed),
+//! counting (a committed report is counted in the analytics rollups later, in chunks of
+//! many reports, and every rollup read first settles what is still uncounted; see
+//! `counting.rs` for the vocabulary and [`Analytics`] for what is counted), retention and
+//! self-service deletion.
 //!
-//! It must NOT know about HTTP or parse reports with the report model (it stores the
-//! columns, the raw JSON text and the [`ReportFacts`] the collector derived from a parsed
-//! report), and it never receives or stores a client IP address: [`NewReport`] has no
-//! field for one. Dashboard and data API answers must come from the rollups, never from a
+//! It must NOT know about HTTP or read reports: it stores the columns, the raw JSON text
+//! and the [`ReportFacts`] the collector derived from a parsed report, and counts from
+//! those facts, never from the JSON. It never receives or stores a client IP address:
+//! [`NewReport`] has no field for one. Dashboard and data API answers must come from the rollups, never from a
 //! scan of raw reports.
 
 mod analytics;
 mod batch;
 mod buckets;
+mod counting;
 mod error;
 mod facts;
 mod maintenance;
 mod migrations;
-mod pending;
 mod postgres;
 mod report;
 mod rollup;
-pub mod seed;
+mod rows;
+mod sql;
 mod sqlite;
+#[cfg(feature = "testing")]
 pub mod testing;
 mod url;
 mod users;
@@ -44,8 +47,8 @@ pub use analytics::{
     export_reports,
 };
 pub use error::StoreError;
-pub use facts::ReportFacts;
-pub use maintenance::{BULK_CHUNK, BulkOutcome, ForgetOutcome, Maintenance};
+pub use facts::{LegacyFacts, ReportFacts};
+pub use maintenance::{BulkOutcome, ForgetOutcome, Maintenance};
 pub use report::{InsertOutcome, NewReport, StoredReport};
 pub use users::{ApiToken, Users};
 
@@ -64,8 +67,8 @@ pub struct StoreStats {
 /// The collector's storage, implemented by each backend.
 #[async_trait::async_trait]
 pub trait ReportStore: Send + Sync + 'static {
-    /// Stores `report`, replacing the row of the same `uuid` and `day` if there is one, and
-    /// updates the rollups in the same transaction.
+    /// Stores `report`, replacing the row of the same `uuid` and `day` if there is one; the
+    /// report is counted in the rollups later, and before any rollup read.
     ///
     /// Resolves only after the row is durably committed (group commit underneath). A report
     /// that breaks a column rule is refused with [`StoreError::InvalidReport`] before it
@@ -108,10 +111,25 @@ pub async fn open(url: &str) -> Result<Arc<dyn ReportStore>, StoreError> {
 /// `postgres://user@host:port/db?schema=NAME` (`schema` is Beacon's own parameter: it is
 /// stripped before connecting, created if missing, and set as the `search_path` of every
 /// connection; without it the server's default `search_path` is used).
+///
+/// Reports that a build older than schema version 5 left uncounted have no facts kept
+/// beside them; this opener counts them from their columns only. The collector opens with
+/// [`open_store_with`] instead, which derives their facts.
 pub async fn open_store(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    open_store_with(url, None).await
+}
+
+/// [`open_store`], back-filling right after the migrations the facts of reports an older
+/// build left uncounted without them, through `legacy` (the store cannot read a report).
+pub async fn open_store_with(
+    url: &str,
+    legacy: Option<LegacyFacts>,
+) -> Result<Arc<dyn Store>, StoreError> {
     let store: Arc<dyn Store> = match url::parse(url)? {
-        url::StoreUrl::Sqlite(path) => Arc::new(sqlite::SqliteStore::open(path).await?),
-        url::StoreUrl::Postgres(target) => Arc::new(postgres::PostgresStore::open(*target).await?),
+        url::StoreUrl::Sqlite(path) => Arc::new(sqlite::SqliteStore::open(path, legacy).await?),
+        url::StoreUrl::Postgres(target) => {
+            Arc::new(postgres::PostgresStore::open(*target, legacy).await?)
+        }
     };
     tracing::info!(backend = store.backend(), url = %url::redact(url), "report store opened");
     Ok(store)

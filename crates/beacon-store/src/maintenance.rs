@@ -6,12 +6,10 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::batch::{self, Job, Task};
+use crate::counting::CHUNK;
 use crate::report::invalid;
 use crate::rollup::week_of;
 use crate::{InsertOutcome, NewReport, StoreError};
-
-/// Reports per transaction of a bulk load.
-pub const BULK_CHUNK: usize = 4096;
 
 /// What [`Maintenance::forget_node`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,8 +34,8 @@ pub struct BulkOutcome {
 /// Writes outside ingest.
 #[async_trait::async_trait]
 pub trait Maintenance: Send + Sync + 'static {
-    /// Stores every report of `reports` in order, [`BULK_CHUNK`] per transaction, updating
-    /// the rollups exactly as [`crate::ReportStore::insert`] does.
+    /// Stores every report of `reports` in order, 4,096 per transaction, and counts them
+    /// exactly as [`crate::ReportStore::insert`] does.
     ///
     /// The iterator runs on a blocking thread, overlapping with the writes. A report that
     /// breaks a column rule stops the load with [`StoreError::InvalidReport`] naming its
@@ -60,13 +58,13 @@ pub trait Maintenance: Send + Sync + 'static {
     ) -> Result<ForgetOutcome, StoreError>;
 }
 
-/// A backend whose writer takes [`Job`]s.
-pub(crate) trait Writer: Send + Sync + 'static {
+/// A backend's handle on the queue of its single writer, which takes [`Job`]s.
+pub(crate) trait WriterQueue: Send + Sync + 'static {
     fn queue(&self) -> &mpsc::Sender<Job>;
 }
 
 #[async_trait::async_trait]
-impl<W: Writer> Maintenance for W {
+impl<W: WriterQueue> Maintenance for W {
     async fn bulk_insert(
         &self,
         reports: Box<dyn Iterator<Item = NewReport> + Send>,
@@ -90,7 +88,7 @@ impl<W: Writer> Maintenance for W {
             std::panic::resume_unwind(error.into_panic());
         }
         // Counted and ready for fast queries when the load returns, not at the first read.
-        batch::run_task(self.queue(), |reply| Task::Vacuum { reply }).await?;
+        batch::run_task(self.queue(), |reply| Task::Optimize { reply }).await?;
         tracing::info!(
             inserted = outcome.inserted,
             replaced = outcome.replaced,
@@ -143,8 +141,8 @@ fn produce(
 ) {
     let mut position = 0usize;
     loop {
-        let mut chunk = Vec::with_capacity(BULK_CHUNK);
-        for report in reports.by_ref().take(BULK_CHUNK) {
+        let mut chunk = Vec::with_capacity(CHUNK);
+        for report in reports.by_ref().take(CHUNK) {
             match report.validated() {
                 Ok(report) => chunk.push(report),
                 Err(error) => {

@@ -3,9 +3,18 @@
 //! Each backend applies the entries newer than the highest version recorded in its
 //! `schema_migrations` table, all in one transaction. A schema change is one more entry at
 //! the end of a backend's list, with that list's next version number; applied entries
-//! never change. Versions 1 to 3 are the same schema on both backends; later versions tune
-//! one backend (SQLite's 4 is its ingest log, PostgreSQL's 4 puts the rollup counters in
-//! the key index).
+//! never change. Versions 1 to 3 are the same schema on both backends; version 4 tunes
+//! one backend (SQLite's is its ingest log, PostgreSQL's puts the rollup counters in the
+//! key index).
+//!
+//! Version 5 gives each backend's log of uncounted reports (SQLite's `incoming`,
+//! PostgreSQL's `rollup_pending`) a `facts` column: the [`crate::ReportFacts`] of the
+//! report, in the store's JSON form, so that counting reads facts and never the report.
+//! Back-fill rule: entries already in the log get NULL, and right after migrating, the
+//! store opened with a [`crate::LegacyFacts`] fills them from their report's text through
+//! it (`sqlite::facts`, `postgres::facts`); an entry left NULL (no such function given)
+//! is counted from its columns only. Reports already counted never need their facts
+//! again, so `reports` has no such column.
 
 use crate::StoreError;
 
@@ -64,11 +73,17 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "ingest log",
         sql: SQLITE_INCOMING,
     },
+    Migration {
+        version: 5,
+        name: "facts of uncounted reports",
+        sql: "ALTER TABLE incoming ADD COLUMN facts TEXT;",
+    },
 ];
 
 /// Ingest appends to `incoming`, a rowid table without secondary indexes, and the writer
-/// moves chunks of it into `reports` and the rollups (see `sqlite::writer`). Reports whose
-/// rollups were still pending move back to the log, so that the next start applies them.
+/// moves chunks of it into `reports` and the rollups (see `sqlite::writer`). Reports still
+/// uncounted (named by `rollup_pending`) move back to the log, so that the next start
+/// counts them.
 const SQLITE_INCOMING: &str = "
     CREATE TABLE incoming (
         id           INTEGER PRIMARY KEY,
@@ -188,6 +203,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         name: "rollup counters in the key index",
         sql: POSTGRES_COVERING_ROLLUPS,
     },
+    Migration {
+        version: 5,
+        name: "facts of uncounted reports",
+        sql: "ALTER TABLE rollup_pending ADD COLUMN facts TEXT;",
+    },
 ];
 
 /// A dashboard query reads one key range of `rollups`, but the rows of that range were
@@ -254,7 +274,7 @@ const POSTGRES_ROLLUPS: &str = r#"
 ///
 /// A database migrated by a newer build is refused rather than used with a schema this
 /// build does not know.
-pub(crate) fn pending(
+pub(crate) fn unapplied(
     list: &'static [Migration],
     current: i64,
 ) -> Result<&'static [Migration], StoreError> {
@@ -289,18 +309,18 @@ mod tests {
     }
 
     #[test]
-    fn pending_skips_applied_versions() {
-        assert_eq!(pending(SQLITE, 0).map(<[_]>::len).ok(), Some(SQLITE.len()));
+    fn applied_versions_are_skipped() {
+        assert_eq!(unapplied(SQLITE, 0).map(<[_]>::len).ok(), Some(SQLITE.len()));
         assert_eq!(
-            pending(SQLITE, SQLITE.len() as i64).map(<[_]>::len).ok(),
+            unapplied(SQLITE, SQLITE.len() as i64).map(<[_]>::len).ok(),
             Some(0)
         );
     }
 
     #[test]
-    fn pending_refuses_a_newer_database() {
+    fn a_newer_database_is_refused() {
         let newer = POSTGRES.len() as i64 + 1;
-        match pending(POSTGRES, newer) {
+        match unapplied(POSTGRES, newer) {
             Err(StoreError::Migration { version, reason }) => {
                 assert_eq!(version, newer);
                 assert!(reason.contains("newer"), "{reason}");

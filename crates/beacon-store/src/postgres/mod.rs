@@ -1,9 +1,16 @@
 //! PostgreSQL backend: one writer connection that commits each batch in one transaction
-//! (the reports as a single multi-row upsert, then the rollup updates, each set of rows as
-//! one statement), and a connection pool for reads. Connections are recycled by deadpool,
+//! (the reports as a single multi-row upsert, their keys marked uncounted in
+//! `rollup_pending`) and counts chunks of them later (see `counting`; each set of rollup
+//! rows as one statement), and a connection pool for reads. Connections are recycled by deadpool,
 //! so after the server comes back a later batch gets a fresh connection.
 
+mod columns;
+mod count;
+mod facts;
+mod ingest;
+mod maintenance;
 mod queries;
+mod uncounted;
 mod users;
 mod writer;
 
@@ -16,26 +23,16 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Config, NoTls, Row};
 
 use crate::batch::{self, Counters, Job};
-use crate::maintenance::Writer;
+use crate::counting;
+use crate::maintenance::WriterQueue;
 use crate::migrations;
 use crate::url::PgTarget;
-use crate::{InsertOutcome, NewReport, ReportStore, StoreError, StoreStats, StoredReport};
+use crate::{
+    InsertOutcome, LegacyFacts, NewReport, ReportStore, StoreError, StoreStats, StoredReport,
+    rows, sql,
+};
 
 const READ_POOL_SIZE: usize = 8;
-
-macro_rules! select_reports {
-    ($tail:literal) => {
-        concat!(
-            "SELECT uuid, cluster_uuid, day, received_at, emqx_version, os_name, os_version,
-                edition, node_count, format, raw FROM reports ",
-            $tail
-        )
-    };
-}
-pub(crate) use select_reports;
-
-const GET: &str = select_reports!("WHERE day = $1 AND uuid = $2");
-const LIST: &str = select_reports!("WHERE day BETWEEN $1 AND $2 ORDER BY day, uuid");
 
 pub(crate) struct PostgresStore {
     db: String,
@@ -45,7 +42,10 @@ pub(crate) struct PostgresStore {
 }
 
 impl PostgresStore {
-    pub(crate) async fn open(target: PgTarget) -> Result<Self, StoreError> {
+    pub(crate) async fn open(
+        target: PgTarget,
+        legacy: Option<LegacyFacts>,
+    ) -> Result<Self, StoreError> {
         let PgTarget {
             config,
             schema,
@@ -53,6 +53,7 @@ impl PostgresStore {
         } = target;
         let writer = pool(writer_config(&config), 1, &db)?;
         migrate(&writer, schema.as_deref(), &db).await?;
+        facts::backfill(&writer, &db, legacy).await?;
         let readers = pool(config, READ_POOL_SIZE, &db)?;
         let (queue, jobs) = batch::queue();
         let counters = Arc::new(Counters::default());
@@ -63,7 +64,7 @@ impl PostgresStore {
             lock_key,
         };
         tokio::spawn(writer.run(jobs, Arc::clone(&counters)));
-        crate::pending::spawn_ticker(&queue, crate::pending::MAX_LAG);
+        counting::spawn_ticker(&queue, counting::MAX_LAG);
         Ok(Self {
             db,
             readers,
@@ -78,9 +79,27 @@ impl PostgresStore {
             .await
             .map_err(StoreError::pool(&self.db, op))
     }
+
+    /// The rows of `sql` on a read connection, each decoded by `decode`.
+    async fn query_rows<T>(
+        &self,
+        op: &'static str,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        decode: impl Fn(&Row) -> Result<T, tokio_postgres::Error>,
+    ) -> Result<Vec<T>, StoreError> {
+        let client = self.reader(op).await?;
+        let rows = query_cached(&client, sql, params)
+            .await
+            .map_err(StoreError::postgres(&self.db, op))?;
+        rows.iter()
+            .map(decode)
+            .collect::<Result<_, _>>()
+            .map_err(StoreError::postgres(&self.db, op))
+    }
 }
 
-impl Writer for PostgresStore {
+impl WriterQueue for PostgresStore {
     fn queue(&self) -> &mpsc::Sender<Job> {
         &self.queue
     }
@@ -93,38 +112,26 @@ impl ReportStore for PostgresStore {
     }
 
     async fn get(&self, uuid: &str, day: NaiveDate) -> Result<Option<StoredReport>, StoreError> {
-        let op = "read report";
-        let client = self.reader(op).await?;
-        let row = query_cached(&client, GET, &[&day, &uuid])
-            .await
-            .map_err(StoreError::postgres(&self.db, op))?
-            .into_iter()
-            .next();
-        row.map(|row| from_row(&row))
-            .transpose()
-            .map_err(StoreError::postgres(&self.db, op))
+        let params: [&(dyn ToSql + Sync); 2] = [&day, &uuid];
+        let reports = self
+            .query_rows("read report", sql::GET_REPORT, &params, rows::report)
+            .await?;
+        Ok(reports.into_iter().next())
     }
 
     async fn list(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<StoredReport>, StoreError> {
-        let op = "list reports";
-        let client = self.reader(op).await?;
-        let rows = query_cached(&client, LIST, &[&from, &to])
+        let params: [&(dyn ToSql + Sync); 2] = [&from, &to];
+        self.query_rows("list reports", sql::LIST_REPORTS, &params, rows::report)
             .await
-            .map_err(StoreError::postgres(&self.db, op))?;
-        rows.iter()
-            .map(from_row)
-            .collect::<Result<_, _>>()
-            .map_err(StoreError::postgres(&self.db, op))
     }
 
     async fn count(&self) -> Result<u64, StoreError> {
-        let op = "count reports";
-        let client = self.reader(op).await?;
-        let count: i64 = client
-            .query_one("SELECT count(*) FROM reports", &[])
-            .await
-            .and_then(|row| row.try_get(0))
-            .map_err(StoreError::postgres(&self.db, op))?;
+        let counts = self
+            .query_rows("count reports", sql::COUNT_REPORTS, &[], |row| {
+                row.try_get::<_, i64>(0)
+            })
+            .await?;
+        let count = counts.into_iter().next().unwrap_or_default();
         u64::try_from(count).map_err(|_| StoreError::Decode {
             db: self.db.clone(),
             column: "count",
@@ -160,22 +167,6 @@ pub(crate) async fn query_cached(
 ) -> Result<Vec<Row>, tokio_postgres::Error> {
     let statement = client.prepare_cached(sql).await?;
     client.query(&statement, params).await
-}
-
-pub(crate) fn from_row(row: &Row) -> Result<StoredReport, tokio_postgres::Error> {
-    Ok(StoredReport {
-        uuid: row.try_get("uuid")?,
-        cluster_uuid: row.try_get("cluster_uuid")?,
-        day: row.try_get("day")?,
-        received_at: row.try_get("received_at")?,
-        emqx_version: row.try_get("emqx_version")?,
-        os_name: row.try_get("os_name")?,
-        os_version: row.try_get("os_version")?,
-        edition: row.try_get("edition")?,
-        node_count: row.try_get("node_count")?,
-        format: row.try_get("format")?,
-        raw: row.try_get("raw")?,
-    })
 }
 
 /// The writer insists on durable commits whatever the server's default is, because an
@@ -243,8 +234,8 @@ async fn migrate(pool: &Pool, schema: Option<&str>, db: &str) -> Result<(), Stor
         .await
         .and_then(|row| row.try_get(0))
         .map_err(StoreError::postgres(db, "read schema version"))?;
-    let pending = migrations::pending(migrations::POSTGRES, current)?;
-    for migration in pending {
+    let unapplied = migrations::unapplied(migrations::POSTGRES, current)?;
+    for migration in unapplied {
         let applied = async {
             tx.batch_execute(migration.sql).await?;
             tx.execute(
@@ -261,7 +252,7 @@ async fn migrate(pool: &Pool, schema: Option<&str>, db: &str) -> Result<(), Stor
     tx.commit()
         .await
         .map_err(StoreError::postgres(db, "commit migration"))?;
-    if let Some(last) = pending.last() {
+    if let Some(last) = unapplied.last() {
         tracing::info!(
             db,
             from = current,

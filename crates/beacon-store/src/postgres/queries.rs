@@ -4,33 +4,23 @@ use chrono::NaiveDate;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
-use super::{PostgresStore, from_row, query_cached, select_reports};
+use super::PostgresStore;
 use crate::analytics::{ExportCursor, KeyRow, Scope, Source, WeekRow};
+use crate::counting::Settled;
 use crate::rollup::ALL;
-use crate::{StoreError, StoredReport};
-
-/// Every query reads one range of the rollups' primary key.
-const BY_WEEK: &str = "SELECT week, k1, sum(n)::BIGINT AS n FROM rollups
-    WHERE version = $1 AND os = $2 AND kind = $3 AND week BETWEEN $4 AND $5
-    GROUP BY week, k1";
-const BY_KEY: &str = "SELECT k1, k2, sum(n)::BIGINT AS n FROM rollups
-    WHERE version = $1 AND os = $2 AND kind = $3 AND week BETWEEN $4 AND $5
-    GROUP BY k1, k2";
-const KEYS: &str = "SELECT DISTINCT k1 FROM rollups WHERE version = $1 AND os = $1 AND kind = $2";
-const EXPORT: &str = select_reports!(
-    "WHERE day BETWEEN $1 AND $2 AND (day, uuid) > ($3, $4) ORDER BY day, uuid LIMIT $5"
-);
+use crate::sql::{EXPORT_REPORTS, ROLLUP_KEYS, ROLLUPS_BY_KEY, ROLLUPS_BY_WEEK};
+use crate::{StoreError, StoredReport, rows};
 
 impl PostgresStore {
-    async fn rollup_rows<T>(
+    /// The rows of `sql` for each of `kinds` in `scope`.
+    async fn per_kind<T>(
         &self,
         op: &'static str,
         sql: &str,
         scope: &Scope,
         kinds: &[&'static str],
-        convert: impl Fn(&'static str, &Row) -> Result<T, tokio_postgres::Error>,
+        decode: fn(&'static str, &Row) -> Result<T, tokio_postgres::Error>,
     ) -> Result<Vec<T>, StoreError> {
-        let client = self.reader(op).await?;
         let mut out = Vec::new();
         for &kind in kinds {
             let params: [&(dyn ToSql + Sync); 5] = [
@@ -40,12 +30,8 @@ impl PostgresStore {
                 &scope.first_week,
                 &scope.last_week,
             ];
-            let rows = query_cached(&client, sql, &params)
-                .await
-                .map_err(StoreError::postgres(&self.db, op))?;
-            for row in &rows {
-                out.push(convert(kind, row).map_err(StoreError::postgres(&self.db, op))?);
-            }
+            let rows = self.query_rows(op, sql, &params, |row| decode(kind, row));
+            out.extend(rows.await?);
         }
         Ok(out)
     }
@@ -55,46 +41,32 @@ impl PostgresStore {
 impl Source for PostgresStore {
     async fn by_week(
         &self,
+        _: &Settled,
         scope: &Scope,
         kinds: &[&'static str],
     ) -> Result<Vec<WeekRow>, StoreError> {
-        self.rollup_rows("read weekly rollups", BY_WEEK, scope, kinds, |kind, row| {
-            Ok(WeekRow {
-                kind,
-                week: row.try_get("week")?,
-                k1: row.try_get("k1")?,
-                n: row.try_get("n")?,
-            })
-        })
-        .await
+        let op = "read weekly rollups";
+        self.per_kind(op, ROLLUPS_BY_WEEK, scope, kinds, rows::week_row)
+            .await
     }
 
     async fn by_key(
         &self,
+        _: &Settled,
         scope: &Scope,
         kinds: &[&'static str],
     ) -> Result<Vec<KeyRow>, StoreError> {
-        self.rollup_rows("read rollups", BY_KEY, scope, kinds, |kind, row| {
-            Ok(KeyRow {
-                kind,
-                k1: row.try_get("k1")?,
-                k2: row.try_get("k2")?,
-                n: row.try_get("n")?,
-            })
-        })
-        .await
+        let op = "read rollups";
+        self.per_kind(op, ROLLUPS_BY_KEY, scope, kinds, rows::key_row)
+            .await
     }
 
-    async fn keys(&self, kind: &'static str) -> Result<Vec<String>, StoreError> {
-        let op = "read rollup keys";
-        let client = self.reader(op).await?;
-        let rows = query_cached(&client, KEYS, &[&ALL, &kind])
-            .await
-            .map_err(StoreError::postgres(&self.db, op))?;
-        rows.iter()
-            .map(|row| row.try_get(0))
-            .collect::<Result<_, _>>()
-            .map_err(StoreError::postgres(&self.db, op))
+    async fn keys(&self, _: &Settled, kind: &'static str) -> Result<Vec<String>, StoreError> {
+        let params: [&(dyn ToSql + Sync); 2] = [&ALL, &kind];
+        self.query_rows("read rollup keys", ROLLUP_KEYS, &params, |row| {
+            row.try_get(0)
+        })
+        .await
     }
 
     async fn export_rows(
@@ -104,19 +76,9 @@ impl Source for PostgresStore {
         after: ExportCursor,
         limit: u32,
     ) -> Result<Vec<StoredReport>, StoreError> {
-        let op = "export reports";
-        let client = self.reader(op).await?;
         let limit = i64::from(limit);
-        let rows = query_cached(
-            &client,
-            EXPORT,
-            &[&from, &to, &after.day, &after.uuid, &limit],
-        )
-        .await
-        .map_err(StoreError::postgres(&self.db, op))?;
-        rows.iter()
-            .map(from_row)
-            .collect::<Result<_, _>>()
-            .map_err(StoreError::postgres(&self.db, op))
+        let params: [&(dyn ToSql + Sync); 5] = [&from, &to, &after.day, &after.uuid, &limit];
+        self.query_rows("export reports", EXPORT_REPORTS, &params, rows::report)
+            .await
     }
 }

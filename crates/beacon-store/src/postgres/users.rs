@@ -3,7 +3,7 @@
 use chrono::Utc;
 use tokio_postgres::types::ToSql;
 
-use super::{PostgresStore, query_cached};
+use super::PostgresStore;
 use crate::StoreError;
 use crate::users::{ApiToken, Users, sql};
 
@@ -25,16 +25,15 @@ impl PostgresStore {
             .map_err(StoreError::postgres(&self.db, op))
     }
 
-    async fn query(
+    /// The first column of the first row of `statement`, if any.
+    async fn query_value(
         &self,
         op: &'static str,
         statement: &str,
         params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
-        let client = self.reader(op).await?;
-        query_cached(&client, statement, params)
-            .await
-            .map_err(StoreError::postgres(&self.db, op))
+    ) -> Result<Option<String>, StoreError> {
+        let values = self.query_rows(op, statement, params, |row| row.try_get(0));
+        Ok(values.await?.into_iter().next())
     }
 
     fn decode<T>(
@@ -82,19 +81,15 @@ impl Users for PostgresStore {
     }
 
     async fn password_hash(&self, name: &str) -> Result<Option<String>, StoreError> {
-        let op = "read console user";
-        let rows = self.query(op, sql::PASSWORD_HASH, &[&name]).await?;
-        rows.first()
-            .map(|row| self.decode(op, row.try_get(0)))
-            .transpose()
+        self.query_value("read console user", sql::PASSWORD_HASH, &[&name])
+            .await
     }
 
     async fn user_names(&self) -> Result<Vec<String>, StoreError> {
-        let op = "list console users";
-        let rows = self.query(op, sql::USER_NAMES, &[]).await?;
-        rows.iter()
-            .map(|row| self.decode(op, row.try_get(0)))
-            .collect()
+        self.query_rows("list console users", sql::USER_NAMES, &[], |row| {
+            row.try_get(0)
+        })
+        .await
     }
 
     async fn add_api_token(
@@ -122,24 +117,18 @@ impl Users for PostgresStore {
     }
 
     async fn api_tokens(&self) -> Result<Vec<ApiToken>, StoreError> {
-        let op = "list API tokens";
-        let rows = self.query(op, sql::TOKENS, &[]).await?;
-        rows.iter()
-            .map(|row| {
-                Ok(ApiToken {
-                    name: self.decode(op, row.try_get(0))?,
-                    user: self.decode(op, row.try_get(1))?,
-                    created_at: self.decode(op, row.try_get(2))?,
-                })
+        self.query_rows("list API tokens", sql::TOKENS, &[], |row| {
+            Ok(ApiToken {
+                name: row.try_get(0)?,
+                user: row.try_get(1)?,
+                created_at: row.try_get(2)?,
             })
-            .collect()
+        })
+        .await
     }
 
     async fn api_token_user(&self, token_sha256: &str) -> Result<Option<String>, StoreError> {
-        let op = "look up API token";
-        let rows = self.query(op, sql::TOKEN_USER, &[&token_sha256]).await?;
-        rows.first()
-            .map(|row| self.decode(op, row.try_get(0)))
-            .transpose()
+        self.query_value("look up API token", sql::TOKEN_USER, &[&token_sha256])
+            .await
     }
 }

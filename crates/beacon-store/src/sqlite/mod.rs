@@ -1,11 +1,13 @@
 //! Embedded SQLite backend: one writer thread owning the write connection (group commit
-//! into the ingest log, chunks moved into the indexed tables and rollups, maintenance;
-//! cached statements), and a few read-only connections used through `spawn_blocking`.
-//! WAL mode lets those readers run while the writer commits; `synchronous=FULL` makes a
-//! commit durable before it returns.
+//! into the ingest log `incoming`, where reports wait uncounted; chunks of them counted
+//! into the indexed tables and rollups, see `counting`; maintenance; cached statements),
+//! and a few read-only connections used through `spawn_blocking`. WAL mode lets those
+//! readers run while the writer commits; `synchronous=FULL` makes a commit durable before
+//! it returns.
 
-mod backlog;
+mod facts;
 mod queries;
+mod uncounted;
 mod users;
 mod writer;
 
@@ -14,13 +16,17 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::{NaiveDate, Utc};
-use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::mpsc;
 
 use crate::batch::{self, Counters, Job};
-use crate::maintenance::Writer;
+use crate::counting;
+use crate::maintenance::WriterQueue;
 use crate::migrations::{self, Migration};
-use crate::{InsertOutcome, NewReport, ReportStore, StoreError, StoreStats, StoredReport};
+use crate::{
+    InsertOutcome, LegacyFacts, NewReport, ReportStore, StoreError, StoreStats, StoredReport,
+    rows, sql,
+};
 
 /// How long a statement waits for a lock held by another connection (another collector
 /// process on the same file, or a checkpoint) before failing.
@@ -34,20 +40,6 @@ const WRITER_CACHE_KIB: i64 = -65_536;
 /// chunks is copied back to the database once (see BENCHMARKS.md, "Ingest").
 const WAL_AUTOCHECKPOINT_PAGES: i64 = 10_000;
 
-macro_rules! select_reports {
-    ($tail:literal) => {
-        concat!(
-            "SELECT uuid, cluster_uuid, day, received_at, emqx_version, os_name, os_version,
-                edition, node_count, format, raw FROM reports ",
-            $tail
-        )
-    };
-}
-pub(crate) use select_reports;
-
-const GET: &str = select_reports!("WHERE day = ?1 AND uuid = ?2");
-const LIST: &str = select_reports!("WHERE day BETWEEN ?1 AND ?2 ORDER BY day, uuid");
-
 pub(crate) struct SqliteStore {
     readers: Arc<Readers>,
     queue: mpsc::Sender<Job>,
@@ -55,18 +47,21 @@ pub(crate) struct SqliteStore {
 }
 
 impl SqliteStore {
-    pub(crate) async fn open(path: PathBuf) -> Result<Self, StoreError> {
+    pub(crate) async fn open(
+        path: PathBuf,
+        legacy: Option<LegacyFacts>,
+    ) -> Result<Self, StoreError> {
         let db = path.display().to_string();
         let writer = {
             let (path, db) = (path.clone(), db.clone());
-            tokio::task::spawn_blocking(move || open_writer(&path, &db))
+            tokio::task::spawn_blocking(move || open_writer(&path, &db, legacy))
                 .await
                 .map_err(|_| StoreError::Closed)??
         };
         let (queue, jobs) = batch::queue();
         let counters = Arc::new(Counters::default());
         writer::spawn(writer, db.clone(), jobs, Arc::clone(&counters))?;
-        crate::pending::spawn_ticker(&queue, backlog::QUIET / 2);
+        counting::spawn_ticker(&queue, counting::QUIET / 2);
         let readers = Arc::new(Readers {
             path,
             db,
@@ -79,14 +74,14 @@ impl SqliteStore {
         })
     }
 
-    /// Reads `reports` once every report committed before the call is in it, not only in
-    /// the ingest log (see `pending`).
+    /// Reads `reports` once every report committed before the call is in it, not only
+    /// uncounted in the ingest log.
     async fn read_reports<T, F>(&self, op: &'static str, read: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
-        crate::pending::settle(&self.queue).await?;
+        counting::settle(&self.queue).await?;
         self.read(op, read).await
     }
 
@@ -102,7 +97,7 @@ impl SqliteStore {
     }
 }
 
-impl Writer for SqliteStore {
+impl WriterQueue for SqliteStore {
     fn queue(&self) -> &mpsc::Sender<Job> {
         &self.queue
     }
@@ -117,16 +112,18 @@ impl ReportStore for SqliteStore {
     async fn get(&self, uuid: &str, day: NaiveDate) -> Result<Option<StoredReport>, StoreError> {
         let uuid = uuid.to_owned();
         self.read_reports("read report", move |conn| {
-            let mut statement = conn.prepare_cached(GET)?;
-            statement.query_row(params![day, uuid], from_row).optional()
+            let mut statement = conn.prepare_cached(sql::GET_REPORT)?;
+            statement
+                .query_row(params![day, uuid], |row| rows::report(row))
+                .optional()
         })
         .await
     }
 
     async fn list(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<StoredReport>, StoreError> {
         self.read_reports("list reports", move |conn| {
-            let mut statement = conn.prepare_cached(LIST)?;
-            let rows = statement.query_map(params![from, to], from_row)?;
+            let mut statement = conn.prepare_cached(sql::LIST_REPORTS)?;
+            let rows = statement.query_map(params![from, to], |row| rows::report(row))?;
             rows.collect()
         })
         .await
@@ -135,7 +132,7 @@ impl ReportStore for SqliteStore {
     async fn count(&self) -> Result<u64, StoreError> {
         let count: i64 = self
             .read_reports("count reports", |conn| {
-                conn.query_row("SELECT count(*) FROM reports", [], |row| row.get(0))
+                conn.query_row(sql::COUNT_REPORTS, [], |row| row.get(0))
             })
             .await?;
         u64::try_from(count).map_err(|_| StoreError::Decode {
@@ -162,22 +159,6 @@ impl ReportStore for SqliteStore {
     fn backend(&self) -> &'static str {
         "sqlite"
     }
-}
-
-pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<StoredReport> {
-    Ok(StoredReport {
-        uuid: row.get("uuid")?,
-        cluster_uuid: row.get("cluster_uuid")?,
-        day: row.get("day")?,
-        received_at: row.get("received_at")?,
-        emqx_version: row.get("emqx_version")?,
-        os_name: row.get("os_name")?,
-        os_version: row.get("os_version")?,
-        edition: row.get("edition")?,
-        node_count: row.get("node_count")?,
-        format: row.get("format")?,
-        raw: row.get("raw")?,
-    })
 }
 
 /// Read-only connections, reused so that a read does not pay for opening the file.
@@ -220,7 +201,11 @@ impl Readers {
     }
 }
 
-fn open_writer(path: &Path, db: &str) -> Result<Connection, StoreError> {
+fn open_writer(
+    path: &Path,
+    db: &str,
+    legacy: Option<LegacyFacts>,
+) -> Result<Connection, StoreError> {
     if let Some(parent) = path
         .parent()
         .filter(|parent| !parent.as_os_str().is_empty())
@@ -234,6 +219,7 @@ fn open_writer(path: &Path, db: &str) -> Result<Connection, StoreError> {
     let mut conn = Connection::open(path).map_err(StoreError::sqlite(db, "open"))?;
     configure_writer(&conn, db)?;
     migrate(&mut conn, db)?;
+    facts::backfill(&mut conn, db, legacy)?;
     Ok(conn)
 }
 
@@ -291,8 +277,8 @@ fn migrate(conn: &mut Connection, db: &str) -> Result<(), StoreError> {
             |row| row.get(0),
         )
         .map_err(StoreError::sqlite(db, "read schema version"))?;
-    let pending = migrations::pending(migrations::SQLITE, current)?;
-    for migration in pending {
+    let unapplied = migrations::unapplied(migrations::SQLITE, current)?;
+    for migration in unapplied {
         apply(&tx, migration).map_err(|error| StoreError::Migration {
             version: migration.version,
             reason: format!("sqlite `{db}`: {error}"),
@@ -300,7 +286,7 @@ fn migrate(conn: &mut Connection, db: &str) -> Result<(), StoreError> {
     }
     tx.commit()
         .map_err(StoreError::sqlite(db, "commit migration"))?;
-    if let Some(last) = pending.last() {
+    if let Some(last) = unapplied.last() {
         tracing::info!(
             db,
             from = current,

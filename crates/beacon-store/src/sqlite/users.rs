@@ -29,6 +29,22 @@ impl SqliteStore {
         .await
         .map_err(|_| StoreError::Closed)?
     }
+
+    /// The first column of the row `statement` finds by `key`, if any.
+    async fn read_value(
+        &self,
+        op: &'static str,
+        statement: &'static str,
+        key: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let key = key.to_owned();
+        self.read(op, move |conn| {
+            conn.prepare_cached(statement)?
+                .query_row(params![key], |row| row.get(0))
+                .optional()
+        })
+        .await
+    }
 }
 
 #[async_trait::async_trait]
@@ -64,13 +80,8 @@ impl Users for SqliteStore {
     }
 
     async fn password_hash(&self, name: &str) -> Result<Option<String>, StoreError> {
-        let name = name.to_owned();
-        self.read("read console user", move |conn| {
-            conn.prepare_cached(sql::PASSWORD_HASH)?
-                .query_row(params![name], |row| row.get(0))
-                .optional()
-        })
-        .await
+        self.read_value("read console user", sql::PASSWORD_HASH, name)
+            .await
     }
 
     async fn user_names(&self) -> Result<Vec<String>, StoreError> {
@@ -121,12 +132,7 @@ impl Users for SqliteStore {
     }
 
     async fn api_token_user(&self, token_sha256: &str) -> Result<Option<String>, StoreError> {
-        let hash = token_sha256.to_owned();
-        self.read("look up API token", move |conn| {
-            conn.prepare_cached(sql::TOKEN_USER)?
-                .query_row(params![hash], |row| row.get(0))
-                .optional()
-        })
-        .await
+        self.read_value("look up API token", sql::TOKEN_USER, token_sha256)
+            .await
     }
 }

@@ -1,5 +1,6 @@
-//! The SQLite writer thread: report batches appended to the `incoming` log, chunks of
-//! them moved into `reports` and the rollups, and maintenance.
+//! The SQLite writer thread: report batches appended to the `incoming` log, where they
+//! wait uncounted; chunks of them counted (moved into `reports` and the rollups, see
+//! `counting`); and maintenance.
 //!
 //! An ingest commit only appends to `incoming`, a table without secondary indexes, so it
 //! writes a few pages at the end of the file; a random page of every index for every
@@ -10,16 +11,18 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::NaiveDate;
-use rusqlite::types::Type;
-use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+use rusqlite::types::{ToSql, Type};
+use rusqlite::{
+    Connection, OptionalExtension, Params, Row, TransactionBehavior, params, params_from_iter,
+};
 use tokio::sync::mpsc;
 
-use super::backlog::{self, Backlog};
+use super::uncounted::UncountedLog;
 use crate::batch::{self, Counters, Job, Run, Task};
+use crate::counting::{self, CHUNK};
 use crate::maintenance::secret_matches;
-use crate::pending;
-use crate::rollup::{self, Changes, ClusterWeek, Dims, Loaded, Node, NodeWeek, Wanted};
-use crate::{ForgetOutcome, InsertOutcome, NewReport, StoreError};
+use crate::rollup::{self, Changes, Loaded, Wanted};
+use crate::{ForgetOutcome, InsertOutcome, NewReport, ReportFacts, StoreError, rows, sql};
 
 const EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM reports WHERE day = ?1 AND uuid = ?2)";
 /// The columns of a report row, in `reports` and in the `incoming` log alike.
@@ -29,10 +32,11 @@ macro_rules! report_columns {
         node_count, format, raw"
     };
 }
+/// The log keeps each report's facts too, so that counting never reads its JSON.
 const LOG: &str = concat!(
     "INSERT INTO incoming (",
     report_columns!(),
-    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+    ", facts) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
 );
 const UPSERT: &str = concat!(
     "INSERT INTO reports (",
@@ -44,13 +48,13 @@ const UPSERT: &str = concat!(
         os_version = excluded.os_version, edition = excluded.edition,
         node_count = excluded.node_count, format = excluded.format, raw = excluded.raw"
 );
-/// The log is indexed oldest first, so a chunk is always its first rows.
+/// The log is counted oldest first, so a chunk is always its first rows.
 const READ_CHUNK: &str = concat!(
-    "SELECT id, ",
+    "SELECT id, facts, ",
     report_columns!(),
     " FROM incoming ORDER BY id LIMIT ?1"
 );
-const DROP_INDEXED: &str = "DELETE FROM incoming WHERE id <= ?1";
+const DROP_COUNTED: &str = "DELETE FROM incoming WHERE id <= ?1";
 
 const GET_NODE: &str = "SELECT uuid, first_day, first_at, version, os, secret_sha256, secret_at
     FROM nodes WHERE uuid = ?1";
@@ -58,26 +62,10 @@ const GET_NODE_WEEK: &str =
     "SELECT uuid, week, received_at, version, os FROM node_weeks WHERE uuid = ?1 AND week = ?2";
 const GET_CLUSTER_WEEK: &str = "SELECT cluster_key, week, received_at, version, os, profile
     FROM cluster_weeks WHERE cluster_key = ?1 AND week = ?2";
-const PUT_NODE: &str = "INSERT INTO nodes
-        (uuid, first_day, first_at, version, os, secret_sha256, secret_at)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-    ON CONFLICT (uuid) DO UPDATE SET first_day = excluded.first_day,
-        first_at = excluded.first_at, version = excluded.version, os = excluded.os,
-        secret_sha256 = excluded.secret_sha256, secret_at = excluded.secret_at";
-const PUT_NODE_WEEK: &str = "INSERT INTO node_weeks (uuid, week, received_at, version, os)
-    VALUES (?1, ?2, ?3, ?4, ?5)
-    ON CONFLICT (uuid, week) DO UPDATE SET received_at = excluded.received_at,
-        version = excluded.version, os = excluded.os";
-const PUT_CLUSTER_WEEK: &str = "INSERT INTO cluster_weeks
-        (cluster_key, week, received_at, version, os, profile)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-    ON CONFLICT (cluster_key, week) DO UPDATE SET received_at = excluded.received_at,
-        version = excluded.version, os = excluded.os, profile = excluded.profile";
-const ADD_DELTA: &str = "INSERT INTO rollups (version, os, kind, week, k1, k2, n)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-    ON CONFLICT (version, os, kind, week, k1, k2) DO UPDATE SET n = n + excluded.n";
-/// Counters back at zero are dropped so that queries never read them.
-const DROP_EMPTY: &str = "DELETE FROM rollups WHERE n = 0";
+const PUT_NODE: &str = sql::upsert_nodes!("VALUES ($1, $2, $3, $4, $5, $6, $7)");
+const PUT_NODE_WEEK: &str = sql::upsert_node_weeks!("VALUES ($1, $2, $3, $4, $5)");
+const PUT_CLUSTER_WEEK: &str = sql::upsert_cluster_weeks!("VALUES ($1, $2, $3, $4, $5, $6)");
+const ADD_DELTA: &str = sql::add_to_rollups!("VALUES ($1, $2, $3, $4, $5, $6, $7)");
 
 pub(super) fn spawn(
     conn: Connection,
@@ -99,9 +87,9 @@ pub(super) fn spawn(
 
 /// Runs until every sender is gone, that is until the store is dropped.
 fn run(mut conn: Connection, db: &str, mut jobs: mpsc::Receiver<Job>, counters: &Counters) {
-    let mut backlog = recover_backlog(&conn).unwrap_or_else(|error| {
+    let mut uncounted = recover_uncounted(&conn).unwrap_or_else(|error| {
         tracing::error!(db, %error, "reading the ingest log failed; retried at the next start");
-        Backlog::default()
+        UncountedLog::default()
     });
     let mut received = Vec::with_capacity(batch::BATCH_CAP);
     while jobs.blocking_recv_many(&mut received, batch::BATCH_CAP) > 0 {
@@ -109,56 +97,56 @@ fn run(mut conn: Connection, db: &str, mut jobs: mpsc::Receiver<Job>, counters: 
             match run {
                 Run::Inserts(inserts) => {
                     let reports: Vec<&NewReport> = batch::reports(&inserts).collect();
-                    let result = write_batch(&mut conn, &reports, &backlog)
+                    let result = write_batch(&mut conn, &reports, &uncounted)
                         .map_err(StoreError::sqlite(db, "write report batch"));
                     if result.is_ok() {
-                        backlog.logged(reports.iter().map(|r| (r.day, r.uuid.clone())));
+                        uncounted.logged(reports.iter().map(|r| (r.day, r.uuid.clone())));
                     }
                     batch::answer(inserts, result, counters);
                 }
                 Run::Task(Task::Tick) => {}
-                Run::Task(Task::Flush { reply }) => {
-                    batch::reply(reply, index_all(&mut conn, db, &mut backlog));
+                Run::Task(Task::Settle { reply }) => {
+                    batch::reply(reply, settle(&mut conn, db, &mut uncounted));
                 }
-                Run::Task(task) => match index_all(&mut conn, db, &mut backlog) {
+                Run::Task(task) => match settle(&mut conn, db, &mut uncounted) {
                     Ok(()) => run_task(&mut conn, db, task),
                     Err(error) => task.fail(error),
                 },
             }
         }
-        if backlog.full() {
-            index_logged(&mut conn, db, &mut backlog);
+        if uncounted.full() {
+            try_count_chunk(&mut conn, db, &mut uncounted);
         }
-        // A quiet moment: index until a job arrives, one chunk at a time.
-        while backlog.quiet() && jobs.is_empty() {
-            if !index_logged(&mut conn, db, &mut backlog) {
+        // A quiet moment: count until a job arrives, one chunk at a time.
+        while uncounted.quiet() && jobs.is_empty() {
+            if !try_count_chunk(&mut conn, db, &mut uncounted) {
                 break;
             }
         }
     }
-    if let Err(error) = index_all(&mut conn, db, &mut backlog) {
-        tracing::error!(%error, "indexing the ingest log failed at shutdown; done at next start");
+    if let Err(error) = settle(&mut conn, db, &mut uncounted) {
+        tracing::error!(%error, "counting the ingest log failed at shutdown; done at next start");
     }
     tracing::debug!(db, "sqlite writer stopped");
 }
 
-/// Indexes one chunk; a failure is logged and the chunk stays in the log for the next try.
-fn index_logged(conn: &mut Connection, db: &str, backlog: &mut Backlog) -> bool {
-    match index_chunk(conn, db, backlog) {
+/// Counts one chunk; a failure is logged and the chunk stays in the log for the next try.
+fn try_count_chunk(conn: &mut Connection, db: &str, uncounted: &mut UncountedLog) -> bool {
+    match count_chunk(conn, db, uncounted) {
         Ok(()) => true,
         Err(error) => {
-            tracing::error!(%error, "indexing the ingest log failed; it is retried");
+            tracing::error!(%error, "counting the ingest log failed; it is retried");
             false
         }
     }
 }
 
 /// Appends the reports to the log in one transaction. A report replaces an earlier one of
-/// its node and day whether that one is stored, pending, or earlier in this batch.
+/// its node and day whether that one is counted, uncounted, or earlier in this batch.
 fn write_batch(
     conn: &mut Connection,
     reports: &[&NewReport],
-    backlog: &Backlog,
+    uncounted: &UncountedLog,
 ) -> rusqlite::Result<Vec<InsertOutcome>> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut exists = tx.prepare_cached(EXISTS)?;
@@ -167,9 +155,11 @@ fn write_batch(
     let mut outcomes = Vec::with_capacity(reports.len());
     for r in reports {
         let replaces = !in_batch.insert((r.day, r.uuid.as_str()))
-            || backlog.holds(r.day, &r.uuid)
+            || uncounted.holds(r.day, &r.uuid)
             || exists.query_row(params![r.day, r.uuid], |row| row.get(0))?;
-        log.execute(row_params(r))?;
+        let facts = r.analytics.to_column();
+        let facts: [&dyn ToSql; 1] = [&facts];
+        log.execute(params_from_iter(row_params(r).into_iter().chain(facts)))?;
         outcomes.push(if replaces {
             InsertOutcome::Replaced
         } else {
@@ -181,37 +171,42 @@ fn write_batch(
     Ok(outcomes)
 }
 
-fn row_params(r: &NewReport) -> impl rusqlite::Params + '_ {
-    (
-        r.day,
+fn row_params(r: &NewReport) -> [&dyn ToSql; 11] {
+    [
+        &r.day,
         &r.uuid,
         &r.cluster_uuid,
-        r.received_at,
+        &r.received_at,
         &r.emqx_version,
         &r.os_name,
         &r.os_version,
         &r.edition,
-        r.node_count,
-        r.format,
+        &r.node_count,
+        &r.format,
         &r.raw,
-    )
+    ]
 }
 
-fn index_all(conn: &mut Connection, db: &str, backlog: &mut Backlog) -> Result<(), StoreError> {
-    while !backlog.is_empty() {
-        index_chunk(conn, db, backlog)?;
+/// Counts chunks until the log is empty.
+fn settle(conn: &mut Connection, db: &str, uncounted: &mut UncountedLog) -> Result<(), StoreError> {
+    while !uncounted.is_empty() {
+        count_chunk(conn, db, uncounted)?;
     }
     Ok(())
 }
 
 /// Moves the oldest reports of the log into `reports` and the rollups, in one transaction.
-fn index_chunk(conn: &mut Connection, db: &str, backlog: &mut Backlog) -> Result<(), StoreError> {
-    let chunk = move_chunk(conn).map_err(StoreError::sqlite(db, "index the ingest log"))?;
+fn count_chunk(
+    conn: &mut Connection,
+    db: &str,
+    uncounted: &mut UncountedLog,
+) -> Result<(), StoreError> {
+    let chunk = move_chunk(conn).map_err(StoreError::sqlite(db, "count the ingest log"))?;
     if chunk.is_empty() {
         // The log is empty whatever the keys say (another process drained it): start over.
-        *backlog = Backlog::default();
+        *uncounted = UncountedLog::default();
     }
-    backlog.indexed(chunk.iter().map(|r| (r.day, r.uuid.as_str())));
+    uncounted.counted(chunk.iter().map(|r| (r.day, r.uuid.as_str())));
     Ok(())
 }
 
@@ -223,25 +218,29 @@ fn move_chunk(conn: &mut Connection) -> rusqlite::Result<Vec<NewReport>> {
     let loaded = load(&tx, &rollup::wanted(refs.iter().copied()))?;
     let changes = rollup::apply(loaded, refs.iter().copied());
     write_changes(&tx, &changes)?;
-    tx.prepare_cached(DROP_INDEXED)?.execute(params![last_id])?;
+    tx.prepare_cached(DROP_COUNTED)?.execute(params![last_id])?;
     tx.commit()?;
     Ok(reports)
 }
 
-/// The oldest [`backlog::CHUNK`] reports of the log and the id of the last one.
+/// The oldest [`CHUNK`] reports of the log and the id of the last one.
 fn read_chunk(conn: &Connection) -> rusqlite::Result<(i64, Vec<NewReport>)> {
     let mut statement = conn.prepare_cached(READ_CHUNK)?;
-    let mut rows = statement.query(params![backlog::CHUNK as i64])?;
-    let (mut last_id, mut reports) = (0, Vec::with_capacity(backlog::CHUNK));
+    let mut rows = statement.query(params![CHUNK as i64])?;
+    let (mut last_id, mut reports) = (0, Vec::with_capacity(CHUNK));
     while let Some(row) = rows.next()? {
         last_id = row.get("id")?;
-        reports.push(pending::reinserted(super::from_row(row)?));
+        let facts: Option<String> = row.get("facts")?;
+        let facts = ReportFacts::from_column(facts.as_deref()).map_err(|error| {
+            rusqlite::Error::FromSqlConversionFailure(1, Type::Text, Box::new(error))
+        })?;
+        reports.push(counting::reinserted(rows::report(row)?, facts));
     }
     Ok((last_id, reports))
 }
 
-/// The keys of the reports logged before a stop but not yet indexed.
-fn recover_backlog(conn: &Connection) -> rusqlite::Result<Backlog> {
+/// The keys of the reports logged before a stop but not yet counted.
+fn recover_uncounted(conn: &Connection) -> rusqlite::Result<UncountedLog> {
     let mut statement = conn.prepare("SELECT day, uuid FROM incoming")?;
     let keys = statement
         .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
@@ -249,10 +248,10 @@ fn recover_backlog(conn: &Connection) -> rusqlite::Result<Backlog> {
     if !keys.is_empty() {
         tracing::info!(
             reports = keys.len(),
-            "indexing reports logged but not yet indexed at the last stop"
+            "counting reports logged but not yet counted at the last stop"
         );
     }
-    Ok(Backlog::recovered(keys))
+    Ok(UncountedLog::recovered(keys))
 }
 
 /// Reports are applied in log order, so a later report of the same node and day replaces
@@ -266,69 +265,31 @@ fn upsert_all(conn: &Connection, reports: &[&NewReport]) -> rusqlite::Result<()>
 }
 
 fn load(conn: &Connection, wanted: &Wanted) -> rusqlite::Result<Loaded> {
-    let mut loaded = Loaded::default();
-    let mut statement = conn.prepare_cached(GET_NODE)?;
-    for uuid in &wanted.nodes {
-        loaded
-            .nodes
-            .extend(statement.query_row(params![uuid], node).optional()?);
+    let nodes = wanted.nodes.iter().map(|uuid| [uuid]);
+    let node_weeks = wanted.node_weeks.iter().map(|(uuid, week)| (uuid, week));
+    let cluster_weeks = wanted.cluster_weeks.iter().map(|(key, week)| (key, week));
+    Ok(Loaded {
+        nodes: load_each(conn, GET_NODE, nodes, |row| rows::node(row))?,
+        node_weeks: load_each(conn, GET_NODE_WEEK, node_weeks, |row| rows::node_week(row))?,
+        cluster_weeks: load_each(conn, GET_CLUSTER_WEEK, cluster_weeks, |row| {
+            rows::cluster_week(row)
+        })?,
+    })
+}
+
+/// The row `sql` finds for each key that has one.
+fn load_each<P: Params, T>(
+    conn: &Connection,
+    sql: &str,
+    keys: impl Iterator<Item = P>,
+    decode: fn(&Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<Vec<T>> {
+    let mut statement = conn.prepare_cached(sql)?;
+    let mut found = Vec::new();
+    for key in keys {
+        found.extend(statement.query_row(key, decode).optional()?);
     }
-    let mut statement = conn.prepare_cached(GET_NODE_WEEK)?;
-    for (uuid, week) in &wanted.node_weeks {
-        let row = statement
-            .query_row(params![uuid, week], node_week)
-            .optional()?;
-        loaded.node_weeks.extend(row);
-    }
-    let mut statement = conn.prepare_cached(GET_CLUSTER_WEEK)?;
-    for (key, week) in &wanted.cluster_weeks {
-        let row = statement
-            .query_row(params![key, week], cluster_week)
-            .optional()?;
-        loaded.cluster_weeks.extend(row);
-    }
-    Ok(loaded)
-}
-
-fn node(row: &Row<'_>) -> rusqlite::Result<Node> {
-    Ok(Node {
-        uuid: row.get("uuid")?,
-        first_day: row.get("first_day")?,
-        first_at: row.get("first_at")?,
-        dims: dims(row)?,
-        secret_sha256: row.get("secret_sha256")?,
-        secret_at: row.get("secret_at")?,
-    })
-}
-
-fn node_week(row: &Row<'_>) -> rusqlite::Result<NodeWeek> {
-    Ok(NodeWeek {
-        uuid: row.get("uuid")?,
-        week: row.get("week")?,
-        received_at: row.get("received_at")?,
-        dims: dims(row)?,
-    })
-}
-
-fn cluster_week(row: &Row<'_>) -> rusqlite::Result<ClusterWeek> {
-    let profile: String = row.get("profile")?;
-    let profile = serde_json::from_str(&profile).map_err(|error| {
-        rusqlite::Error::FromSqlConversionFailure(5, Type::Text, Box::new(error))
-    })?;
-    Ok(ClusterWeek {
-        key: row.get("cluster_key")?,
-        week: row.get("week")?,
-        received_at: row.get("received_at")?,
-        dims: dims(row)?,
-        profile,
-    })
-}
-
-fn dims(row: &Row<'_>) -> rusqlite::Result<Dims> {
-    Ok(Dims {
-        version: row.get("version")?,
-        os: row.get("os")?,
-    })
+    Ok(found)
 }
 
 fn write_changes(conn: &Connection, changes: &Changes) -> rusqlite::Result<()> {
@@ -372,7 +333,7 @@ fn write_changes(conn: &Connection, changes: &Changes) -> rusqlite::Result<()> {
     for d in &changes.deltas {
         add.execute(params![d.version, d.os, d.kind, d.week, d.k1, d.k2, d.n])?;
     }
-    conn.prepare_cached(DROP_EMPTY)?.execute([])?;
+    conn.prepare_cached(sql::DROP_EMPTY_COUNTERS)?.execute([])?;
     Ok(())
 }
 
@@ -400,8 +361,8 @@ fn run_task(conn: &mut Connection, db: &str, task: Task) {
             let result = forget(conn, &uuid, &secret_sha256);
             batch::reply(reply, result.map_err(StoreError::sqlite(db, "forget node")));
         }
-        Task::Flush { reply } => batch::reply(reply, Ok(())),
-        Task::Vacuum { reply } => {
+        Task::Settle { reply } => batch::reply(reply, Ok(())),
+        Task::Optimize { reply } => {
             let result = conn.execute_batch("PRAGMA optimize");
             batch::reply(reply, result.map_err(StoreError::sqlite(db, "optimize")));
         }
@@ -411,39 +372,29 @@ fn run_task(conn: &mut Connection, db: &str, task: Task) {
 
 fn delete_oldest_day(conn: &mut Connection, before: NaiveDate) -> rusqlite::Result<Option<u64>> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let oldest: Option<NaiveDate> =
-        tx.query_row("SELECT min(day) FROM reports", [], |row| row.get(0))?;
+    let oldest: Option<NaiveDate> = tx.query_row(sql::OLDEST_DAY, [], |row| row.get(0))?;
     let Some(day) = oldest.filter(|day| *day < before) else {
         return Ok(None);
     };
-    let deleted = tx.execute("DELETE FROM reports WHERE day = ?1", params![day])?;
+    let deleted = tx.execute(sql::DELETE_DAY, params![day])?;
     tx.commit()?;
     Ok(Some(deleted as u64))
 }
 
 fn prune_snapshots(conn: &mut Connection, before_week: NaiveDate) -> rusqlite::Result<u64> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let nodes = tx.execute(
-        "DELETE FROM node_weeks WHERE week < ?1",
-        params![before_week],
-    )?;
-    let clusters = tx.execute(
-        "DELETE FROM cluster_weeks WHERE week < ?1",
-        params![before_week],
-    )?;
+    let mut pruned = 0;
+    for statement in sql::PRUNE_SNAPSHOTS {
+        pruned += tx.execute(statement, params![before_week])?;
+    }
     tx.commit()?;
-    Ok((nodes + clusters) as u64)
+    Ok(pruned as u64)
 }
 
-/// A 4.x cluster is keyed by a node uuid, so its snapshots go with that node.
 fn forget(conn: &mut Connection, uuid: &str, presented: &str) -> rusqlite::Result<ForgetOutcome> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let stored: Option<Option<String>> = tx
-        .query_row(
-            "SELECT secret_sha256 FROM nodes WHERE uuid = ?1",
-            params![uuid],
-            |row| row.get(0),
-        )
+        .query_row(sql::NODE_SECRET, params![uuid], |row| row.get(0))
         .optional()?;
     let Some(stored) = stored else {
         return Ok(ForgetOutcome::UnknownNode);
@@ -451,13 +402,10 @@ fn forget(conn: &mut Connection, uuid: &str, presented: &str) -> rusqlite::Resul
     if !secret_matches(stored.as_deref(), presented) {
         return Ok(ForgetOutcome::WrongSecret);
     }
-    let reports = tx.execute("DELETE FROM reports WHERE uuid = ?1", params![uuid])?;
-    tx.execute("DELETE FROM node_weeks WHERE uuid = ?1", params![uuid])?;
-    tx.execute(
-        "DELETE FROM cluster_weeks WHERE cluster_key = ?1",
-        params![uuid],
-    )?;
-    tx.execute("DELETE FROM nodes WHERE uuid = ?1", params![uuid])?;
+    let reports = tx.execute(sql::FORGET_REPORTS, params![uuid])?;
+    for statement in sql::FORGET_SNAPSHOTS {
+        tx.execute(statement, params![uuid])?;
+    }
     tx.commit()?;
     Ok(ForgetOutcome::Deleted {
         reports: reports as u64,

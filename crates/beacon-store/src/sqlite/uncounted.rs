@@ -1,26 +1,22 @@
-//! What the SQLite writer knows about the `incoming` log without reading it: how many
-//! reports wait there, which (day, node) keys, and when the last one arrived.
+//! SQLite's uncounted reports (see `counting`) wait in the `incoming` table, the ingest
+//! log. What the writer knows about it without reading it: how many reports wait there,
+//! which (day, node) keys, and when the last one arrived.
 //!
-//! The log is indexed in chunks read back from the table, so a burst of any size costs
+//! The log is counted in chunks read back from the table, so a burst of any size costs
 //! memory only for its keys; the keys let ingest tell a replacement from a first report
 //! without an index on the log.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use chrono::NaiveDate;
 
-/// Reports indexed in one transaction at most.
-pub(super) const CHUNK: usize = 4096;
-/// A log this long is indexed a chunk after every ingest batch, even under load, so that
-/// the backlog (and the wait of a reader that settles it) stays bounded.
-pub(super) const CAP: usize = 65_536;
-/// The log is indexed once no report has arrived for this long.
-pub(super) const QUIET: Duration = Duration::from_millis(100);
+use crate::counting::{MAX_UNCOUNTED, QUIET};
 
+/// The keys of the reports in the ingest log.
 #[derive(Default)]
-pub(super) struct Backlog {
+pub(super) struct UncountedLog {
     /// Reports waiting per day and node; by day first so that a lookup by `&str` needs no
     /// allocation on the ingest path.
     keys: HashMap<NaiveDate, HashMap<String, usize>>,
@@ -28,12 +24,12 @@ pub(super) struct Backlog {
     last_arrival: Option<Instant>,
 }
 
-impl Backlog {
+impl UncountedLog {
     /// The log as found at start.
     pub(super) fn recovered(keys: impl IntoIterator<Item = (NaiveDate, String)>) -> Self {
-        let mut backlog = Self::default();
-        backlog.logged(keys);
-        backlog
+        let mut log = Self::default();
+        log.logged(keys);
+        log
     }
 
     /// Keys of reports just committed to the log.
@@ -45,8 +41,8 @@ impl Backlog {
         self.last_arrival = Some(Instant::now());
     }
 
-    /// Keys of reports just moved out of the log.
-    pub(super) fn indexed<'a>(&mut self, keys: impl IntoIterator<Item = (NaiveDate, &'a str)>) {
+    /// Keys of reports just counted, and so moved out of the log.
+    pub(super) fn counted<'a>(&mut self, keys: impl IntoIterator<Item = (NaiveDate, &'a str)>) {
         for (day, uuid) in keys {
             let Entry::Occupied(mut nodes) = self.keys.entry(day) else {
                 continue;
@@ -78,7 +74,7 @@ impl Backlog {
 
     /// Too long to wait for a quiet moment.
     pub(super) fn full(&self) -> bool {
-        self.len >= CAP
+        self.len >= MAX_UNCOUNTED
     }
 
     /// Something waits and nothing has arrived for [`QUIET`].
@@ -92,15 +88,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keys_are_counted_until_every_copy_is_indexed() {
+    fn keys_are_held_until_every_copy_is_counted() {
         let day = NaiveDate::from_ymd_opt(2026, 11, 25).expect("day");
-        let mut backlog = Backlog::default();
-        backlog.logged([(day, "A".to_owned()), (day, "A".to_owned())]);
-        assert!(backlog.holds(day, "A") && !backlog.holds(day, "B"));
-        backlog.indexed([(day, "A")]);
-        assert!(backlog.holds(day, "A"));
-        backlog.indexed([(day, "A")]);
-        assert!(!backlog.holds(day, "A") && backlog.is_empty());
-        assert!(!backlog.quiet(), "an empty log has nothing to index");
+        let mut log = UncountedLog::default();
+        log.logged([(day, "A".to_owned()), (day, "A".to_owned())]);
+        assert!(log.holds(day, "A") && !log.holds(day, "B"));
+        log.counted([(day, "A")]);
+        assert!(log.holds(day, "A"));
+        log.counted([(day, "A")]);
+        assert!(!log.holds(day, "A") && log.is_empty());
+        assert!(!log.quiet(), "an empty log has nothing to count");
     }
 }

@@ -1,0 +1,84 @@
+//! Counting: how a stored report gets into the rollups, on both backends.
+//!
+//! Vocabulary (the one used by every name and doc of this crate):
+//! - **uncounted**: a report durably stored but not yet counted in the rollups. SQLite
+//!   keeps uncounted reports in the `incoming` table (its ingest log, unindexed), and
+//!   PostgreSQL keeps their keys in `rollup_pending` (the rows are already in `reports`).
+//! - **count a chunk**: one transaction that counts up to [`CHUNK`] uncounted reports,
+//!   oldest first. One chunk touches each counter once however many of its reports count
+//!   it, which is what keeps ingest fast (see BENCHMARKS.md).
+//! - **settle**: count chunks until nothing is uncounted ([`Task::Settle`]). Every rollup
+//!   read settles first and can only run with the [`Settled`] token that [`settle`]
+//!   returns, so a read always sees every report committed before it. The writer also
+//!   settles before every maintenance task and when it stops.
+//! - **lag bound**: when nobody settles, the writer counts on its own once a chunk is
+//!   full or the oldest uncounted report has waited long enough ([`MAX_LAG`] on
+//!   PostgreSQL; on SQLite once ingest has paused for [`QUIET`], or after every batch
+//!   while [`MAX_UNCOUNTED`] reports wait). [`spawn_ticker`] wakes the writer to check.
+//!
+//! After a stop, whatever is left uncounted in those tables is counted at the next start.
+
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use crate::batch::{Job, Task};
+use crate::{NewReport, ReportFacts, StoredReport};
+
+/// Uncounted reports counted in one transaction at most; also the reports per insert
+/// transaction of a bulk load.
+pub(crate) const CHUNK: usize = 4096;
+/// PostgreSQL: how long a committed report may stay uncounted when nobody settles.
+pub(crate) const MAX_LAG: Duration = Duration::from_secs(1);
+/// SQLite: this many uncounted reports are counted a chunk after every ingest batch, even
+/// under load, so that the wait of a reader that settles stays bounded.
+pub(crate) const MAX_UNCOUNTED: usize = 65_536;
+/// SQLite: uncounted reports are counted once no report has arrived for this long.
+pub(crate) const QUIET: Duration = Duration::from_millis(100);
+
+/// Proof that every report committed before it was made is counted; only [`settle`]
+/// makes one, and every rollup read takes one.
+#[derive(Debug)]
+pub(crate) struct Settled(());
+
+/// Waits until every report committed before this call is counted in the rollups.
+pub(crate) async fn settle(queue: &mpsc::Sender<Job>) -> Result<Settled, crate::StoreError> {
+    crate::batch::run_task(queue, |reply| Task::Settle { reply }).await?;
+    Ok(Settled(()))
+}
+
+/// An uncounted report as read back from its table, ready to count with the facts kept
+/// beside it (never read again from its JSON).
+pub(crate) fn reinserted(report: StoredReport, analytics: ReportFacts) -> NewReport {
+    NewReport {
+        uuid: report.uuid,
+        cluster_uuid: report.cluster_uuid,
+        day: report.day,
+        received_at: report.received_at,
+        emqx_version: report.emqx_version,
+        os_name: report.os_name,
+        os_version: report.os_version,
+        edition: report.edition,
+        node_count: report.node_count,
+        format: report.format,
+        raw: report.raw,
+        analytics,
+    }
+}
+
+/// Wakes the writer `every` so that it can count what is due without a job arriving;
+/// stops when the store is dropped.
+pub(crate) fn spawn_ticker(queue: &mpsc::Sender<Job>, every: Duration) {
+    let queue = queue.downgrade();
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            let Some(queue) = queue.upgrade() else { break };
+            if queue.send(Job::Task(Task::Tick)).await.is_err() {
+                break;
+            }
+        }
+    });
+}

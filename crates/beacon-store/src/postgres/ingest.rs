@@ -1,0 +1,104 @@
+//! Report batches on PostgreSQL: one multi-row upsert of the reports, and their keys
+//! marked uncounted in `rollup_pending`, in one transaction.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::NaiveDate;
+use tokio_postgres::Row;
+
+use super::columns::Columns;
+use super::query_cached;
+use super::writer::{Context, PgWriter};
+use crate::{InsertOutcome, NewReport, StoreError};
+
+/// `xmax = 0` holds only for a row this statement inserted; an `ON CONFLICT` update leaves
+/// the updating transaction's id there.
+const UPSERT: &str = "INSERT INTO reports (day, uuid, cluster_uuid, received_at, emqx_version,
+        os_name, os_version, edition, node_count, format, raw)
+    SELECT * FROM unnest($1::date[], $2::text[], $3::text[], $4::timestamptz[], $5::text[],
+        $6::text[], $7::text[], $8::text[], $9::int8[], $10::int2[], $11::text[])
+    ON CONFLICT (day, uuid) DO UPDATE SET
+        cluster_uuid = excluded.cluster_uuid, received_at = excluded.received_at,
+        emqx_version = excluded.emqx_version, os_name = excluded.os_name,
+        os_version = excluded.os_version, edition = excluded.edition,
+        node_count = excluded.node_count, format = excluded.format, raw = excluded.raw
+    RETURNING day, uuid, (xmax = 0) AS inserted";
+/// A report that replaces an uncounted one of its node and day brings its own facts.
+const MARK_UNCOUNTED: &str = "INSERT INTO rollup_pending (day, uuid, facts)
+    SELECT * FROM unnest($1::date[], $2::text[], $3::text[])
+    ON CONFLICT (day, uuid) DO UPDATE SET facts = excluded.facts";
+
+impl PgWriter {
+    /// Stores the reports and marks them uncounted, in one transaction.
+    pub(super) async fn write_batch(
+        &self,
+        reports: &[&NewReport],
+    ) -> Result<Vec<InsertOutcome>, StoreError> {
+        const OP: &str = "write report batch";
+        let db = self.db.as_str();
+        let mut client = self.pool.get().await.map_err(StoreError::pool(db, OP))?;
+        let tx = client.transaction().await.context(db, OP)?;
+        let latest = latest_per_key(reports);
+        let rows = query_cached(&tx, UPSERT, &Columns::of(&latest).params())
+            .await
+            .context(db, OP)?;
+        let fresh = inserted_keys(&rows).context(db, OP)?;
+        let (days, uuids) = keys(&latest);
+        let facts: Vec<String> = latest.iter().map(|r| r.analytics.to_column()).collect();
+        query_cached(&tx, MARK_UNCOUNTED, &[&days, &uuids, &facts])
+            .await
+            .context(db, OP)?;
+        tx.commit().await.context(db, OP)?;
+        Ok(outcomes(reports, &fresh))
+    }
+}
+
+/// The (day, uuid) keys of `reports`, as the two arrays `unnest` takes.
+pub(super) fn keys<'a>(reports: &[&'a NewReport]) -> (Vec<NaiveDate>, Vec<&'a str>) {
+    reports.iter().map(|r| (r.day, r.uuid.as_str())).unzip()
+}
+
+fn inserted_keys(rows: &[Row]) -> Result<HashSet<(NaiveDate, String)>, tokio_postgres::Error> {
+    let mut fresh = HashSet::new();
+    for row in rows {
+        if row.try_get::<_, bool>("inserted")? {
+            fresh.insert((row.try_get("day")?, row.try_get("uuid")?));
+        }
+    }
+    Ok(fresh)
+}
+
+/// One statement cannot update the same row twice, so only the last report of each
+/// (day, uuid) in the batch is sent: the same end state as applying them in order.
+fn latest_per_key<'a>(reports: &[&'a NewReport]) -> Vec<&'a NewReport> {
+    let mut slots: HashMap<(NaiveDate, &str), usize> = HashMap::new();
+    let mut latest: Vec<&NewReport> = Vec::with_capacity(reports.len());
+    for report in reports {
+        let key = (report.day, report.uuid.as_str());
+        match slots.get(&key) {
+            Some(&slot) => latest[slot] = report,
+            None => {
+                slots.insert(key, latest.len());
+                latest.push(report);
+            }
+        }
+    }
+    latest
+}
+
+/// The outcome each report would have had if the batch had been applied one at a time:
+/// the first report of a key inserted it if the database did, every later one replaced it.
+fn outcomes(reports: &[&NewReport], fresh: &HashSet<(NaiveDate, String)>) -> Vec<InsertOutcome> {
+    let mut seen = HashSet::new();
+    reports
+        .iter()
+        .map(|report| {
+            let first = seen.insert((report.day, report.uuid.as_str()));
+            if first && fresh.contains(&(report.day, report.uuid.clone())) {
+                InsertOutcome::Inserted
+            } else {
+                InsertOutcome::Replaced
+            }
+        })
+        .collect()
+}
