@@ -17,58 +17,30 @@ source bench/lib.sh
 REQUESTS="${REQUESTS:-50000}"
 CONNECTIONS="${CONNECTIONS:-32}"
 
-echo "building release binaries..." >&2
-cargo build --release --quiet -p beacon --bin beacon
-cargo build --release --quiet -p beacon-collector --example ingest_load
-target_dir="$(target_dir)"
-BEACON="$target_dir/release/beacon"
-LOAD="$target_dir/release/examples/ingest_load"
+build_release beacon-collector ingest_load
 
-work="$(mktemp -d)"
-collector_pid=""
 pg_schema=""
-cleanup() {
-  if [ -n "$collector_pid" ]; then kill "$collector_pid" 2>/dev/null || true; fi
+bench_cleanup() {
   if [ -n "$pg_schema" ] && command -v psql >/dev/null; then
     psql -q "$TEST_DATABASE_URL" -c "DROP SCHEMA IF EXISTS $pg_schema CASCADE" >/dev/null 2>&1 || true
   fi
-  rm -rf "$work"
 }
-trap cleanup EXIT
 
-# start_collector NAME ARGS... : starts a collector, sets $collector_pid and $collector_url.
-start_collector() {
-  local name="$1"; shift
+# measure NAME ARGS... : appends "NAME ok=... per_second=..." for one collector to the
+# results. (Not run in a subshell, so that the exit trap knows the collector's pid.)
+measure() {
+  local name="$1" pid url
+  shift
   BEACON_LOG=warn "$BEACON" collector --listen 127.0.0.1:0 --rate-limit-per-minute 0 "$@" \
     >"$work/$name.out" 2>"$work/$name.err" &
-  collector_pid=$!
-  for _ in $(seq 1 600); do
-    collector_url="$(sed -n 's/^beacon collector listening on \([^ ]*\).*/\1/p' "$work/$name.out")"
-    [ -n "$collector_url" ] && return 0
-    kill -0 "$collector_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  echo "collector $name did not start:" >&2
-  cat "$work/$name.err" >&2
-  exit 1
-}
-
-stop_collector() {
-  kill -TERM "$collector_pid"
-  wait "$collector_pid" || true
-  collector_pid=""
-}
-
-# measure NAME ARGS... : appends "NAME ok=... per_second=..." for one target to the results.
-# (Not run in a subshell, so that the cleanup trap knows the collector's pid.)
-measure() {
-  local name="$1"; shift
-  start_collector "$name" "$@"
-  echo "measuring $name ($REQUESTS reports, $CONNECTIONS connections)..." >&2
-  local result
-  result="$("$LOAD" --url "$collector_url/api/telemetry" --requests "$REQUESTS" --connections "$CONNECTIONS")"
-  stop_collector
-  results+=("$name $result")
+  pid=$!
+  started "$pid"
+  url="$(wait_line "$work/$name.out" '^beacon collector listening on \([^ ]*\).*' "$pid")"
+  log "measuring $name ($REQUESTS reports, $CONNECTIONS connections)..."
+  run_to_end "$work/$name.load" "$LOAD" --url "$url/api/telemetry" \
+    --requests "$REQUESTS" --connections "$CONNECTIONS"
+  stop "$pid"
+  results+=("$name $(cat "$work/$name.load")")
 }
 
 field() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<<"$2"; }
@@ -78,7 +50,8 @@ measure baseline --db "sqlite://$work/discard.db" --discard
 measure sqlite --db "sqlite://$work/bench.db"
 if [ -n "${TEST_DATABASE_URL:-}" ]; then
   pg_schema="bench_ingest_$$"
-  separator='?'; case "$TEST_DATABASE_URL" in *\?*) separator='&';; esac
+  separator='?'
+  case "$TEST_DATABASE_URL" in *\?*) separator='&' ;; esac
   measure postgres --db "${TEST_DATABASE_URL}${separator}schema=$pg_schema"
 fi
 

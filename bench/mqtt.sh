@@ -9,7 +9,8 @@
 # EMQX's, is 1,000, after which QoS 1 messages to a slow subscriber are dropped).
 # "Telemetry on" is the worst case: the node reports every 2 s (initial delay 0) to a
 # local collector over HTTP during the whole run. Rounds alternate the targets; the median
-# of the rounds is printed, and the on/off ratio is the median of the per-round ratios. Everything runs on 127.0.0.1 on free ports.
+# of the rounds is printed, and the on/off ratio is the median of the per-round ratios.
+# Everything runs on 127.0.0.1 on free ports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=bench/lib.sh
@@ -19,58 +20,35 @@ ROUNDS="${ROUNDS:-3}"
 PAIRS="${PAIRS:-4}"
 MESSAGES="${MESSAGES:-20000}"
 
-if ! command -v mosquitto >/dev/null; then
-  echo "installing mosquitto (the reference broker)..." >&2
-  sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
-  $sudo_cmd apt-get install -y -qq mosquitto >/dev/null
-fi
+apt_install mosquitto
 MOSQUITTO="$(command -v mosquitto || echo /usr/sbin/mosquitto)"
 
-echo "building release binaries..." >&2
-cargo build --release --quiet -p beacon --bin beacon
-cargo build --release --quiet -p beacon-node --example mqtt_load
-target_dir="$(target_dir)"
-BEACON="$target_dir/release/beacon"
-LOAD="$target_dir/release/examples/mqtt_load"
-
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
+build_release beacon-node mqtt_load
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-wait_line() { # FILE PATTERN: prints the first capture of PATTERN once it appears
-  for _ in $(seq 1 300); do
-    local found; found="$(sed -n "s/$2/\1/p" "$1" | head -1)"
-    [ -n "$found" ] && { echo "$found"; return 0; }
-    sleep 0.1
-  done
-  echo "timed out waiting for '$2' in $1" >&2; cat "$1" >&2; exit 1
-}
 
 # A collector for the "telemetry on" runs.
 BEACON_LOG=warn "$BEACON" collector --listen 127.0.0.1:0 --db "sqlite://$work/collector.db" \
   >"$work/collector.out" 2>"$work/collector.err" &
-pids+=($!)
-collector_url="$(wait_line "$work/collector.out" '^beacon collector listening on \([^ ]*\).*')"
+started $!
+collector_url="$(wait_line "$work/collector.out" '^beacon collector listening on \([^ ]*\).*' $!)"
 
 start_beacon() { # telemetry=on|off -> sets port and server_pid
-  local dir="$work/beacon-$RANDOM"; mkdir -p "$dir"
-  local enable=true; [ "$1" = off ] && enable=false
+  local dir="$work/beacon-$RANDOM"
+  mkdir -p "$dir"
+  local enable=true
+  [ "$1" = off ] && enable=false
   EMQX_LISTENERS__TCP__DEFAULT__BIND="127.0.0.1:0" \
-  EMQX_DASHBOARD__LISTENERS__HTTP__BIND="127.0.0.1:0" \
-  EMQX_TELEMETRY__ENABLE="$enable" \
-  EMQX_TELEMETRY__URL="$collector_url/api/telemetry" \
-  EMQX_TELEMETRY__INTERVAL=2s EMQX_TELEMETRY__INITIAL_DELAY=0s \
-  EMQX_MQTT__MAX_MQUEUE_LEN=100000 \
-  BEACON_LOG=error "$BEACON" broker --config /dev/null --data-dir "$dir/data" \
-    >"$dir/out" 2>"$dir/err" &
+    EMQX_DASHBOARD__LISTENERS__HTTP__BIND="127.0.0.1:0" \
+    EMQX_TELEMETRY__ENABLE="$enable" \
+    EMQX_TELEMETRY__URL="$collector_url/api/telemetry" \
+    EMQX_TELEMETRY__INTERVAL=2s EMQX_TELEMETRY__INITIAL_DELAY=0s \
+    EMQX_MQTT__MAX_MQUEUE_LEN=100000 \
+    BEACON_LOG=error "$BEACON" broker --config /dev/null --data-dir "$dir/data" \
+    >"$dir/broker.out" 2>"$dir/broker.err" &
   server_pid=$!
-  port="$(wait_line "$dir/out" '^beacon broker: MQTT listening on 127.0.0.1:\([0-9]*\)')"
+  started "$server_pid"
+  port="$(wait_line "$dir/broker.out" '^beacon broker: MQTT listening on 127.0.0.1:\([0-9]*\)' "$server_pid")"
 }
 
 start_mosquitto() {
@@ -78,8 +56,9 @@ start_mosquitto() {
   printf 'listener %s 127.0.0.1\nallow_anonymous true\nmax_queued_messages 100000\n' "$port" >"$work/mosquitto.conf"
   "$MOSQUITTO" -c "$work/mosquitto.conf" >"$work/mosquitto.log" 2>&1 &
   server_pid=$!
+  started "$server_pid"
   for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0; sleep 0.1; done
-  echo "mosquitto did not start" >&2; exit 1
+  die "mosquitto did not start"
 }
 
 declare -A results
@@ -91,8 +70,9 @@ for round in $(seq 1 "$ROUNDS"); do
         beacon-telemetry-on) start_beacon on ;;
         mosquitto) start_mosquitto ;;
       esac
-      line="$("$LOAD" --port "$port" --qos "$qos" --pairs "$PAIRS" --messages "$MESSAGES")"
-      kill "$server_pid"; wait "$server_pid" 2>/dev/null || true
+      run_to_end "$work/load.out" "$LOAD" --port "$port" --qos "$qos" --pairs "$PAIRS" --messages "$MESSAGES"
+      stop "$server_pid"
+      line="$(cat "$work/load.out")"
       rate="$(sed -n 's/.*per_second=\([0-9]*\).*/\1/p' <<<"$line")"
       delivered="$(sed -n 's/.*delivered=\([0-9]*\).*/\1/p' <<<"$line")"
       results["$target/$qos/delivered"]+="$delivered "

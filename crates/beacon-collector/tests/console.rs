@@ -96,7 +96,6 @@ async fn check(separate_listener: bool) {
     let _ = stop.send(());
     task.await.expect("task").expect("served without error");
     assert_eq!(backend.store.count().await.unwrap(), 1);
-    backend.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

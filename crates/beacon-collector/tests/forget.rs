@@ -3,6 +3,7 @@
 mod support;
 
 use beacon_report::fixtures::SEED_5_0_9;
+use beacon_store::testing::sample_report;
 use beacon_store::{AnalyticsQuery, NewReport, ReportFacts};
 use chrono::{Days, Utc};
 use serde_json::Value;
@@ -91,7 +92,6 @@ async fn a_node_deletes_its_reports_with_its_secret() {
             "{name}"
         );
         collector.stop().await;
-        backend.finish().await;
     }
 }
 
@@ -111,18 +111,14 @@ async fn retention_deletes_old_raw_reports_at_start_and_keeps_the_counts() {
             let raw = support::seed_with(&format!("CCCC000{n}-0000-4000-8000-00000000000{n}"), 1);
             let doc: Value = serde_json::from_str(&raw).expect("json");
             let report = NewReport {
-                uuid: doc["uuid"].as_str().unwrap().to_owned(),
                 cluster_uuid: Some(format!("cluster-{n}")),
-                day,
                 received_at: day.and_hms_opt(12, 0, 0).unwrap().and_utc(),
-                emqx_version: "5.0.9".into(),
                 os_name: Some("macOS".into()),
                 os_version: Some("12.5".into()),
-                edition: Some("opensource".into()),
                 node_count: 1,
-                format: 5,
                 analytics: ReportFacts::from_json(&doc),
                 raw,
+                ..sample_report(doc["uuid"].as_str().unwrap(), day)
             };
             backend.store.insert(report).await.expect("insert");
         }
@@ -157,6 +153,5 @@ async fn retention_deletes_old_raw_reports_at_start_and_keeps_the_counts() {
         let clusters_after = cluster_weeks(&backend, &year).await;
         assert_eq!(clusters_after, clusters_before, "{name}: the counts remain");
         collector.stop().await;
-        backend.finish().await;
     }
 }

@@ -56,7 +56,6 @@ async fn seed_payload_is_stored_and_reads_back_identical() {
         assert_eq!(row.edition.as_deref(), Some("opensource"));
         assert_eq!(row.format, 5);
         collector.stop().await;
-        backend.finish().await;
     }
 }
 
@@ -91,7 +90,6 @@ async fn emqx_4_payload_is_stored_without_the_5x_sections() {
             );
         }
         collector.stop().await;
-        backend.finish().await;
     }
 }
 
@@ -125,7 +123,6 @@ async fn same_node_three_times_a_day_keeps_the_last_report() {
         let stored: Value = serde_json::from_str(&row.raw).expect("JSON");
         assert_eq!(stored["messages_received"], 30, "{}", backend.name);
         collector.stop().await;
-        backend.finish().await;
     }
 }
 
@@ -314,12 +311,7 @@ async fn bad_inputs_are_refused_with_a_named_problem() {
 async fn wrong_method_and_unknown_path_answer_json() {
     let backend = support::sqlite().await;
     let collector = Running::start(backend.store.clone()).await;
-    let response = collector
-        .client
-        .get(collector.url("/api/telemetry"))
-        .send()
-        .await
-        .expect("get");
+    let response = collector.get("/api/telemetry").await;
     let allow = response
         .headers()
         .get("allow")
@@ -333,12 +325,7 @@ async fn wrong_method_and_unknown_path_answer_json() {
         "{body}"
     );
 
-    let response = collector
-        .client
-        .get(collector.url("/api/nothing"))
-        .send()
-        .await
-        .expect("get");
+    let response = collector.get("/api/nothing").await;
     let (status, body) = json_of(response).await;
     assert_eq!(status, 404);
     assert!(
@@ -356,18 +343,12 @@ async fn health_names_the_backend() {
     for backend in backends().await {
         let name = backend.name;
         let collector = Running::start(backend.store.clone()).await;
-        let response = collector
-            .client
-            .get(collector.url("/healthz"))
-            .send()
-            .await
-            .expect("get");
+        let response = collector.get("/healthz").await;
         let (status, body) = json_of(response).await;
         assert_eq!(status, 200, "{name}: {body}");
         assert_eq!(body["status"], "ok");
         assert_eq!(body["backend"], name);
         collector.stop().await;
-        backend.finish().await;
     }
 }
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use beacon_collector::{CollectorConfig, IngestMode, RateLimit, TlsFiles};
 use beacon_report::fixtures::SEED_5_0_9;
+use beacon_store::testing::TestDb;
 use beacon_store::{InsertOutcome, NewReport, ReportStore, StoreError, StoreStats, StoredReport};
 use chrono::NaiveDate;
 use support::{Running, client, json_of, local, seed_with};
@@ -33,12 +34,7 @@ async fn a_source_over_its_budget_gets_429_with_retry_after() {
     assert!((1..=60).contains(&retry_after), "retry after {retry_after}");
     assert_eq!(collector.store.count().await.expect("count"), 3);
     // Health and metrics are not part of the ingest budget.
-    let health = collector
-        .client
-        .get(collector.url("/healthz"))
-        .send()
-        .await
-        .expect("get");
+    let health = collector.get("/healthz").await;
     assert_eq!(health.status(), 200);
     let text = collector.metrics().await;
     assert!(
@@ -146,12 +142,7 @@ async fn a_failing_store_gives_503_never_2xx() {
     let (status, body) = json_of(collector.post_json(SEED_5_0_9).await).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["code"], "STORAGE_UNAVAILABLE");
-    let response = collector
-        .client
-        .get(collector.url("/healthz"))
-        .send()
-        .await
-        .expect("get");
+    let response = collector.get("/healthz").await;
     let (status, body) = json_of(response).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["backend"], "closed");
@@ -160,14 +151,14 @@ async fn a_failing_store_gives_503_never_2xx() {
 
 #[tokio::test]
 async fn postgres_losing_its_tables_gives_503() {
-    let Some(url) = beacon_store::testing::postgres_url().await else {
+    let Some(db) = TestDb::postgres() else {
         return;
     };
-    let store = beacon_store::open(&url).await.expect("open postgres store");
-    let collector = Running::start(store).await;
-    beacon_store::testing::drop_postgres_schema(&url)
+    let store = beacon_store::open(db.url())
         .await
-        .expect("drop the store's schema");
+        .expect("open postgres store");
+    let collector = Running::start(store).await;
+    db.drop_schema().await.expect("drop the store's schema");
     let (status, body) = json_of(collector.post_json(SEED_5_0_9).await).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["code"], "STORAGE_UNAVAILABLE");

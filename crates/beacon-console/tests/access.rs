@@ -40,11 +40,7 @@ async fn every_page_without_login_redirects_to_the_login_page() {
     let served = serve(0, ConsoleOptions::default()).await;
     let client = client();
     for page in PAGES {
-        let response = client
-            .get(format!("{}{page}?os=Linux", served.base))
-            .send()
-            .await
-            .unwrap();
+        let response = served.get(&client, &format!("{page}?os=Linux"), &[]).await;
         assert_eq!(response.status(), StatusCode::SEE_OTHER, "{page}");
         let target = response.headers()[LOCATION].to_str().unwrap();
         let encoded_page = page.replace('/', "%2F");
@@ -77,30 +73,20 @@ async fn every_data_route_without_credentials_is_401() {
     let served = serve(0, ConsoleOptions::default()).await;
     let client = client();
     for route in data_routes() {
-        let response = client
-            .get(format!("{}{route}", served.base))
-            .send()
-            .await
-            .unwrap();
+        let response = served.get(&client, &route, &[]).await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{route}");
         assert!(response.headers().contains_key(WWW_AUTHENTICATE), "{route}");
-        let bad_token = client
-            .get(format!("{}{route}", served.base))
-            .header(AUTHORIZATION, "Bearer 00ff")
-            .send()
-            .await
-            .unwrap();
+        let bad_token = served
+            .get(&client, &route, &[(AUTHORIZATION, "Bearer 00ff")])
+            .await;
         assert_eq!(
             bad_token.status(),
             StatusCode::UNAUTHORIZED,
             "{route} with an unknown token"
         );
-        let fake_cookie = client
-            .get(format!("{}{route}", served.base))
-            .header(COOKIE, "beacon_console=forged")
-            .send()
-            .await
-            .unwrap();
+        let fake_cookie = served
+            .get(&client, &route, &[(COOKIE, "beacon_console=forged")])
+            .await;
         assert_eq!(
             fake_cookie.status(),
             StatusCode::UNAUTHORIZED,
@@ -256,21 +242,13 @@ async fn api_tokens_open_the_data_api_and_not_the_pages() {
     let bearer = format!("Bearer {token}");
 
     for route in data_routes() {
-        let response = client
-            .get(format!("{}{route}", served.base))
-            .header(AUTHORIZATION, &bearer)
-            .send()
-            .await
-            .unwrap();
+        let response = served
+            .get(&client, &route, &[(AUTHORIZATION, &bearer)])
+            .await;
         assert_eq!(response.status(), StatusCode::OK, "{route} with the token");
     }
     for page in PAGES {
-        let response = client
-            .get(format!("{}{page}", served.base))
-            .header(AUTHORIZATION, &bearer)
-            .send()
-            .await
-            .unwrap();
+        let response = served.get(&client, page, &[(AUTHORIZATION, &bearer)]).await;
         assert_eq!(
             response.status(),
             StatusCode::SEE_OTHER,
@@ -301,12 +279,13 @@ async fn api_tokens_open_the_data_api_and_not_the_pages() {
         .await
         .unwrap();
     assert_eq!(revoked.status(), StatusCode::SEE_OTHER);
-    let after = client
-        .get(format!("{}/console/api/v1/charts/activity", served.base))
-        .header(AUTHORIZATION, &bearer)
-        .send()
-        .await
-        .unwrap();
+    let after = served
+        .get(
+            &client,
+            "/console/api/v1/charts/activity",
+            &[(AUTHORIZATION, &bearer)],
+        )
+        .await;
     assert_eq!(
         after.status(),
         StatusCode::UNAUTHORIZED,

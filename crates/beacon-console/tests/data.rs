@@ -12,12 +12,15 @@ use support::{Served, Session, client, login, serve};
 const SEEDED: usize = 3000;
 
 async fn get(served: &Served, session: &Session, path: &str) -> reqwest::Response {
-    client()
-        .get(format!("{}{path}", served.base))
-        .header(COOKIE, &session.cookie)
-        .send()
+    served
+        .get(&client(), path, &[(COOKIE, &session.cookie)])
         .await
-        .unwrap()
+}
+
+/// The JSON answer to `GET path`.
+async fn get_json(served: &Served, session: &Session, path: &str) -> Value {
+    let response = get(served, session, path).await;
+    response.json().await.expect("a JSON answer")
 }
 
 /// The whole seeded year (and a bit), so that every report is in range.
@@ -31,15 +34,12 @@ async fn chart_json_is_the_stores_answer_and_bad_queries_are_named() {
     let served = serve(SEEDED, ConsoleOptions::default()).await;
     let session = login(&client(), &served.base).await;
     let query = year_query();
-    let activity: Value = get(
+    let activity: Value = get_json(
         &served,
         &session,
         &format!("/console/api/v1/charts/activity?{query}"),
     )
-    .await
-    .json()
-    .await
-    .unwrap();
+    .await;
     let today = chrono::Utc::now().date_naive();
     let expected = served
         .store
@@ -57,15 +57,12 @@ async fn chart_json_is_the_stores_answer_and_bad_queries_are_named() {
         "the seeded history is counted"
     );
 
-    let filtered: Value = get(
+    let filtered: Value = get_json(
         &served,
         &session,
         &format!("/console/api/v1/charts/versions?{query}&os=no-such-os"),
     )
-    .await
-    .json()
-    .await
-    .unwrap();
+    .await;
     assert!(
         filtered["versions"].as_array().unwrap().is_empty(),
         "the OS filter applies: {filtered}"
@@ -87,11 +84,7 @@ async fn chart_json_is_the_stores_answer_and_bad_queries_are_named() {
     let unknown = get(&served, &session, "/console/api/v1/charts/pie").await;
     assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
 
-    let choices: Value = get(&served, &session, "/console/api/v1/filters")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let choices: Value = get_json(&served, &session, "/console/api/v1/filters").await;
     assert!(
         choices["versions"].as_array().unwrap().len() > 1,
         "{choices}"
@@ -247,11 +240,7 @@ async fn every_aggregate_exports_as_csv_and_ndjson() {
 async fn the_openapi_document_lists_every_route() {
     let served = serve(0, ConsoleOptions::default()).await;
     let session = login(&client(), &served.base).await;
-    let doc: Value = get(&served, &session, "/console/api/v1/openapi.json")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let doc: Value = get_json(&served, &session, "/console/api/v1/openapi.json").await;
     assert_eq!(doc["openapi"], "3.0.3");
     let paths = doc["paths"].as_object().unwrap();
     for chart in Chart::ALL {

@@ -16,7 +16,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
-use beacon_store::{AnalyticsQuery, Store, StoreError, open_store, seed, testing};
+use beacon_store::testing::TestDb;
+use beacon_store::{AnalyticsQuery, Store, StoreError, open_store, seed};
 use chrono::{Days, NaiveDate};
 
 type BoxError = Box<dyn Error + Send + Sync>;
@@ -67,23 +68,18 @@ struct Measured {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<(), BoxError> {
     let options = options()?;
-    let dir = tempfile::tempdir()?;
     let mut backends: Vec<(&str, Vec<Measured>)> = Vec::new();
     let mut sqlite = Vec::new();
     for &size in &options.sizes {
-        let url = format!("sqlite://{}/bench-{size}.db", dir.path().display());
-        sqlite.push(measure("sqlite", &url, size, options.runs).await?);
+        let db = TestDb::sqlite();
+        sqlite.push(measure("sqlite", db.url(), size, options.runs).await?);
     }
     backends.push(("sqlite", sqlite));
     if std::env::var_os("TEST_DATABASE_URL").is_some() {
         let mut postgres = Vec::new();
         for &size in &options.sizes {
-            let url = testing::postgres_url()
-                .await
-                .ok_or("PostgreSQL skipped by BEACON_SKIP_POSTGRES")?;
-            let measured = measure("postgres", &url, size, options.runs).await;
-            testing::drop_postgres_schema(&url).await?;
-            postgres.push(measured?);
+            let db = TestDb::postgres().ok_or("PostgreSQL skipped by BEACON_SKIP_POSTGRES")?;
+            postgres.push(measure("postgres", db.url(), size, options.runs).await?);
         }
         backends.push(("postgres", postgres));
     }

@@ -21,9 +21,10 @@ mod support;
 
 use std::sync::Arc;
 
+use beacon_store::testing::TestDb;
 use beacon_store::{
     AnalyticsQuery, CountBar, ForgetOutcome, InsertOutcome, NewReport, ReportFacts, Store,
-    export_reports, seed, testing,
+    export_reports, seed,
 };
 use chrono::{Days, NaiveDate};
 use futures::TryStreamExt;
@@ -556,16 +557,13 @@ async fn forget_needs_the_latest_secret_and_leaves_only_aggregates() {
 }
 
 /// A second, empty database on the same backend.
-async fn sibling(backend: &Backend) -> Backend {
-    let url = if backend.name == "sqlite" {
-        backend.url.replace("collector.db", "bulk.db")
+fn sibling(backend: &Backend) -> Backend {
+    let db = if backend.name == "sqlite" {
+        TestDb::sqlite()
     } else {
-        testing::postgres_url().await.expect("a postgres URL")
+        TestDb::postgres().expect("a postgres test database")
     };
-    Backend {
-        name: backend.name,
-        url,
-    }
+    Backend::from(db)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -585,7 +583,7 @@ async fn seeded_bulk_load_equals_ingest_one_by_one() {
                 insert.expect("task").expect("insert");
             }
         }
-        let other = sibling(&backend).await;
+        let other = sibling(&backend);
         let bulk = support::open(&other).await;
         let outcome = bulk
             .bulk_insert(Box::new(seed::generate(600, end, 11)))
@@ -631,12 +629,6 @@ async fn seeded_bulk_load_equals_ingest_one_by_one() {
         let rollups = "SELECT CAST(count(*) + sum(n) AS BIGINT) FROM rollups";
         let same = admin_i64(&other, rollups).await == admin_i64(&backend, rollups).await;
         assert!(same, "{name}: the rollup tables differ");
-        drop(bulk);
-        if name == "postgres" {
-            testing::drop_postgres_schema(&other.url)
-                .await
-                .expect("drop the second schema");
-        }
     })
     .await;
 }

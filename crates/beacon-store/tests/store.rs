@@ -6,7 +6,8 @@ mod support;
 
 use std::sync::Arc;
 
-use beacon_store::{InsertOutcome, NewReport, ReportFacts, StoreError, StoredReport, open};
+use beacon_store::testing::sample_report as report;
+use beacon_store::{InsertOutcome, NewReport, StoreError, StoredReport, open};
 use chrono::NaiveDate;
 use tokio::task::JoinSet;
 
@@ -18,27 +19,6 @@ async fn open_store(backend: &Backend) -> Arc<dyn beacon_store::ReportStore> {
 
 fn day(n: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(2024, 3, n).expect("a valid day")
-}
-
-fn report(uuid: &str, day: NaiveDate) -> NewReport {
-    let received_at = day
-        .and_hms_micro_opt(12, 34, 56, 789_012)
-        .expect("a valid time")
-        .and_utc();
-    NewReport {
-        uuid: uuid.into(),
-        cluster_uuid: Some("9A3B6F2C-1D4E-4F5A-8B7C-0D1E2F3A4B5C".into()),
-        day,
-        received_at,
-        emqx_version: "5.0.9".into(),
-        os_name: Some("Ubuntu".into()),
-        os_version: Some("22.04".into()),
-        edition: Some("opensource".into()),
-        node_count: 3,
-        format: 5,
-        raw: format!(r#"{{"uuid":"{uuid}","emqx_version":"5.0.9","extra":{{"kept":true}}}}"#),
-        analytics: ReportFacts::default(),
-    }
 }
 
 /// Runs SQL beside the store, as an operator or a failing disk would.

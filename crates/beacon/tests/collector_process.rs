@@ -7,13 +7,15 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use beacon_store::testing::TestDb;
 use chrono::NaiveDate;
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use support::{START_TIMEOUT, beacon, next_line, spawn_reading, terminate, text};
+use tokio::process::Child;
+
+mod support;
 
 const SEED: &str = beacon_report::fixtures::SEED_5_0_9;
-const START_TIMEOUT: Duration = Duration::from_secs(60);
 const CLIENT_IP: &str = "127.0.0.42";
 
 /// A running `beacon collector` child process.
@@ -28,22 +30,15 @@ impl Process {
     async fn start(db: &str, log_dir: &Path, extra: &[&str]) -> Self {
         let stderr = log_dir.join(format!("collector-{}.log", uuid::Uuid::new_v4()));
         let log = std::fs::File::create(&stderr).expect("create log file");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_beacon"))
-            .args(["collector", "--listen", "127.0.0.1:0", "--db", db])
-            .args(extra)
-            .env("BEACON_LOG", "debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn beacon collector");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let line = tokio::time::timeout(START_TIMEOUT, lines.next_line())
+        let (child, mut lines) = spawn_reading(
+            beacon(&["collector", "--listen", "127.0.0.1:0", "--db", db])
+                .args(extra)
+                .env("BEACON_LOG", "debug")
+                .stdin(Stdio::null())
+                .stderr(Stdio::from(log)),
+        );
+        let line = next_line(&mut lines, START_TIMEOUT)
             .await
-            .expect("collector printed its start line in time")
-            .expect("read stdout")
             .unwrap_or_else(|| panic!("collector exited: {}", read(&stderr)));
         let base = line
             .strip_prefix("beacon collector listening on ")
@@ -63,17 +58,7 @@ impl Process {
 
     /// SIGTERM, then the exit status must be success (graceful shutdown).
     async fn terminate(mut self) -> String {
-        let pid = self.child.id().expect("child still running");
-        let sent = Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .await
-            .expect("run kill");
-        assert!(sent.success());
-        let status = tokio::time::timeout(START_TIMEOUT, self.child.wait())
-            .await
-            .expect("collector stopped after SIGTERM")
-            .expect("wait for collector");
+        let status = terminate(&mut self.child).await;
         let log = read(&self.stderr);
         assert!(status.success(), "collector exit {status}: {log}");
         log
@@ -122,22 +107,6 @@ async fn post(
     Ok(body["day"].as_str().and_then(|day| day.parse().ok()))
 }
 
-/// Closes `store` and drops the scratch schema when `db` is a PostgreSQL test URL.
-async fn finish(db: &str, store: Arc<dyn beacon_store::ReportStore>) {
-    drop(store);
-    if db.starts_with("postgres") {
-        let dropped = beacon_store::testing::drop_postgres_schema(db).await;
-        dropped.expect("drop test schema");
-    }
-}
-
-/// Storage URLs: an SQLite file in `dir`, and PostgreSQL unless explicitly skipped.
-async fn databases(dir: &Path) -> Vec<String> {
-    let mut urls = vec![beacon_store::testing::sqlite_url(dir).await];
-    urls.extend(beacon_store::testing::postgres_url().await);
-    urls
-}
-
 type Acked = Arc<Mutex<Vec<(String, NaiveDate)>>>;
 
 /// Posts distinct reports until the connection fails (the process is gone).
@@ -156,8 +125,9 @@ async fn keep_posting(url: String, acked: Acked) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_report_survives_sigkill() {
     let dir = tempfile::tempdir().expect("temp dir");
-    for db in databases(dir.path()).await {
-        let mut process = Process::start(&db, dir.path(), &["--rate-limit-per-minute", "0"]).await;
+    for test_db in TestDb::each() {
+        let db = test_db.url();
+        let mut process = Process::start(db, dir.path(), &["--rate-limit-per-minute", "0"]).await;
         let acked: Acked = Arc::default();
         let posters: Vec<_> = (0..8)
             .map(|_| tokio::spawn(keep_posting(process.ingest_url(), Arc::clone(&acked))))
@@ -177,7 +147,7 @@ async fn every_acknowledged_report_survives_sigkill() {
         let acked = acked.lock().expect("ack list").clone();
 
         // The restarted collector must open the same storage and serve again.
-        let restarted = Process::start(&db, dir.path(), &[]).await;
+        let restarted = Process::start(db, dir.path(), &[]).await;
         let health = client(None)
             .get(format!("{}/healthz", restarted.base))
             .send()
@@ -185,7 +155,7 @@ async fn every_acknowledged_report_survives_sigkill() {
         assert_eq!(health.expect("healthz").status(), 200);
         restarted.terminate().await;
 
-        let store = beacon_store::open(&db).await.expect("open storage");
+        let store = beacon_store::open(db).await.expect("open storage");
         for (uuid, day) in &acked {
             let row = store.get(uuid, *day).await.expect("read storage");
             assert!(
@@ -194,15 +164,15 @@ async fn every_acknowledged_report_survives_sigkill() {
             );
         }
         assert!(store.count().await.expect("count") >= acked.len() as u64);
-        finish(&db, store).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_client_ip_is_neither_stored_nor_logged() {
     let dir = tempfile::tempdir().expect("temp dir");
-    for db in databases(dir.path()).await {
-        let process = Process::start(&db, dir.path(), &["--rate-limit-per-minute", "5"]).await;
+    for test_db in TestDb::each() {
+        let db = test_db.url();
+        let process = Process::start(db, dir.path(), &["--rate-limit-per-minute", "5"]).await;
         let from_42 = client(Some(CLIENT_IP.parse().expect("ip")));
         let mut days = Vec::new();
         let mut refused = 0;
@@ -236,7 +206,7 @@ async fn the_client_ip_is_neither_stored_nor_logged() {
             !log.contains(CLIENT_IP),
             "{db}: client IP in the log:\n{log}"
         );
-        let store = beacon_store::open(&db).await.expect("open storage");
+        let store = beacon_store::open(db).await.expect("open storage");
         let first = days.iter().min().expect("stored days");
         let last = days.iter().max().expect("stored days");
         let rows = store.list(*first, *last).await.expect("list");
@@ -247,9 +217,17 @@ async fn the_client_ip_is_neither_stored_nor_logged() {
                 "{db}: client IP stored: {row:?}"
             );
         }
-        finish(&db, store).await;
+        drop(store);
+        if let Some(db_dir) = test_db.dir() {
+            assert_no_client_ip_in(db_dir);
+        }
     }
-    for file in std::fs::read_dir(dir.path()).expect("list temp dir") {
+    assert_no_client_ip_in(dir.path());
+}
+
+/// Fails the test when a file in `dir` holds [`CLIENT_IP`].
+fn assert_no_client_ip_in(dir: &Path) {
+    for file in std::fs::read_dir(dir).expect("list temp dir") {
         let path = file.expect("dir entry").path();
         let bytes = std::fs::read(&path).unwrap_or_default();
         let found = bytes
@@ -261,29 +239,23 @@ async fn the_client_ip_is_neither_stored_nor_logged() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_demo_data_fills_a_database_with_history() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = format!("sqlite://{}", dir.path().join("seeded.db").display());
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_beacon"))
-        .args([
-            "collector",
-            "seed-demo-data",
-            "--reports",
-            "500",
-            "--db",
-            &db,
-        ])
-        .env("BEACON_LOG", "warn")
-        .output()
-        .await
-        .expect("run seed-demo-data");
+    let test_db = TestDb::sqlite();
+    let db = test_db.url();
+    let output = beacon(&[
+        "collector",
+        "seed-demo-data",
+        "--reports",
+        "500",
+        "--db",
+        db,
+    ])
+    .output()
+    .await
+    .expect("run seed-demo-data");
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "{}", text(&output));
     assert!(stdout.contains("seeded 500 reports"), "{stdout}");
-    let store = beacon_store::open_store(&db).await.expect("open");
+    let store = beacon_store::open_store(db).await.expect("open");
     assert_eq!(store.count().await.expect("count"), 500);
     let today = chrono::Utc::now().date_naive();
     let year = beacon_store::AnalyticsQuery {

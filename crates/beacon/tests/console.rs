@@ -2,26 +2,26 @@
 //! `beacon collector user`, history from `seed-demo-data`, the console on its own
 //! `--dashboard-listen` address, driven by headless Chromium (`tests/browser/console.mjs`).
 
-use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::Command;
+use beacon_store::testing::TestDb;
+use support::launch::run_browser_check;
+use support::{beacon, next_line, spawn_reading, text};
+use tokio::io::AsyncWriteExt;
+
+mod support;
 
 const PASSWORD: &str = "a long console password";
 
 /// Runs `beacon ARGS` with `stdin` piped in.
-async fn beacon(args: &[&str], stdin: &str, envs: &[(&str, &str)]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_beacon"))
-        .args(args)
+async fn beacon_with(args: &[&str], stdin: &str, envs: &[(&str, &str)]) -> Output {
+    let mut child = beacon(args)
         .env_remove("BEACON_CONSOLE_PASSWORD")
         .envs(envs.iter().copied())
-        .env("BEACON_LOG", "warn")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .kill_on_drop(true)
         .spawn()
         .expect("spawn beacon");
     let mut input = child.stdin.take().expect("stdin");
@@ -33,64 +33,31 @@ async fn beacon(args: &[&str], stdin: &str, envs: &[(&str, &str)]) -> Output {
     child.wait_with_output().await.expect("beacon output")
 }
 
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-fn db_url(dir: &Path) -> String {
-    format!("sqlite://{}", dir.join("collector.db").display())
+/// `beacon collector user ARGS --db DB` with `stdin` piped in.
+async fn user(db: &str, args: &[&str], stdin: &str) -> Output {
+    let mut all = vec!["collector", "user"];
+    all.extend(args);
+    all.extend(["--db", db]);
+    beacon_with(&all, stdin, &[]).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn user_subcommands_manage_console_admins_in_the_database() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = db_url(dir.path());
-    let add = beacon(
-        &["collector", "user", "add", "admin", "--db", &db],
-        &format!("{PASSWORD}\n"),
-        &[],
-    )
-    .await;
+    let test_db = TestDb::sqlite();
+    let db = test_db.url().to_owned();
+    let add = user(&db, &["add", "admin"], &format!("{PASSWORD}\n")).await;
     assert!(add.status.success(), "{}", text(&add));
-    let again = beacon(
-        &["collector", "user", "add", "admin", "--db", &db],
-        "other\n",
-        &[],
-    )
-    .await;
+    let again = user(&db, &["add", "admin"], "other\n").await;
     assert!(!again.status.success());
     assert!(text(&again).contains("exists already"), "{}", text(&again));
-    let bad_name = beacon(
-        &["collector", "user", "add", "a b", "--db", &db],
-        "pw\n",
-        &[],
-    )
-    .await;
+    let bad_name = user(&db, &["add", "a b"], "pw\n").await;
     assert!(text(&bad_name).contains("user name"), "{}", text(&bad_name));
-    let argv = beacon(
-        &[
-            "collector",
-            "user",
-            "add",
-            "eve",
-            "--password",
-            "x",
-            "--db",
-            &db,
-        ],
-        "",
-        &[],
-    )
-    .await;
+    let argv = user(&db, &["add", "eve", "--password", "x"], "").await;
     assert!(
         !argv.status.success(),
         "a password is never taken from argv"
     );
-    let empty = beacon(&["collector", "user", "add", "eve", "--db", &db], "", &[]).await;
+    let empty = user(&db, &["add", "eve"], "").await;
     assert!(
         text(&empty).contains("no password given"),
         "{}",
@@ -105,7 +72,7 @@ async fn user_subcommands_manage_console_admins_in_the_database() {
     );
     assert!(!hash.contains(PASSWORD));
 
-    let passwd = beacon(
+    let passwd = beacon_with(
         &["collector", "user", "passwd", "admin", "--db", &db],
         "",
         &[("BEACON_CONSOLE_PASSWORD", "the new one")],
@@ -114,21 +81,11 @@ async fn user_subcommands_manage_console_admins_in_the_database() {
     assert!(passwd.status.success(), "{}", text(&passwd));
     let hash = store.password_hash("admin").await.unwrap().expect("stored");
     assert!(beacon_auth::verify_password(&hash, "the new one"));
-    let list = beacon(&["collector", "user", "list", "--db", &db], "", &[]).await;
+    let list = user(&db, &["list"], "").await;
     assert_eq!(String::from_utf8_lossy(&list.stdout), "admin\n");
-    let remove = beacon(
-        &["collector", "user", "remove", "admin", "--db", &db],
-        "",
-        &[],
-    )
-    .await;
+    let remove = user(&db, &["remove", "admin"], "").await;
     assert!(remove.status.success(), "{}", text(&remove));
-    let gone = beacon(
-        &["collector", "user", "remove", "admin", "--db", &db],
-        "",
-        &[],
-    )
-    .await;
+    let gone = user(&db, &["remove", "admin"], "").await;
     assert!(text(&gone).contains("no console user"), "{}", text(&gone));
     assert_eq!(store.user_names().await.unwrap(), Vec::<String>::new());
 }
@@ -163,15 +120,11 @@ async fn expected_headlines(db: &str) -> [String; 3] {
     ]
 }
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_in_chromium_over_seeded_history() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = db_url(dir.path());
-    let seed = beacon(
+    let test_db = TestDb::sqlite();
+    let db = test_db.url().to_owned();
+    let seed = beacon_with(
         &[
             "collector",
             "seed-demo-data",
@@ -187,17 +140,12 @@ async fn console_in_chromium_over_seeded_history() {
     )
     .await;
     assert!(seed.status.success(), "{}", text(&seed));
-    let add = beacon(
-        &["collector", "user", "add", "admin", "--db", &db],
-        &format!("{PASSWORD}\n"),
-        &[],
-    )
-    .await;
+    let add = user(&db, &["add", "admin"], &format!("{PASSWORD}\n")).await;
     assert!(add.status.success(), "{}", text(&add));
     let [clusters, nodes, new_nodes] = expected_headlines(&db).await;
 
-    let mut collector = Command::new(env!("CARGO_BIN_EXE_beacon"))
-        .args([
+    let (mut collector, mut lines) = spawn_reading(
+        beacon(&[
             "collector",
             "--listen",
             "127.0.0.1:0",
@@ -206,18 +154,11 @@ async fn console_in_chromium_over_seeded_history() {
             "--db",
             &db,
         ])
-        .env("BEACON_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn collector");
-    let mut lines = BufReader::new(collector.stdout.take().expect("stdout")).lines();
+        .stdin(Stdio::null()),
+    );
     let mut next_line = async || {
-        tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        next_line(&mut lines, Duration::from_secs(30))
             .await
-            .expect("start line in time")
-            .expect("read stdout")
             .expect("collector running")
     };
     let ingest = next_line().await;
@@ -232,23 +173,16 @@ async fn console_in_chromium_over_seeded_history() {
         "the console has its own port: {ingest} / {console}"
     );
 
-    let root = repo_root();
-    let output = Command::new("node")
-        .arg("tests/browser/console.mjs")
-        .current_dir(&root)
-        .env("CONSOLE_URL", &console_url)
-        .env("ADMIN_PASSWORD", PASSWORD)
-        .env("EXPECTED_CLUSTERS", &clusters)
-        .env("EXPECTED_NODES", &nodes)
-        .env("EXPECTED_NEW_NODES", &new_nodes)
-        .env("SCREENSHOT_DIR", root.join("artifacts/screenshots"))
-        .output()
-        .await
-        .expect("run node (install the browser test packages with `bash scripts/setup.sh`)");
-    assert!(
-        output.status.success(),
-        "browser check failed:\n{}",
-        text(&output)
-    );
+    run_browser_check(
+        "console.mjs",
+        &[
+            ("CONSOLE_URL", &console_url),
+            ("ADMIN_PASSWORD", PASSWORD),
+            ("EXPECTED_CLUSTERS", &clusters),
+            ("EXPECTED_NODES", &nodes),
+            ("EXPECTED_NEW_NODES", &new_nodes),
+        ],
+    )
+    .await;
     collector.kill().await.expect("stop collector");
 }

@@ -1,36 +1,26 @@
 //! `beacon demo` as a user runs it: a bounded run, then the collector's database holds
 //! the broker's report.
 
-use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
+use support::{START_TIMEOUT, beacon_node, lines_until, spawn_reading};
+
+mod support;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_broker_reports_to_demo_collector() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_beacon"))
-        .args(["demo", "--mqtt-port", "0", "--dashboard-port", "0"])
-        .args(["--interval", "2s", "--stop-after", "12", "--data-dir"])
-        .arg(dir.path())
-        .env("BEACON_LOG", "warn")
-        .env_remove("DO_NOT_TRACK")
-        .env_remove("EMQX_TELEMETRY__ENABLE")
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start beacon demo");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let mut printed = Vec::new();
-    let run = async {
-        while let Some(line) = lines.next_line().await.expect("read stdout") {
-            printed.push(line);
-        }
-        child.wait().await.expect("wait")
-    };
-    let status = tokio::time::timeout(Duration::from_secs(120), run)
+    let (mut child, mut lines) = spawn_reading(
+        beacon_node(&["demo", "--mqtt-port", "0", "--dashboard-port", "0"])
+            .args(["--interval", "2s", "--stop-after", "12", "--data-dir"])
+            .arg(dir.path()),
+    );
+    // The demo stops by itself, and this is its last line.
+    let printed = lines_until(&mut lines, "beacon demo: stopped", Duration::from_secs(120)).await;
+    let status = tokio::time::timeout(START_TIMEOUT, child.wait())
         .await
-        .expect("the demo stops by itself");
+        .expect("the demo exits after its last line")
+        .expect("wait");
     assert!(status.success(), "demo failed: {printed:#?}");
     let text = printed.join("\n");
     for expected in [

@@ -10,12 +10,15 @@ use std::time::Duration;
 
 use beacon_collector::{Collector, CollectorConfig, RateLimit};
 use beacon_store::Store;
+use beacon_store::testing::TestDb;
+use support::{beacon_node, terminate};
+
+mod support;
 
 /// `beacon ARGS` with the node's config given by the environment, as an operator would.
 fn beacon(args: &[&str], data_dir: &Path, collector: &str) -> tokio::process::Command {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_beacon"));
+    let mut command = beacon_node(args);
     command
-        .args(args)
         .arg("--config")
         .arg("/dev/null")
         .arg("--data-dir")
@@ -23,11 +26,7 @@ fn beacon(args: &[&str], data_dir: &Path, collector: &str) -> tokio::process::Co
         .env("EMQX_LISTENERS__TCP__DEFAULT__BIND", "127.0.0.1:0")
         .env("EMQX_DASHBOARD__LISTENERS__HTTP__BIND", "127.0.0.1:0")
         .env("EMQX_TELEMETRY__URL", format!("{collector}/api/telemetry"))
-        .env("EMQX_TELEMETRY__INITIAL_DELAY", "0s")
-        .env("BEACON_LOG", "warn")
-        .env_remove("DO_NOT_TRACK")
-        .env_remove("EMQX_TELEMETRY__ENABLE")
-        .kill_on_drop(true);
+        .env("EMQX_TELEMETRY__INITIAL_DELAY", "0s");
     command
 }
 
@@ -37,9 +36,8 @@ async fn count(store: &Arc<dyn Store>) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn telemetry_forget_deletes_the_nodes_reports_at_the_collector() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let url = beacon_store::testing::sqlite_url(dir.path()).await;
-    let store = beacon_store::open_store(&url).await.expect("store");
+    let db = TestDb::sqlite();
+    let store = beacon_store::open_store(db.url()).await.expect("store");
     let mut config = CollectorConfig::new(SocketAddr::from(([127, 0, 0, 1], 0)));
     config.rate_limit = RateLimit::disabled();
     let bound = Collector::bind_store(config, Arc::clone(&store))
@@ -50,6 +48,7 @@ async fn telemetry_forget_deletes_the_nodes_reports_at_the_collector() {
     let serving = tokio::spawn(bound.serve(async {
         let _ = stopped.await;
     }));
+    let dir = tempfile::tempdir().expect("tempdir");
     let data_dir = dir.path().join("node");
 
     let mut broker = beacon(&["broker"], &data_dir, &collector)
@@ -61,12 +60,7 @@ async fn telemetry_forget_deletes_the_nodes_reports_at_the_collector() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(count(&store).await, 1, "the broker reported once");
-    let pid = broker.id().expect("pid").to_string();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill");
-    broker.wait().await.expect("broker stops");
+    terminate(&mut broker).await;
     let old_uuid = std::fs::read_to_string(data_dir.join("node.uuid")).expect("node.uuid");
 
     // A secret that is not the one the reports announced is refused; nothing changes.

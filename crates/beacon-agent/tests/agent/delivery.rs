@@ -8,6 +8,7 @@ use beacon_agent::{MAX_ATTEMPTS_PER_PERIOD, SENT_LOG_CAPACITY, read_sent_log, re
 use beacon_collector::{BoundCollector, Collector, CollectorConfig, RateLimit, TlsFiles};
 use beacon_config::Config;
 use beacon_store::ReportStore;
+use beacon_store::testing::TestDb;
 use chrono::{TimeDelta, Utc};
 use tokio::sync::oneshot;
 
@@ -23,15 +24,13 @@ struct RealCollector {
     store: Arc<dyn ReportStore>,
     base: String,
     _stop: oneshot::Sender<()>,
-    _dir: tempfile::TempDir,
+    _db: TestDb,
 }
 
 impl RealCollector {
     async fn start(listener: Option<std::net::SocketAddr>, tls: Option<TlsFiles>) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = beacon_store::open(&beacon_store::testing::sqlite_url(dir.path()).await)
-            .await
-            .expect("store");
+        let db = TestDb::sqlite();
+        let store = beacon_store::open(db.url()).await.expect("store");
         let mut config = CollectorConfig::new(listener.unwrap_or(([127, 0, 0, 1], 0).into()));
         config.tls = tls;
         config.rate_limit = RateLimit::disabled();
@@ -45,7 +44,7 @@ impl RealCollector {
             store,
             base,
             _stop: stop,
-            _dir: dir,
+            _db: db,
         }
     }
 

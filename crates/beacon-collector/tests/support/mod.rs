@@ -6,65 +6,44 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use beacon_collector::{BoundCollector, Collector, CollectorConfig, CollectorError, RateLimit};
+use beacon_store::testing::TestDb;
 use beacon_store::{ReportStore, Store};
-use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub const JSON: &str = "application/json";
 
-/// A storage backend for one test, kept alive (temp dir) as long as the value lives.
+/// A storage backend for one test; the database goes when the value does.
 pub struct Backend {
     pub name: &'static str,
+    // Declared before the database, so that the store closes first.
     pub store: Arc<dyn Store>,
-    url: String,
-    _dir: Option<TempDir>,
+    _db: TestDb,
 }
 
 impl Backend {
-    /// Closes the store and drops a PostgreSQL test schema.
-    pub async fn finish(self) {
-        drop(self.store);
-        if self.name == "postgres" {
-            beacon_store::testing::drop_postgres_schema(&self.url)
-                .await
-                .expect("drop test schema");
+    async fn open(db: TestDb) -> Self {
+        let store = beacon_store::open_store(db.url())
+            .await
+            .unwrap_or_else(|error| panic!("open {} store: {error}", db.backend()));
+        Self {
+            name: db.backend(),
+            store,
+            _db: db,
         }
     }
 }
 
 pub async fn sqlite() -> Backend {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let url = beacon_store::testing::sqlite_url(dir.path()).await;
-    let store = beacon_store::open_store(&url)
-        .await
-        .expect("open sqlite store");
-    Backend {
-        name: "sqlite",
-        store,
-        url,
-        _dir: Some(dir),
-    }
-}
-
-/// PostgreSQL in a fresh schema; `None` only when BEACON_SKIP_POSTGRES=1.
-pub async fn postgres() -> Option<Backend> {
-    let url = beacon_store::testing::postgres_url().await?;
-    let store = beacon_store::open_store(&url)
-        .await
-        .expect("open postgres store");
-    Some(Backend {
-        name: "postgres",
-        store,
-        url,
-        _dir: None,
-    })
+    Backend::open(TestDb::sqlite()).await
 }
 
 /// Both backends (PostgreSQL unless explicitly skipped).
 pub async fn backends() -> Vec<Backend> {
-    let mut all = vec![sqlite().await];
-    all.extend(postgres().await);
+    let mut all = Vec::new();
+    for db in TestDb::each() {
+        all.push(Backend::open(db).await);
+    }
     all
 }
 
@@ -158,14 +137,16 @@ impl Running {
         self.post(JSON, body).await
     }
 
+    /// The answer to `GET path`.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        let url = self.url(path);
+        let sent = self.client.get(&url).send().await;
+        sent.unwrap_or_else(|error| panic!("GET {url}: {error}"))
+    }
+
     /// The Prometheus text of `/metrics`, after checking it answered 200.
     pub async fn metrics(&self) -> String {
-        let response = self
-            .client
-            .get(self.url("/metrics"))
-            .send()
-            .await
-            .expect("get metrics");
+        let response = self.get("/metrics").await;
         assert_eq!(response.status(), 200);
         response.text().await.expect("metrics text")
     }

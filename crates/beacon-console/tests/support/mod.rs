@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use beacon_console::ConsoleOptions;
 use beacon_store::Store;
-use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use beacon_store::testing::TestDb;
+use reqwest::header::{COOKIE, HeaderName, LOCATION, SET_COOKIE};
 use reqwest::{Client, StatusCode, redirect};
 
 pub const USER: &str = "admin";
@@ -16,8 +17,25 @@ pub const PASSWORD: &str = "correct horse battery";
 pub struct Served {
     pub base: String,
     pub store: Arc<dyn Store>,
-    _dir: tempfile::TempDir,
+    _db: TestDb,
     task: tokio::task::JoinHandle<()>,
+}
+
+impl Served {
+    /// `GET path` of this console from `client`, with `headers` (credentials, cookies).
+    pub async fn get(
+        &self,
+        client: &Client,
+        path: &str,
+        headers: &[(HeaderName, &str)],
+    ) -> reqwest::Response {
+        let mut request = client.get(format!("{}{path}", self.base));
+        for (name, value) in headers {
+            request = request.header(name, *value);
+        }
+        let sent = request.send().await;
+        sent.unwrap_or_else(|error| panic!("GET {path}: {error}"))
+    }
 }
 
 impl Drop for Served {
@@ -28,9 +46,10 @@ impl Drop for Served {
 
 /// A console with one admin user and `reports` seeded reports ending today.
 pub async fn serve(reports: usize, options: ConsoleOptions) -> Served {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let url = beacon_store::testing::sqlite_url(dir.path()).await;
-    let store = beacon_store::open_store(&url).await.expect("open store");
+    let db = TestDb::sqlite();
+    let store = beacon_store::open_store(db.url())
+        .await
+        .expect("open store");
     let hash = beacon_auth::hash_password(PASSWORD).expect("hash");
     assert!(store.add_user(USER, &hash).await.expect("add user"));
     if reports > 0 {
@@ -51,7 +70,7 @@ pub async fn serve(reports: usize, options: ConsoleOptions) -> Served {
     Served {
         base,
         store,
-        _dir: dir,
+        _db: db,
         task,
     }
 }

@@ -5,41 +5,34 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use beacon_store::{Store, open_store, testing};
+use beacon_store::testing::TestDb;
+use beacon_store::{Store, open_store};
 
+/// One test database; dropping it removes the database, also when the test panics.
 pub struct Backend {
     pub name: &'static str,
     pub url: String,
+    _db: TestDb,
 }
 
-/// Runs `test` on SQLite, then on PostgreSQL; the PostgreSQL schema is dropped even when
-/// the test fails.
+impl From<TestDb> for Backend {
+    fn from(db: TestDb) -> Self {
+        Self {
+            name: db.backend(),
+            url: db.url().to_owned(),
+            _db: db,
+        }
+    }
+}
+
+/// Runs `test` on SQLite, then on PostgreSQL.
 pub async fn each_backend<F, Fut>(test: F)
 where
     F: Fn(Backend) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
+    Fut: Future<Output = ()>,
 {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let url = testing::sqlite_url(dir.path()).await;
-    test(Backend {
-        name: "sqlite",
-        url,
-    })
-    .await;
-    let Some(url) = testing::postgres_url().await else {
-        return;
-    };
-    let name = "postgres";
-    let outcome = tokio::spawn(test(Backend {
-        name,
-        url: url.clone(),
-    }))
-    .await;
-    testing::drop_postgres_schema(&url)
-        .await
-        .expect("drop the test schema");
-    if let Err(failure) = outcome {
-        std::panic::resume_unwind(failure.into_panic());
+    for db in TestDb::each() {
+        test(Backend::from(db)).await;
     }
 }
 

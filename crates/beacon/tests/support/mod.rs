@@ -1,0 +1,117 @@
+//! Shared by the tests of the `beacon` binary: starting it as an operator would, reading
+//! what it prints, stopping it with a signal, and the browser checks.
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+use std::path::PathBuf;
+use std::process::{ExitStatus, Output, Stdio};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout, Command};
+
+/// The browser checks of `tests/browser`, and the repository's root.
+#[path = "../../../../tests/browser/launch.rs"]
+pub mod launch;
+
+/// How long a process may take to start, or to stop after SIGTERM.
+pub const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// `beacon ARGS` with warnings-only logs, killed when the test drops it.
+pub fn beacon(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_beacon"));
+    command
+        .args(args)
+        .env("BEACON_LOG", "warn")
+        .kill_on_drop(true);
+    command
+}
+
+/// [`beacon`] for a node: telemetry is left to the node's config, not to the environment
+/// of whoever runs the tests.
+pub fn beacon_node(args: &[&str]) -> Command {
+    let mut command = beacon(args);
+    command
+        .env_remove("DO_NOT_TRACK")
+        .env_remove("EMQX_TELEMETRY__ENABLE");
+    command
+}
+
+/// The shipped `etc/emqx.conf`.
+pub fn shipped_config() -> PathBuf {
+    launch::repo_root().join("etc/emqx.conf")
+}
+
+/// Starts `command` with its standard output piped, and the lines it prints.
+pub fn spawn_reading(command: &mut Command) -> (Child, Lines<BufReader<ChildStdout>>) {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn beacon");
+    let stdout = child.stdout.take().expect("piped stdout");
+    (child, BufReader::new(stdout).lines())
+}
+
+/// The next line printed, within `timeout`; `None` when the process closed its output.
+pub async fn next_line(
+    lines: &mut Lines<BufReader<ChildStdout>>,
+    timeout: Duration,
+) -> Option<String> {
+    tokio::time::timeout(timeout, lines.next_line())
+        .await
+        .expect("the process printed its next line in time")
+        .expect("read the process's output")
+}
+
+/// The lines printed up to and including the first that contains `pattern`, within
+/// `timeout`.
+pub async fn lines_until(
+    lines: &mut Lines<BufReader<ChildStdout>>,
+    pattern: &str,
+    timeout: Duration,
+) -> Vec<String> {
+    let mut printed = Vec::new();
+    let found = tokio::time::timeout(timeout, async {
+        while let Some(line) = lines.next_line().await.expect("read the process's output") {
+            let done = line.contains(pattern);
+            printed.push(line);
+            if done {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert!(
+        found == Ok(true),
+        "no line with {pattern:?} in time; printed:\n{}",
+        printed.join("\n")
+    );
+    printed
+}
+
+/// SIGTERM, then the exit status once the process has stopped.
+pub async fn terminate(child: &mut Child) -> ExitStatus {
+    let pid = child
+        .id()
+        .expect("the process is still running")
+        .to_string();
+    let sent = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .expect("run kill");
+    assert!(sent.success(), "kill -TERM {pid}");
+    tokio::time::timeout(START_TIMEOUT, child.wait())
+        .await
+        .expect("the process stopped after SIGTERM")
+        .expect("wait for the process")
+}
+
+/// Standard output then standard error, for failure messages.
+pub fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
