@@ -20,6 +20,7 @@ use crate::buckets::{LAST_BUCKET, lower_bound, upper_bound};
 use crate::counting::{self, Settled};
 use crate::maintenance::WriterQueue;
 use crate::rollup::{ALL, family, kind, week_of};
+use crate::rows::RollupRow;
 use crate::{StoreError, StoredReport};
 
 /// Longest range a query may cover, so that a typo cannot ask for millions of weeks.
@@ -325,18 +326,14 @@ pub(crate) struct KeyRow {
 /// are counted.
 #[async_trait::async_trait]
 pub(crate) trait Source: Send + Sync + 'static {
-    async fn by_week(
+    /// Rows of `T`'s statement for each of `kinds`, weekly ([`WeekRow`]) or summed over
+    /// the weeks of `scope` ([`KeyRow`]).
+    async fn rollups<T: RollupRow>(
         &self,
         settled: &Settled,
         scope: &Scope,
         kinds: &[&'static str],
-    ) -> Result<Vec<WeekRow>, StoreError>;
-    async fn by_key(
-        &self,
-        settled: &Settled,
-        scope: &Scope,
-        kinds: &[&'static str],
-    ) -> Result<Vec<KeyRow>, StoreError>;
+    ) -> Result<Vec<T>, StoreError>;
     /// Distinct `k1` of a kind, over every version, os and week.
     async fn keys(&self, settled: &Settled, kind: &'static str) -> Result<Vec<String>, StoreError>;
     async fn export_rows(
@@ -352,9 +349,7 @@ pub(crate) trait Source: Send + Sync + 'static {
 impl<S: Source + WriterQueue> Analytics for S {
     async fn activity(&self, query: &AnalyticsQuery) -> Result<Vec<WeekActivity>, StoreError> {
         let scope = scope(query)?;
-        let rows = self
-            .by_week(&counting::settle(self.queue()).await?, &scope, ACTIVITY)
-            .await?;
+        let rows = rollups::<WeekRow, _>(self, &scope, ACTIVITY).await?;
         Ok(weekly_activity(&scope, &rows))
     }
 
@@ -363,46 +358,26 @@ impl<S: Source + WriterQueue> Analytics for S {
         query: &AnalyticsQuery,
     ) -> Result<VersionAdoption, StoreError> {
         let scope = scope(query)?;
-        let rows = self
-            .by_week(
-                &counting::settle(self.queue()).await?,
-                &scope,
-                &[kind::VERSION],
-            )
-            .await?;
+        let rows = rollups::<WeekRow, _>(self, &scope, &[kind::VERSION]).await?;
         Ok(version_adoption(&scope, rows))
     }
 
     async fn platforms(&self, query: &AnalyticsQuery) -> Result<Platforms, StoreError> {
         let scope = scope(query)?;
-        let rows = self
-            .by_key(
-                &counting::settle(self.queue()).await?,
-                &scope,
-                &[kind::OS, kind::EDITION],
-            )
-            .await?;
+        let rows = rollups::<KeyRow, _>(self, &scope, &[kind::OS, kind::EDITION]).await?;
         Ok(platforms(&scope, &rows))
     }
 
     async fn hardware(&self, query: &AnalyticsQuery) -> Result<Hardware, StoreError> {
         let scope = scope(query)?;
         let kinds = [kind::CLUSTERS, kind::CPUS, kind::MEMORY, kind::SIZE];
-        let rows = self
-            .by_key(&counting::settle(self.queue()).await?, &scope, &kinds)
-            .await?;
+        let rows = rollups::<KeyRow, _>(self, &scope, &kinds).await?;
         Ok(hardware(&scope, &rows))
     }
 
     async fn features(&self, query: &AnalyticsQuery) -> Result<FeatureAdoption, StoreError> {
         let scope = scope(query)?;
-        let rows = self
-            .by_key(
-                &counting::settle(self.queue()).await?,
-                &scope,
-                &[kind::CLUSTERS, kind::FEATURE],
-            )
-            .await?;
+        let rows = rollups::<KeyRow, _>(self, &scope, &[kind::CLUSTERS, kind::FEATURE]).await?;
         Ok(features(&scope, rows))
     }
 
@@ -414,9 +389,7 @@ impl<S: Source + WriterQueue> Analytics for S {
             kind::SENT_RATE,
             kind::RECEIVED_RATE,
         ];
-        let rows = self
-            .by_key(&counting::settle(self.queue()).await?, &scope, &kinds)
-            .await?;
+        let rows = rollups::<KeyRow, _>(self, &scope, &kinds).await?;
         let distribution = |kind| distribution(rows.iter().filter(|row| row.kind == kind));
         Ok(Workload {
             period: period(&scope),
@@ -434,9 +407,7 @@ impl<S: Source + WriterQueue> Analytics for S {
             first_week: previous.first_week,
             ..current.clone()
         };
-        let rows = self
-            .by_week(&counting::settle(self.queue()).await?, &both, ACTIVITY)
-            .await?;
+        let rows = rollups::<WeekRow, _>(self, &both, ACTIVITY).await?;
         let current = totals(&current, &rows);
         let previous = totals(&previous, &rows);
         Ok(Overview {
@@ -481,6 +452,16 @@ impl<S: Source + WriterQueue> Analytics for S {
 }
 
 const ACTIVITY: &[&str] = &[kind::CLUSTERS, kind::NODES, kind::NEW_NODES];
+
+/// Reads rollups once every report committed before the call is counted.
+async fn rollups<T: RollupRow, S: Source + WriterQueue>(
+    store: &S,
+    scope: &Scope,
+    kinds: &[&'static str],
+) -> Result<Vec<T>, StoreError> {
+    let settled = counting::settle(store.queue()).await?;
+    store.rollups(&settled, scope, kinds).await
+}
 
 fn scope(query: &AnalyticsQuery) -> Result<Scope, StoreError> {
     if query.to < query.from {

@@ -6,9 +6,9 @@ use std::error::Error;
 use rusqlite::types::{FromSqlError, FromSqlResult, ValueRef};
 use tokio_postgres::types::Type;
 
-use crate::StoredReport;
 use crate::analytics::{KeyRow, WeekRow};
 use crate::rollup::{ClusterWeek, Dims, Node, NodeWeek, Profile};
+use crate::{StoredReport, sql};
 
 /// A column value both drivers can decode.
 pub(crate) trait Value:
@@ -57,24 +57,32 @@ pub(crate) fn report<R: Row>(row: &R) -> Result<StoredReport, R::Error> {
     })
 }
 
-/// A row of `sql::ROLLUPS_BY_WEEK` for counter `kind`.
-pub(crate) fn week_row<R: Row>(kind: &'static str, row: &R) -> Result<WeekRow, R::Error> {
-    Ok(WeekRow {
-        kind,
-        week: row.get("week")?,
-        k1: row.get("k1")?,
-        n: row.get("n")?,
-    })
+/// A rollup read: its statement (one key range per counter kind, see `sql`), what it is
+/// called in errors, and its row decoder.
+pub(crate) trait RollupRow: Sized + Send + 'static {
+    const SQL: &'static str;
+    const OP: &'static str;
+    fn decode<R: Row>(kind: &'static str, row: &R) -> Result<Self, R::Error>;
 }
 
-/// A row of `sql::ROLLUPS_BY_KEY` for counter `kind`.
-pub(crate) fn key_row<R: Row>(kind: &'static str, row: &R) -> Result<KeyRow, R::Error> {
-    Ok(KeyRow {
-        kind,
-        k1: row.get("k1")?,
-        k2: row.get("k2")?,
-        n: row.get("n")?,
-    })
+impl RollupRow for WeekRow {
+    const SQL: &'static str = sql::ROLLUPS_BY_WEEK;
+    const OP: &'static str = "read weekly rollups";
+
+    fn decode<R: Row>(kind: &'static str, row: &R) -> Result<Self, R::Error> {
+        let (week, k1, n) = (row.get("week")?, row.get("k1")?, row.get("n")?);
+        Ok(WeekRow { kind, week, k1, n })
+    }
+}
+
+impl RollupRow for KeyRow {
+    const SQL: &'static str = sql::ROLLUPS_BY_KEY;
+    const OP: &'static str = "read rollups";
+
+    fn decode<R: Row>(kind: &'static str, row: &R) -> Result<Self, R::Error> {
+        let (k1, k2, n) = (row.get("k1")?, row.get("k2")?, row.get("n")?);
+        Ok(KeyRow { kind, k1, k2, n })
+    }
 }
 
 pub(crate) fn node<R: Row>(row: &R) -> Result<Node, R::Error> {

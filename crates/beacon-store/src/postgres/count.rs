@@ -113,43 +113,40 @@ fn uncounted_report(row: &Row, db: &str) -> Result<NewReport, StoreError> {
 }
 
 async fn load(tx: &Transaction<'_>, wanted: &Wanted, db: &str) -> Result<Loaded, StoreError> {
-    const OP: &str = "read rollup snapshots";
-    let mut loaded = Loaded::default();
-    let rows = query_cached(tx, GET_NODES, &[&wanted.nodes])
-        .await
-        .context(db, OP)?;
-    loaded.nodes = rows
+    let loaded = async {
+        let (uuids, weeks) = unzip(&wanted.node_weeks);
+        let (keys, cluster_weeks) = unzip(&wanted.cluster_weeks);
+        Ok(Loaded {
+            nodes: load_rows(tx, GET_NODES, &[&wanted.nodes], rows::node).await?,
+            node_weeks: load_rows(tx, GET_NODE_WEEKS, &[&uuids, &weeks], rows::node_week).await?,
+            cluster_weeks: load_rows(
+                tx,
+                GET_CLUSTER_WEEKS,
+                &[&keys, &cluster_weeks],
+                rows::cluster_week,
+            )
+            .await?,
+        })
+    };
+    loaded.await.context(db, "read rollup snapshots")
+}
+
+/// (key, week) pairs as the two arrays `unnest` takes.
+fn unzip(keys: &[(String, NaiveDate)]) -> (Vec<&str>, Vec<NaiveDate>) {
+    keys.iter().map(|(key, week)| (key.as_str(), *week)).unzip()
+}
+
+async fn load_rows<T>(
+    tx: &Transaction<'_>,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+    decode: fn(&Row) -> Result<T, tokio_postgres::Error>,
+) -> Result<Vec<T>, tokio_postgres::Error> {
+    query_cached(tx, sql, params)
+        .await?
         .iter()
-        .map(rows::node)
-        .collect::<Result<_, _>>()
-        .context(db, OP)?;
-    let (uuids, weeks): (Vec<&str>, Vec<NaiveDate>) = wanted
-        .node_weeks
-        .iter()
-        .map(|(uuid, week)| (uuid.as_str(), *week))
-        .unzip();
-    let rows = query_cached(tx, GET_NODE_WEEKS, &[&uuids, &weeks])
-        .await
-        .context(db, OP)?;
-    loaded.node_weeks = rows
-        .iter()
-        .map(rows::node_week)
-        .collect::<Result<_, _>>()
-        .context(db, OP)?;
-    let (keys, weeks): (Vec<&str>, Vec<NaiveDate>) = wanted
-        .cluster_weeks
-        .iter()
-        .map(|(key, week)| (key.as_str(), *week))
-        .unzip();
-    let rows = query_cached(tx, GET_CLUSTER_WEEKS, &[&keys, &weeks])
-        .await
-        .context(db, OP)?;
-    loaded.cluster_weeks = rows
-        .iter()
-        .map(rows::cluster_week)
-        .collect::<Result<_, _>>()
-        .context(db, OP)?;
-    Ok(loaded)
+        .map(decode)
+        .collect()
 }
 
 async fn write_changes(

@@ -1,61 +1,31 @@
 //! Rollup and export reads on SQLite's read-only connections.
 
 use chrono::NaiveDate;
-use rusqlite::{Connection, Row, params};
+use rusqlite::{Connection, params};
 
 use super::SqliteStore;
-use crate::analytics::{ExportCursor, KeyRow, Scope, Source, WeekRow};
+use crate::analytics::{ExportCursor, Scope, Source};
 use crate::counting::Settled;
 use crate::rollup::ALL;
-use crate::sql::{EXPORT_REPORTS, ROLLUP_KEYS, ROLLUPS_BY_KEY, ROLLUPS_BY_WEEK};
+use crate::rows::RollupRow;
+use crate::sql::{EXPORT_REPORTS, ROLLUP_KEYS};
 use crate::{StoreError, StoredReport, rows};
-
-impl SqliteStore {
-    /// The rows of `sql` for each of `kinds` in `scope`.
-    async fn per_kind<T: Send + 'static>(
-        &self,
-        op: &'static str,
-        sql: &'static str,
-        scope: &Scope,
-        kinds: &[&'static str],
-        decode: fn(&'static str, &Row<'_>) -> rusqlite::Result<T>,
-    ) -> Result<Vec<T>, StoreError> {
-        let (scope, kinds) = (scope.clone(), kinds.to_vec());
-        self.read(op, move |conn| {
-            let mut rows = Vec::new();
-            for kind in kinds {
-                rows.extend(read_kind(conn, sql, &scope, kind, decode)?);
-            }
-            Ok(rows)
-        })
-        .await
-    }
-}
 
 #[async_trait::async_trait]
 impl Source for SqliteStore {
-    async fn by_week(
+    async fn rollups<T: RollupRow>(
         &self,
         _: &Settled,
         scope: &Scope,
         kinds: &[&'static str],
-    ) -> Result<Vec<WeekRow>, StoreError> {
-        let op = "read weekly rollups";
-        self.per_kind(op, ROLLUPS_BY_WEEK, scope, kinds, |kind, row| {
-            rows::week_row(kind, row)
-        })
-        .await
-    }
-
-    async fn by_key(
-        &self,
-        _: &Settled,
-        scope: &Scope,
-        kinds: &[&'static str],
-    ) -> Result<Vec<KeyRow>, StoreError> {
-        let op = "read rollups";
-        self.per_kind(op, ROLLUPS_BY_KEY, scope, kinds, |kind, row| {
-            rows::key_row(kind, row)
+    ) -> Result<Vec<T>, StoreError> {
+        let (scope, kinds) = (scope.clone(), kinds.to_vec());
+        self.read(T::OP, move |conn| {
+            let mut rows = Vec::new();
+            for kind in kinds {
+                rows.extend(read_kind(conn, &scope, kind)?);
+            }
+            Ok(rows)
         })
         .await
     }
@@ -86,14 +56,12 @@ impl Source for SqliteStore {
     }
 }
 
-fn read_kind<T>(
+fn read_kind<T: RollupRow>(
     conn: &Connection,
-    sql: &str,
     scope: &Scope,
     kind: &'static str,
-    decode: fn(&'static str, &Row<'_>) -> rusqlite::Result<T>,
 ) -> rusqlite::Result<Vec<T>> {
-    let mut statement = conn.prepare_cached(sql)?;
+    let mut statement = conn.prepare_cached(T::SQL)?;
     let params = (
         scope.version.as_str(),
         scope.os.as_str(),
@@ -101,6 +69,6 @@ fn read_kind<T>(
         scope.first_week,
         scope.last_week,
     );
-    let rows = statement.query_map(params, |row| decode(kind, row))?;
+    let rows = statement.query_map(params, |row| T::decode(kind, row))?;
     rows.collect()
 }
