@@ -58,7 +58,7 @@ fn redact(
     mut doc: serde_json::Value,
 ) -> Result<(ParsedReport, ReportFacts), ApiError> {
     let found = privacy::redact_identifiers(&mut doc);
-    let facts = ReportFacts::from_json(&doc);
+    let facts = crate::report_facts(&doc);
     if found == 0 {
         return Ok((parsed, facts));
     }

@@ -4,7 +4,7 @@ mod support;
 
 use beacon_report::fixtures::SEED_5_0_9;
 use beacon_store::testing::sample_report;
-use beacon_store::{AnalyticsQuery, NewReport, ReportFacts};
+use beacon_store::{AnalyticsQuery, NewReport};
 use chrono::{Days, Utc};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -116,7 +116,7 @@ async fn retention_deletes_old_raw_reports_at_start_and_keeps_the_counts() {
                 os_name: Some("macOS".into()),
                 os_version: Some("12.5".into()),
                 node_count: 1,
-                analytics: ReportFacts::from_json(&doc),
+                analytics: beacon_collector::report_facts(&doc),
                 raw,
                 ..sample_report(doc["uuid"].as_str().unwrap(), day)
             };

@@ -17,7 +17,8 @@ use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use beacon_store::testing::TestDb;
-use beacon_store::{AnalyticsQuery, Store, StoreError, open_store, seed};
+use beacon_seed as seed;
+use beacon_store::{AnalyticsQuery, Store, StoreError, open_store};
 use chrono::{Days, NaiveDate};
 
 type BoxError = Box<dyn Error + Send + Sync>;

@@ -1,18 +1,22 @@
-//! The facts of one report that the analytics rollups count, read from its JSON document.
-//!
-//! Reading is lenient on purpose: the collector has already validated the document, and a
-//! part that is missing or has an unexpected shape simply contributes nothing.
+//! The facts of a report that the rollups count, as the store keeps them: given by the
+//! collector with each row, written to the log of uncounted reports (SQLite's `incoming`,
+//! PostgreSQL's `rollup_pending`) in the store's own JSON form, and read back from there
+//! when a chunk is counted or after a crash. The store never derives them from a report.
 
-use serde_json::{Map, Value};
+use serde::{Deserialize, Serialize};
 
-use crate::StoreError;
-use crate::report::invalid;
+/// Derives the facts of a report from its JSON text, for the reports that a build older
+/// than schema version 5 left uncounted without facts beside them (see
+/// [`crate::open_store_with`]). The store cannot read a report; its caller can.
+pub type LegacyFacts = fn(&str) -> Option<ReportFacts>;
 
-/// Facts extracted from a report, kept beside its row so that rollups never re-read JSON.
+/// What the rollups count of one report beyond its columns, as the collector derived it
+/// (with `beacon_report::facts`). The store keeps it beside the report until the report
+/// is counted, so that counting never reads the report's JSON.
 ///
 /// Lists are sorted and without duplicates. `Default` is a report that says nothing
 /// beyond its columns.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ReportFacts {
     /// `nodes_uuid`: the other nodes of the cluster. A 4.x report has no `cluster_uuid`,
     /// so its cluster is named by the smallest uuid among the node and these.
@@ -48,95 +52,16 @@ pub struct ReportFacts {
     pub plugins: Vec<String>,
 }
 
-/// EMQX 4.x names its features as modules (`active_modules`) or plugins.
-const V4_MODULES: [(&str, Feature4); 8] = [
-    ("retainer", Feature4::Retained),
-    ("emqx_retainer", Feature4::Retained),
-    ("delayed", Feature4::Delayed),
-    ("emqx_delayed_publish", Feature4::Delayed),
-    ("rewrite", Feature4::TopicRewrite),
-    ("topic_rewrite", Feature4::TopicRewrite),
-    ("subscription", Feature4::AutoSubscribe),
-    ("emqx_rule_engine", Feature4::RuleEngine),
-];
-
-#[derive(Clone, Copy)]
-enum Feature4 {
-    Retained,
-    Delayed,
-    TopicRewrite,
-    AutoSubscribe,
-    RuleEngine,
-}
-
 impl ReportFacts {
-    /// The facts of a report document (EMQX 4.x or 5.x shape).
-    pub fn from_json(doc: &Value) -> Self {
-        let empty = Map::new();
-        let root = doc.as_object().unwrap_or(&empty);
-        let section = |name: &str| root.get(name).and_then(Value::as_object).unwrap_or(&empty);
-        let features = section("advanced_mqtt_features");
-        let insights = section("mqtt_runtime_insights");
-        let vm = section("vm_specs");
-        let authn_authz = section("authn_authz");
-        let exhook = section("exhook");
-        let mut facts = Self {
-            peer_uuids: strings(root.get("nodes_uuid")),
-            deletion_secret_sha256: root
-                .get("deletion_secret_sha256")
-                .and_then(Value::as_str)
-                .map(str::to_ascii_lowercase),
-            num_cpus: vm.get("num_cpus").and_then(Value::as_u64),
-            total_memory: vm.get("total_memory").and_then(Value::as_u64),
-            num_clients: root.get("num_clients").and_then(Value::as_u64),
-            num_topics: insights.get("num_topics").and_then(Value::as_u64),
-            messages_sent_rate: rate(insights.get("messages_sent_rate")),
-            messages_received_rate: rate(insights.get("messages_received_rate")),
-            retained: positive(features.get("retained")),
-            delayed: positive(features.get("delayed")),
-            topic_rewrite: positive(features.get("topic_rewrite")),
-            auto_subscribe: positive(features.get("auto_subscribe")),
-            rule_engine: positive(section("rule_engine").get("num_rules")),
-            exhook: positive(exhook.get("num_servers"))
-                || exhook
-                    .get("servers")
-                    .and_then(Value::as_array)
-                    .is_some_and(|servers| !servers.is_empty()),
-            bridges: bridge_types(section("bridge")),
-            authn: strings(authn_authz.get("authn")),
-            authz: strings(authn_authz.get("authz")),
-            gateways: sorted(section("gateway").keys().cloned()),
-            plugins: sorted(
-                strings(root.get("active_plugins"))
-                    .iter()
-                    .map(|entry| plugin_name(entry)),
-            ),
-        };
-        facts.add_v4_modules(root);
-        facts
+    /// The facts as the store keeps them in its `facts` column.
+    pub(crate) fn to_column(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
     }
 
-    /// The facts of a report's JSON text; only text that is not JSON is refused.
-    pub fn from_json_str(text: &str) -> Result<Self, StoreError> {
-        let doc: Value = serde_json::from_str(text)
-            .map_err(|error| invalid("raw", format!("not a JSON document: {error}")))?;
-        Ok(Self::from_json(&doc))
-    }
-
-    fn add_v4_modules(&mut self, root: &Map<String, Value>) {
-        let modules = strings(root.get("active_modules"));
-        let plugins = strings(root.get("active_plugins"));
-        for name in modules.iter().chain(&plugins) {
-            let found = V4_MODULES.iter().find(|(module, _)| module == name);
-            match found.map(|(_, feature)| *feature) {
-                Some(Feature4::Retained) => self.retained = true,
-                Some(Feature4::Delayed) => self.delayed = true,
-                Some(Feature4::TopicRewrite) => self.topic_rewrite = true,
-                Some(Feature4::AutoSubscribe) => self.auto_subscribe = true,
-                Some(Feature4::RuleEngine) => self.rule_engine = true,
-                None => {}
-            }
-        }
+    /// The facts from a `facts` column; NULL is an entry logged before facts were kept
+    /// and not back-filled at open (no [`LegacyFacts`] given): it counts from its columns.
+    pub(crate) fn from_column(text: Option<&str>) -> Result<Self, serde_json::Error> {
+        text.map_or(Ok(Self::default()), serde_json::from_str)
     }
 
     /// The first text field holding a NUL character, which PostgreSQL cannot store.
@@ -157,126 +82,44 @@ impl ReportFacts {
     }
 }
 
-/// Non-empty strings of a JSON array, sorted and without duplicates.
-fn strings(value: Option<&Value>) -> Vec<String> {
-    let items = value
-        .and_then(Value::as_array)
-        .map_or(&[][..], Vec::as_slice);
-    sorted(items.iter().filter_map(Value::as_str).map(str::to_owned))
-}
-
-fn sorted(items: impl Iterator<Item = String>) -> Vec<String> {
-    let mut items: Vec<String> = items.filter(|item| !item.is_empty()).collect();
-    items.sort_unstable();
-    items.dedup();
-    items
-}
-
-fn positive(value: Option<&Value>) -> bool {
-    value
-        .and_then(Value::as_f64)
-        .is_some_and(|number| number > 0.0)
-}
-
-/// A rate that can be bucketed: finite and not negative.
-fn rate(value: Option<&Value>) -> Option<f64> {
-    value
-        .and_then(Value::as_f64)
-        .filter(|rate| rate.is_finite() && *rate >= 0.0)
-}
-
-/// Types with at least one bridge; a type listed without a count is counted as used.
-fn bridge_types(bridge: &Map<String, Value>) -> Vec<String> {
-    let Some(types) = bridge.get("data_bridge").and_then(Value::as_object) else {
-        return Vec::new();
-    };
-    let used = types.iter().filter(|(_, stats)| {
-        stats
-            .get("num")
-            .and_then(Value::as_u64)
-            .is_none_or(|num| num > 0)
-    });
-    sorted(used.map(|(name, _)| name.clone()))
-}
-
-/// `my_plugin-1.2.0` names the plugin `my_plugin`; 4.x names (`emqx_retainer`) have no
-/// version to strip.
-fn plugin_name(entry: &str) -> String {
-    match entry.rsplit_once('-') {
-        Some((name, version))
-            if !name.is_empty() && version.starts_with(|c: char| c.is_ascii_digit()) =>
-        {
-            name.to_owned()
-        }
-        _ => entry.to_owned(),
+/// Says what the back-fill at open did: `filled` of `missing` entries got their facts.
+pub(crate) fn log_backfill(db: &str, filled: usize, missing: usize) {
+    if filled > 0 {
+        tracing::info!(
+            db,
+            reports = filled,
+            "facts of uncounted reports back-filled"
+        );
+    }
+    if missing > filled {
+        tracing::warn!(
+            db,
+            reports = missing - filled,
+            "uncounted reports without facts are counted from their columns only"
+        );
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
-
     use super::*;
 
     #[test]
-    fn reads_every_fact_of_a_5x_report() {
-        let doc = json!({
-            "uuid": "A", "nodes_uuid": ["C", "B", "C"], "num_clients": 42,
-            "deletion_secret_sha256": "AB".repeat(32),
-            "active_plugins": ["my_plugin-1.2.0", "odd-name", "my_plugin-1.3.0"],
-            "vm_specs": {"num_cpus": 8, "total_memory": 8589934592u64},
-            "mqtt_runtime_insights": {"num_topics": 7, "messages_sent_rate": 1.5,
-                "messages_received_rate": -1},
-            "advanced_mqtt_features": {"topic_rewrite": 0, "retained": 3, "delayed": 1,
-                "auto_subscribe": 0},
-            "authn_authz": {"authz": ["file", "http"], "authn": ["jwt"]},
-            "gateway": {"mqttsn": {}, "coap": {}},
-            "rule_engine": {"num_rules": 2},
-            "bridge": {"data_bridge": {"webhook": {"num": 1}, "kafka": {"num": 0},
-                "mqtt": {}}},
-            "exhook": {"servers": [], "num_servers": 0}
-        });
-        let facts = ReportFacts::from_json(&doc);
-        let expected = ReportFacts {
-            peer_uuids: vec!["B".into(), "C".into()],
-            deletion_secret_sha256: Some("ab".repeat(32)),
+    fn the_column_gives_back_the_facts_it_was_given() {
+        let facts = ReportFacts {
+            peer_uuids: vec!["B".into()],
             num_cpus: Some(8),
-            total_memory: Some(8_589_934_592),
-            num_clients: Some(42),
-            num_topics: Some(7),
             messages_sent_rate: Some(1.5),
-            messages_received_rate: None,
             retained: true,
-            delayed: true,
-            rule_engine: true,
-            bridges: vec!["mqtt".into(), "webhook".into()],
-            authn: vec!["jwt".into()],
-            authz: vec!["file".into(), "http".into()],
-            gateways: vec!["coap".into(), "mqttsn".into()],
-            plugins: vec!["my_plugin".into(), "odd-name".into()],
+            plugins: vec!["my_plugin".into()],
             ..ReportFacts::default()
         };
-        assert_eq!(facts, expected);
-    }
-
-    #[test]
-    fn reads_4x_modules_as_features() {
-        let doc = json!({"active_modules": ["presence", "retainer", "rewrite"],
-            "active_plugins": ["emqx_rule_engine", "emqx_dashboard"]});
-        let facts = ReportFacts::from_json(&doc);
-        assert!(facts.retained && facts.topic_rewrite && facts.rule_engine);
-        assert!(!facts.delayed && !facts.auto_subscribe);
-        assert_eq!(facts.plugins, ["emqx_dashboard", "emqx_rule_engine"]);
-    }
-
-    #[test]
-    fn odd_shapes_contribute_nothing_and_bad_text_is_refused() {
-        let facts = ReportFacts::from_json(&json!({"vm_specs": [], "num_clients": "x"}));
-        assert_eq!(facts, ReportFacts::default());
-        assert_eq!(ReportFacts::from_json(&json!(3)), ReportFacts::default());
-        match ReportFacts::from_json_str("{") {
-            Err(StoreError::InvalidReport { field, .. }) => assert_eq!(field, "raw"),
-            other => panic!("expected InvalidReport, got {other:?}"),
-        }
+        let column = facts.to_column();
+        assert_eq!(ReportFacts::from_column(Some(&column)).ok(), Some(facts));
+        assert_eq!(
+            ReportFacts::from_column(None).ok(),
+            Some(ReportFacts::default())
+        );
+        assert!(ReportFacts::from_column(Some("{")).is_err());
     }
 }

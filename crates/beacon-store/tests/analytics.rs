@@ -21,10 +21,10 @@ mod support;
 
 use std::sync::Arc;
 
+use beacon_seed as seed;
 use beacon_store::testing::TestDb;
 use beacon_store::{
-    AnalyticsQuery, CountBar, ForgetOutcome, InsertOutcome, NewReport, ReportFacts, Store,
-    export_reports, seed,
+    AnalyticsQuery, CountBar, ForgetOutcome, InsertOutcome, NewReport, Store, export_reports,
 };
 use chrono::{Days, NaiveDate};
 use futures::TryStreamExt;
@@ -172,7 +172,7 @@ impl Sent {
             node_count,
             format: if self.cluster.is_some() { 5 } else { 4 },
             raw: doc.to_string(),
-            analytics: ReportFacts::from_json(&doc),
+            analytics: beacon_collector::report_facts(&doc),
         }
     }
 }
@@ -641,22 +641,7 @@ async fn rollups_left_pending_by_a_crash_are_applied_at_the_next_start() {
         let features = store.features(&all_weeks()).await.expect("features");
         let count = store.count().await.expect("count");
         drop(store);
-        // What a crash between a report's commit and its rollups' commit leaves behind:
-        // no counts, and the reports in SQLite's ingest log or, on PostgreSQL, stored
-        // with their keys in rollup_pending.
-        let forget_counts = "DELETE FROM rollups; DELETE FROM nodes; DELETE FROM node_weeks;
-             DELETE FROM cluster_weeks;";
-        let left_behind = if backend.name == "sqlite" {
-            "INSERT INTO incoming (day, uuid, cluster_uuid, received_at, emqx_version,
-                 os_name, os_version, edition, node_count, format, raw)
-             SELECT day, uuid, cluster_uuid, received_at, emqx_version, os_name,
-                 os_version, edition, node_count, format, raw
-             FROM reports ORDER BY received_at;
-             DELETE FROM reports;"
-        } else {
-            "INSERT INTO rollup_pending (day, uuid) SELECT day, uuid FROM reports;"
-        };
-        support::admin_execute(&backend, &format!("{forget_counts}{left_behind}")).await;
+        leave_uncounted(&backend, "raw", true).await;
         let store = support::open(&backend).await;
         let name = backend.name;
         assert_eq!(activity(&*store, &all_weeks()).await, expected, "{name}");
@@ -671,6 +656,101 @@ async fn rollups_left_pending_by_a_crash_are_applied_at_the_next_start() {
         assert_eq!(left, 0, "{name}: applied reports leave the {log} table");
         let stored = store.count().await.expect("count");
         assert_eq!(stored, count, "{name}: every report is stored once");
+    })
+    .await;
+}
+
+/// What a crash between a report's commit and its count leaves behind: no counts, and the
+/// reports uncounted (in SQLite's ingest log or, on PostgreSQL, stored with their keys in
+/// rollup_pending), with their text set to the SQL expression `raw`, and with the facts
+/// the store kept beside them when `with_facts`.
+async fn leave_uncounted(backend: &Backend, raw: &str, with_facts: bool) {
+    let forget_counts = "DELETE FROM rollups; DELETE FROM nodes; DELETE FROM node_weeks;
+         DELETE FROM cluster_weeks;";
+    let (log, left_behind) = if backend.name == "sqlite" {
+        let moved = format!(
+            "INSERT INTO incoming (day, uuid, cluster_uuid, received_at, emqx_version,
+                 os_name, os_version, edition, node_count, format, raw)
+             SELECT day, uuid, cluster_uuid, received_at, emqx_version, os_name,
+                 os_version, edition, node_count, format, {raw}
+             FROM reports ORDER BY received_at;
+             DELETE FROM reports;"
+        );
+        ("incoming", moved)
+    } else {
+        let marked = format!(
+            "INSERT INTO rollup_pending (day, uuid) SELECT day, uuid FROM reports;
+             UPDATE reports SET raw = {raw};"
+        );
+        ("rollup_pending", marked)
+    };
+    // In arrival order, so the facts of the report that replaced another are the last set.
+    let facts: String = history()
+        .iter()
+        .filter(|_| with_facts)
+        .map(|r| {
+            let json = serde_json::to_string(&r.analytics).expect("facts as JSON");
+            let json = json.replace('\'', "''");
+            let (day, uuid) = (r.day, &r.uuid);
+            format!("UPDATE {log} SET facts = '{json}' WHERE day = '{day}' AND uuid = '{uuid}';")
+        })
+        .collect();
+    support::admin_execute(backend, &format!("{forget_counts}{left_behind}{facts}")).await;
+}
+
+/// Counting after a crash reads the facts kept beside each uncounted report, never its
+/// JSON: reports whose text says nothing count as what they said when they arrived.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uncounted_reports_count_with_their_kept_facts_not_their_json() {
+    each_backend(|backend| async move {
+        let store = seeded(&backend).await;
+        let expected = activity(&*store, &all_weeks()).await;
+        let features = store.features(&all_weeks()).await.expect("features");
+        let hardware = store.hardware(&all_weeks()).await.expect("hardware");
+        drop(store);
+        leave_uncounted(&backend, "'{}'", true).await;
+        let store = support::open(&backend).await;
+        let name = backend.name;
+        assert_eq!(activity(&*store, &all_weeks()).await, expected, "{name}");
+        let again = store.features(&all_weeks()).await.expect("features");
+        assert_eq!(again, features, "{name}");
+        let again = store.hardware(&all_weeks()).await.expect("hardware");
+        assert_eq!(again, hardware, "{name}");
+    })
+    .await;
+}
+
+/// Reports that a build before schema version 5 left uncounted have no facts kept: the
+/// migration adds the column, and opening through the collector fills it from their text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn facts_of_reports_left_uncounted_before_they_were_kept_are_back_filled_at_open() {
+    each_backend(|backend| async move {
+        let store = seeded(&backend).await;
+        let expected = activity(&*store, &all_weeks()).await;
+        let features = store.features(&all_weeks()).await.expect("features");
+        let count = store.count().await.expect("count");
+        drop(store);
+        leave_uncounted(&backend, "raw", false).await;
+        let log = if backend.name == "sqlite" {
+            "incoming"
+        } else {
+            "rollup_pending"
+        };
+        let version_4 = format!(
+            "ALTER TABLE {log} DROP COLUMN facts;
+             DELETE FROM schema_migrations WHERE version >= 5;"
+        );
+        support::admin_execute(&backend, &version_4).await;
+        let store = beacon_collector::open_store(&backend.url)
+            .await
+            .expect("open");
+        let name = backend.name;
+        assert_eq!(activity(&*store, &all_weeks()).await, expected, "{name}");
+        let again = store.features(&all_weeks()).await.expect("features");
+        assert_eq!(again, features, "{name}");
+        assert_eq!(store.count().await.expect("count"), count, "{name}");
+        let left = support::admin_i64(&backend, &format!("SELECT count(*) FROM {log}")).await;
+        assert_eq!(left, 0, "{name}: counted reports leave the {log} table");
     })
     .await;
 }
@@ -694,10 +774,12 @@ async fn sqlite_rollups_pending_before_the_ingest_log_are_counted_after_migratin
              CREATE TABLE rollup_pending (day TEXT NOT NULL, uuid TEXT NOT NULL,
                  PRIMARY KEY (day, uuid)) WITHOUT ROWID;
              INSERT INTO rollup_pending (day, uuid) SELECT day, uuid FROM reports;
-             DELETE FROM schema_migrations WHERE version = 4;",
+             DELETE FROM schema_migrations WHERE version >= 4;",
         )
         .await;
-        let store = support::open(&backend).await;
+        let store = beacon_collector::open_store(&backend.url)
+            .await
+            .expect("open");
         assert_eq!(activity(&*store, &all_weeks()).await, expected);
         assert_eq!(store.count().await.expect("count"), count);
         let left = "SELECT count(*) FROM sqlite_master WHERE name = 'rollup_pending'";

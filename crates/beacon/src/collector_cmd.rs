@@ -92,12 +92,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 /// Generates a year of history ending today, in chunks, rollups included.
 async fn seed_demo_data(args: SeedArgs) -> anyhow::Result<()> {
     let db_shown = hide_password(&args.db);
-    let store = beacon_store::open_store(&args.db)
+    let store = beacon_collector::open_store(&args.db)
         .await
         .with_context(|| format!("cannot open storage {db_shown}"))?;
     let today = chrono::Utc::now().date_naive();
     let started = std::time::Instant::now();
-    let reports = beacon_store::seed::generate(args.reports, today, args.seed);
+    let reports = beacon_seed::generate(args.reports, today, args.seed);
     let outcome = store
         .bulk_insert(Box::new(reports))
         .await
@@ -113,7 +113,7 @@ async fn seed_demo_data(args: SeedArgs) -> anyhow::Result<()> {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let db_shown = hide_password(&args.db);
-    let store = beacon_store::open_store(&args.db)
+    let store = beacon_collector::open_store(&args.db)
         .await
         .with_context(|| format!("cannot open storage {db_shown}"))?;
     let tls = match (args.tls_cert, args.tls_key) {

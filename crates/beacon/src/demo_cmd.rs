@@ -49,7 +49,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
     let tls = make_certificates(&args.data_dir.join("tls"))?;
     let db = format!("sqlite://{}", args.data_dir.join("collector.db").display());
-    let store = beacon_store::open_store(&db)
+    let store = beacon_collector::open_store(&db)
         .await
         .with_context(|| format!("cannot open {db}"))?;
     let password = demo_password(&args.data_dir)?;
@@ -194,11 +194,7 @@ async fn prepare_console(store: &Arc<dyn Store>, password: &str) -> anyhow::Resu
         );
         let today = chrono::Utc::now().date_naive();
         store
-            .bulk_insert(Box::new(beacon_store::seed::generate(
-                DEMO_HISTORY,
-                today,
-                1,
-            )))
+            .bulk_insert(Box::new(beacon_seed::generate(DEMO_HISTORY, today, 1)))
             .await
             .context("cannot seed the demo history")?;
     }

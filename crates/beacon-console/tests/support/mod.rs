@@ -55,7 +55,7 @@ pub async fn serve(reports: usize, options: ConsoleOptions) -> Served {
     if reports > 0 {
         let today = chrono::Utc::now().date_naive();
         store
-            .bulk_insert(Box::new(beacon_store::seed::generate(reports, today, 7)))
+            .bulk_insert(Box::new(beacon_seed::generate(reports, today, 7)))
             .await
             .expect("seed");
     }

@@ -35,7 +35,7 @@ enum Action {
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let db_shown = hide_password(&args.db);
-    let store = beacon_store::open_store(&args.db)
+    let store = beacon_collector::open_store(&args.db)
         .await
         .with_context(|| format!("cannot open storage {db_shown}"))?;
     match args.action {

@@ -1,5 +1,9 @@
-//! Synthetic history for demos, tests and benchmarks: a year of weekly reports from a
-//! growing population of clusters, shaped like real EMQX 5.x (and some 4.x) payloads.
+//! Synthetic history for demos and benchmarks: a year of weekly reports from a growing
+//! population of clusters, as real EMQX 5.x (and some 4.x) report documents turned into
+//! store rows the way ingest turns them (facts through `beacon_collector::report_facts`).
+//!
+//! Used by `beacon collector seed-demo-data`, `beacon demo`, tests and benchmarks; it is
+//! kept out of the store so that the collector's production build does not carry it.
 //!
 //! The population: clusters of 1 to 5 nodes arrive at a growing rate over the year (plus
 //! installations already running when it starts), each lives for a while (many trials
@@ -13,7 +17,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 
-use crate::{NewReport, ReportFacts};
+use beacon_collector::report_facts;
+use beacon_store::NewReport;
 
 /// Days of history generated, ending on `end_day`.
 const WINDOW_DAYS: u32 = 365;
@@ -277,7 +282,7 @@ impl Cluster {
             edition: Some(self.edition.to_owned()),
             node_count: self.nodes.len() as i64,
             format: if self.v4 { 4 } else { 5 },
-            analytics: ReportFacts::from_json(&doc),
+            analytics: report_facts(&doc),
             raw,
         }
     }
@@ -580,8 +585,8 @@ mod tests {
     #[test]
     fn reports_parse_back_to_their_facts() {
         for report in generate(300, end(), 3) {
-            let facts = ReportFacts::from_json_str(&report.raw).expect("JSON");
-            assert_eq!(facts, report.analytics);
+            let facts = beacon_collector::stored_report_facts(&report.raw);
+            assert_eq!(facts, Some(report.analytics.clone()));
             let doc: Value = serde_json::from_str(&report.raw).expect("JSON");
             assert_eq!(doc["uuid"], json!(report.uuid));
             assert_eq!(doc["emqx_version"], json!(report.emqx_version));
