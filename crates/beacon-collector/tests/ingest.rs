@@ -128,8 +128,7 @@ async fn same_node_three_times_a_day_keeps_the_last_report() {
 
 #[tokio::test]
 async fn gzip_body_is_accepted() {
-    let backend = support::sqlite().await;
-    let collector = Running::start(backend.store.clone()).await;
+    let (_backend, collector) = Running::on_sqlite().await;
     let uuid = "7A1B2C3D-4E5F-4A6B-8C7D-9E0F1A2B3C4D";
     let response = collector
         .client
@@ -267,8 +266,7 @@ fn bad_inputs() -> Vec<Bad> {
 
 #[tokio::test]
 async fn bad_inputs_are_refused_with_a_named_problem() {
-    let backend = support::sqlite().await;
-    let collector = Running::start(backend.store.clone()).await;
+    let (_backend, collector) = Running::on_sqlite().await;
     for case in bad_inputs() {
         let mut request = collector
             .client
@@ -309,8 +307,7 @@ async fn bad_inputs_are_refused_with_a_named_problem() {
 
 #[tokio::test]
 async fn wrong_method_and_unknown_path_answer_json() {
-    let backend = support::sqlite().await;
-    let collector = Running::start(backend.store.clone()).await;
+    let (_backend, collector) = Running::on_sqlite().await;
     let response = collector.get("/api/telemetry").await;
     let allow = response
         .headers()
@@ -354,8 +351,7 @@ async fn health_names_the_backend() {
 
 #[tokio::test]
 async fn metrics_count_accepted_and_rejected_reports() {
-    let backend = support::sqlite().await;
-    let collector = Running::start(backend.store.clone()).await;
+    let (_backend, collector) = Running::on_sqlite().await;
     assert_eq!(collector.post_json(SEED_5_0_9).await.status(), 201);
     assert_eq!(collector.post_json(EMQX_4_4).await.status(), 201);
     assert_eq!(collector.post_json("{").await.status(), 400);
@@ -384,8 +380,7 @@ async fn metrics_count_accepted_and_rejected_reports() {
 
 #[tokio::test]
 async fn identifying_values_are_redacted_before_storage() {
-    let backend = support::sqlite().await;
-    let collector = Running::start(backend.store.clone()).await;
+    let (_backend, collector) = Running::on_sqlite().await;
     let uuid = "3C4D5E6F-7A8B-4C9D-8E0F-A1B2C3D4E5F6";
     let mut doc: Value = serde_json::from_str(&seed_with(uuid, 1)).expect("JSON");
     doc["os_version"] = "12.5 on 10.1.2.3".into();

@@ -167,8 +167,7 @@ async fn postgres_losing_its_tables_gives_503() {
 
 #[tokio::test]
 async fn a_nul_character_is_refused_with_its_field() {
-    let backend = support::sqlite().await;
-    let collector = Running::start(backend.store.clone()).await;
+    let (_backend, collector) = Running::on_sqlite().await;
     let body = SEED_5_0_9.replace("\"macOS\"", "\"mac\\u0000OS\"");
     let (status, answer) = json_of(collector.post_json(body).await).await;
     assert_eq!(status, 400, "{answer}");

@@ -74,6 +74,14 @@ impl Running {
         Self::with_config(store, config, client()).await
     }
 
+    /// A collector as [`Running::start`] makes it, over a fresh SQLite store that lives as
+    /// long as the returned backend.
+    pub async fn on_sqlite() -> (Backend, Self) {
+        let backend = sqlite().await;
+        let running = Self::start(backend.store.clone()).await;
+        (backend, running)
+    }
+
     pub async fn with_config(
         store: Arc<dyn ReportStore>,
         config: CollectorConfig,
