@@ -73,6 +73,13 @@ pub(crate) async fn filter_choices(
     Ok(Json(json!({"versions": versions, "os": os})).into_response())
 }
 
+/// One table row: each value as JSON.
+macro_rules! row {
+    ($($value:expr),* $(,)?) => {
+        vec![$(json!($value)),*]
+    };
+}
+
 /// An answer as rows under named columns.
 pub(crate) struct Table {
     pub(crate) columns: &'static [&'static str],
@@ -95,14 +102,14 @@ impl Answer {
                 rows: [("current", &o.current), ("previous", &o.previous)]
                     .into_iter()
                     .map(|(name, t)| {
-                        vec![
-                            json!(name),
-                            json!(t.period.first_week),
-                            json!(t.period.last_week),
-                            json!(t.period.weeks),
-                            json!(t.avg_weekly_clusters),
-                            json!(t.avg_weekly_nodes),
-                            json!(t.new_nodes),
+                        row![
+                            name,
+                            t.period.first_week,
+                            t.period.last_week,
+                            t.period.weeks,
+                            t.avg_weekly_clusters,
+                            t.avg_weekly_nodes,
+                            t.new_nodes
                         ]
                     })
                     .collect(),
@@ -111,14 +118,7 @@ impl Answer {
                 columns: &["week", "clusters", "nodes", "new_nodes"],
                 rows: weeks
                     .iter()
-                    .map(|w| {
-                        vec![
-                            json!(w.week),
-                            json!(w.clusters),
-                            json!(w.nodes),
-                            json!(w.new_nodes),
-                        ]
-                    })
+                    .map(|w| row![w.week, w.clusters, w.nodes, w.new_nodes])
                     .collect(),
             },
             Self::Versions(v) => Table {
@@ -127,9 +127,10 @@ impl Answer {
                     .versions
                     .iter()
                     .flat_map(|series| {
-                        v.weeks.iter().zip(&series.clusters).map(move |(week, n)| {
-                            vec![json!(week), json!(series.version), json!(n)]
-                        })
+                        v.weeks
+                            .iter()
+                            .zip(&series.clusters)
+                            .map(move |(week, n)| row![week, series.version, n])
                     })
                     .collect(),
             },
@@ -152,7 +153,7 @@ impl Answer {
                             .iter()
                             .map(|s| ("edition", s.value.clone(), s.cluster_weeks, s.share)),
                     )
-                    .map(|(d, v, n, share)| vec![json!(d), json!(v), json!(n), json!(share)])
+                    .map(|(d, v, n, share)| row![d, v, n, share])
                     .collect(),
             },
             Self::Hardware(h) => Table {
@@ -164,14 +165,8 @@ impl Answer {
                 ]
                 .into_iter()
                 .flat_map(|(name, bars)| {
-                    bars.iter().map(move |b| {
-                        vec![
-                            json!(name),
-                            json!(b.value),
-                            json!(b.cluster_weeks),
-                            json!(b.share),
-                        ]
-                    })
+                    bars.iter()
+                        .map(move |b| row![name, b.value, b.cluster_weeks, b.share])
                 })
                 .collect(),
             },
@@ -180,14 +175,7 @@ impl Answer {
                 rows: f
                     .features
                     .iter()
-                    .map(|s| {
-                        vec![
-                            json!(s.family),
-                            json!(s.name),
-                            json!(s.cluster_weeks),
-                            json!(s.share),
-                        ]
-                    })
+                    .map(|s| row![s.family, s.name, s.cluster_weeks, s.share])
                     .collect(),
             },
             Self::Workload(w) => Table {
@@ -214,23 +202,10 @@ pub(crate) fn workload_metrics(w: &Workload) -> [(&'static str, &Distribution); 
 fn distribution_rows(metric: &'static str, d: &Distribution) -> Vec<Vec<Value>> {
     let percentiles = [("p50", d.p50), ("p90", d.p90), ("p99", d.p99)]
         .into_iter()
-        .map(|(name, value)| {
-            vec![
-                json!(metric),
-                json!(name),
-                Value::Null,
-                Value::Null,
-                json!(value),
-            ]
-        });
-    let buckets = d.histogram.iter().map(|b| {
-        vec![
-            json!(metric),
-            json!("bucket"),
-            json!(b.lower),
-            json!(b.upper),
-            json!(b.cluster_weeks),
-        ]
-    });
+        .map(|(name, value)| row![metric, name, Value::Null, Value::Null, value]);
+    let buckets = d
+        .histogram
+        .iter()
+        .map(|b| row![metric, "bucket", b.lower, b.upper, b.cluster_weeks]);
     percentiles.chain(buckets).collect()
 }

@@ -1,15 +1,18 @@
 //! The dashboard pages: each reads the filters from the URL, asks the store, and renders
-//! cards of SVG charts, each card linking to its JSON and exports. One function draws the
-//! body of each page.
+//! cards of SVG charts, each card linking to its JSON and exports. One function per page
+//! draws its body from the store's answer, without I/O.
 
 use axum::Extension;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
-use beacon_store::{Analytics, Distribution, Overview, Share};
+use beacon_store::{
+    Analytics, CountBar, Distribution, FeatureAdoption, Hardware, Overview, Platforms, Share,
+    VersionAdoption, WeekActivity, Workload,
+};
 
 use crate::access::SignedIn;
-use crate::api::workload_metrics;
+use crate::api::{Answer, answer, workload_metrics};
 use crate::chart::Chart;
 use crate::error::ConsoleError;
 use crate::export::{Format, REPORTS};
@@ -55,42 +58,36 @@ async fn show(console: &Console, signed_in: &SignedIn, raw: RawFilters, page: &P
     }
 }
 
+/// Asks the store for what the page of `chart` shows, then draws it.
 async fn body(
     store: &dyn Analytics,
     chart: Chart,
     filters: &Filters,
 ) -> Result<String, ConsoleError> {
-    match chart {
-        Chart::Overview => overview(store, filters).await,
-        Chart::Activity => activity(store, filters).await,
-        Chart::Versions => versions(store, filters).await,
-        Chart::Platforms => platforms(store, filters).await,
-        Chart::Hardware => hardware(store, filters).await,
-        Chart::Features => features(store, filters).await,
-        Chart::Workload => workload(store, filters).await,
-    }
+    Ok(match answer(store, chart, filters).await? {
+        // The overview also draws the weekly activity.
+        Answer::Overview(a) => overview(&a, &store.activity(&filters.query()).await?, filters),
+        Answer::Activity(a) => activity(&a, filters),
+        Answer::Versions(a) => versions(&a, filters),
+        Answer::Platforms(a) => platforms(&a, filters),
+        Answer::Hardware(a) => hardware(&a, filters),
+        Answer::Features(a) => features(&a, filters),
+        Answer::Workload(a) => workload(&a, filters),
+    })
 }
 
-async fn overview(store: &dyn Analytics, filters: &Filters) -> Result<String, ConsoleError> {
-    let query = filters.query();
-    let overview = store.overview(&query).await?;
-    let activity = activity_chart(&store.activity(&query).await?, "overview-activity");
-    Ok(format!(
+fn overview(overview: &Overview, weeks: &[WeekActivity], filters: &Filters) -> String {
+    let cards = Cards::new(Chart::Activity, filters);
+    let activity = activity_chart(weeks, "overview-activity");
+    format!(
         "{}<div class=\"grid\">{}</div>",
-        headlines(&overview),
-        card(
-            "Active clusters and nodes per week",
-            "",
-            &activity,
-            Chart::Activity,
-            filters
-        )
-    ))
+        headlines(overview),
+        cards.card("Active clusters and nodes per week", "", &activity)
+    )
 }
 
-async fn activity(store: &dyn Analytics, filters: &Filters) -> Result<String, ConsoleError> {
-    let query = filters.query();
-    let weeks = store.activity(&query).await?;
+fn activity(weeks: &[WeekActivity], filters: &Filters) -> String {
+    let cards = Cards::new(Chart::Activity, filters);
     let dates: Vec<_> = weeks.iter().map(|w| w.week).collect();
     let new = svg::weekly_lines(
         &Labels {
@@ -104,28 +101,23 @@ async fn activity(store: &dyn Analytics, filters: &Filters) -> Result<String, Co
             values: weeks.iter().map(|w| w.new_nodes as f64).collect(),
         }],
     );
-    Ok(format!(
+    format!(
         "<div class=\"grid\">{}{}</div>",
-        card(
+        cards.card(
             "Active clusters and nodes",
             "Distinct clusters (counted once however many nodes report) and nodes per ISO week.",
-            &activity_chart(&weeks, "activity"),
-            Chart::Activity,
-            filters
+            &activity_chart(weeks, "activity")
         ),
-        card(
+        cards.card(
             "New installations",
             "Node uuids seen for the first time, per week.",
-            &new,
-            Chart::Activity,
-            filters
+            &new
         ),
-    ))
+    )
 }
 
-async fn versions(store: &dyn Analytics, filters: &Filters) -> Result<String, ConsoleError> {
-    let query = filters.query();
-    let adoption = store.version_adoption(&query).await?;
+fn versions(adoption: &VersionAdoption, filters: &Filters) -> String {
+    let cards = Cards::new(Chart::Versions, filters);
     let mut series: Vec<Series> = adoption
         .versions
         .iter()
@@ -154,21 +146,18 @@ async fn versions(store: &dyn Analytics, filters: &Filters) -> Result<String, Co
         &adoption.weeks,
         &series,
     );
-    Ok(format!(
+    format!(
         "<div class=\"grid\">{}</div>",
-        card(
+        cards.card(
             "Clusters by EMQX version",
             "Each week's active clusters, stacked by the version they ran.",
-            &chart,
-            Chart::Versions,
-            filters
+            &chart
         )
-    ))
+    )
 }
 
-async fn platforms(store: &dyn Analytics, filters: &Filters) -> Result<String, ConsoleError> {
-    let query = filters.query();
-    let platforms = store.platforms(&query).await?;
+fn platforms(platforms: &Platforms, filters: &Filters) -> String {
+    let cards = Cards::new(Chart::Platforms, filters);
     let os_versions: Vec<_> = platforms
         .os_versions
         .iter()
@@ -185,93 +174,77 @@ async fn platforms(store: &dyn Analytics, filters: &Filters) -> Result<String, C
         "Share of {} cluster-weeks.",
         number(platforms.cluster_weeks as f64)
     );
-    Ok(format!(
+    format!(
         "<div class=\"grid\">{}{}{}</div>",
-        card(
+        cards.card(
             "Operating system",
             &note,
-            &svg::share_bars(&share_labels("os"), &shares(&platforms.os)),
-            Chart::Platforms,
-            filters
+            &svg::share_bars(&share_labels("os"), &shares(&platforms.os))
         ),
-        card(
+        cards.card(
             "OS version",
             &note,
-            &svg::share_bars(&share_labels("os-versions"), &os_versions),
-            Chart::Platforms,
-            filters
+            &svg::share_bars(&share_labels("os-versions"), &os_versions)
         ),
-        card(
+        cards.card(
             "Edition",
             &note,
-            &svg::share_bars(&share_labels("editions"), &shares(&platforms.editions)),
-            Chart::Platforms,
-            filters
+            &svg::share_bars(&share_labels("editions"), &shares(&platforms.editions))
         ),
-    ))
+    )
 }
 
-async fn hardware(store: &dyn Analytics, filters: &Filters) -> Result<String, ConsoleError> {
-    let query = filters.query();
-    let hardware = store.hardware(&query).await?;
-    let bars =
-        |values: &[beacon_store::CountBar], label: fn(u64) -> String| -> Vec<(String, f64)> {
-            values
-                .iter()
-                .map(|b| (label(b.value), b.cluster_weeks as f64))
-                .collect()
+fn hardware(hardware: &Hardware, filters: &Filters) -> String {
+    let cards = Cards::new(Chart::Hardware, filters);
+    let card = |title: &str,
+                note: &str,
+                id: &str,
+                x: &str,
+                values: &[CountBar],
+                label: fn(u64) -> String| {
+        let bars: Vec<(String, f64)> = values
+            .iter()
+            .map(|b| (label(b.value), b.cluster_weeks as f64))
+            .collect();
+        let labels = Labels {
+            id,
+            x,
+            y: "Cluster-weeks",
         };
-    let y = "Cluster-weeks";
-    Ok(format!(
+        cards.card(title, note, &svg::histogram(&labels, &bars))
+    };
+    let count = |v: u64| v.to_string();
+    format!(
         "<div class=\"grid\">{}{}{}</div>",
         card(
             "CPUs per node",
             "",
-            &svg::histogram(
-                &Labels {
-                    id: "cpus",
-                    x: "CPU cores",
-                    y
-                },
-                &bars(&hardware.cpus, |v| v.to_string())
-            ),
-            Chart::Hardware,
-            filters
+            "cpus",
+            "CPU cores",
+            &hardware.cpus,
+            count
         ),
         card(
             "Memory per node",
             "Rounded to the nearest power of two.",
-            &svg::histogram(
-                &Labels {
-                    id: "memory",
-                    x: "Memory",
-                    y
-                },
-                &bars(&hardware.memory, bytes)
-            ),
-            Chart::Hardware,
-            filters
+            "memory",
+            "Memory",
+            &hardware.memory,
+            bytes
         ),
         card(
             "Cluster size",
             "",
-            &svg::histogram(
-                &Labels {
-                    id: "cluster-sizes",
-                    x: "Nodes in the cluster",
-                    y
-                },
-                &bars(&hardware.cluster_sizes, |v| v.to_string())
-            ),
-            Chart::Hardware,
-            filters
+            "cluster-sizes",
+            "Nodes in the cluster",
+            &hardware.cluster_sizes,
+            count
         ),
-    ))
+    )
 }
 
-async fn features(store: &dyn Analytics, filters: &Filters) -> Result<String, ConsoleError> {
-    let query = filters.query();
-    let adoption = store.features(&query).await?;
+fn features(adoption: &FeatureAdoption, filters: &Filters) -> String {
+    let cards = Cards::new(Chart::Features, filters);
     let mut families: Vec<&str> = Vec::new();
     for feature in &adoption.features {
         if !families.contains(&feature.family.as_str()) {
@@ -282,7 +255,7 @@ async fn features(store: &dyn Analytics, filters: &Filters) -> Result<String, Co
         "Share of {} active cluster-weeks.",
         number(adoption.cluster_weeks as f64)
     );
-    let cards: String = families
+    let shown: String = families
         .iter()
         .map(|family| {
             let rows: Vec<_> = adoption
@@ -302,31 +275,24 @@ async fn features(store: &dyn Analytics, filters: &Filters) -> Result<String, Co
                 x: "cluster-weeks",
                 y: "Share of active clusters",
             };
-            card(
-                &title,
-                &note,
-                &svg::share_bars(&labels, &rows),
-                Chart::Features,
-                filters,
-            )
+            cards.card(&title, &note, &svg::share_bars(&labels, &rows))
         })
         .collect();
-    let empty = if cards.is_empty() {
+    let empty = if shown.is_empty() {
         svg::share_bars(&share_labels("features"), &[])
     } else {
         String::new()
     };
-    Ok(format!("<div class=\"grid\">{cards}{empty}</div>"))
+    format!("<div class=\"grid\">{shown}{empty}</div>")
 }
 
-async fn workload(store: &dyn Analytics, filters: &Filters) -> Result<String, ConsoleError> {
-    let query = filters.query();
-    let workload = store.workload(&query).await?;
-    let cards: String = workload_metrics(&workload)
+fn workload(workload: &Workload, filters: &Filters) -> String {
+    let cards = Cards::new(Chart::Workload, filters);
+    let shown: String = workload_metrics(workload)
         .into_iter()
-        .map(|(metric, distribution)| workload_card(metric, distribution, filters))
+        .map(|(metric, distribution)| workload_card(&cards, metric, distribution))
         .collect();
-    Ok(format!("<div class=\"grid\">{cards}</div>"))
+    format!("<div class=\"grid\">{shown}</div>")
 }
 
 fn total(series: &Series) -> f64 {
@@ -348,7 +314,7 @@ fn shares(values: &[Share]) -> Vec<(String, f64, u64)> {
         .collect()
 }
 
-fn activity_chart(weeks: &[beacon_store::WeekActivity], id: &str) -> String {
+fn activity_chart(weeks: &[WeekActivity], id: &str) -> String {
     let dates: Vec<_> = weeks.iter().map(|w| w.week).collect();
     svg::weekly_lines(
         &Labels {
@@ -432,7 +398,7 @@ fn trend(change: Option<f64>) -> String {
     }
 }
 
-fn workload_card(metric: &str, distribution: &Distribution, filters: &Filters) -> String {
+fn workload_card(cards: &Cards<'_>, metric: &str, distribution: &Distribution) -> String {
     let unit = if metric.ends_with("per_second") {
         "messages/s"
     } else {
@@ -468,12 +434,10 @@ fn workload_card(metric: &str, distribution: &Distribution, filters: &Filters) -
         },
         &bars,
     );
-    card(
+    cards.card(
         &capitalized(&title),
         "Each cluster's latest report of the week.",
         &format!("{table}{chart}"),
-        Chart::Workload,
-        filters,
     )
 }
 
@@ -485,26 +449,38 @@ fn capitalized(text: &str) -> String {
         .unwrap_or_default()
 }
 
-/// A chart card with links to the data behind it.
-fn card(title: &str, note: &str, chart: &str, data: Chart, filters: &Filters) -> String {
-    let query = esc(&filters.query_string());
-    let data = data.name();
-    let note = if note.is_empty() {
-        String::new()
-    } else {
-        format!("<p class=\"note\">{}</p>", esc(note))
-    };
-    format!(
-        "<section class=\"card\"><h2>{}</h2>{note}{chart}<div class=\"links\">\
+/// The cards of a page, each linking to the data of one chart under the page's filters.
+struct Cards<'a> {
+    data: Chart,
+    filters: &'a Filters,
+}
+
+impl<'a> Cards<'a> {
+    fn new(data: Chart, filters: &'a Filters) -> Self {
+        Self { data, filters }
+    }
+
+    /// A chart card with links to the data behind it.
+    fn card(&self, title: &str, note: &str, chart: &str) -> String {
+        let query = esc(&self.filters.query_string());
+        let data = self.data.name();
+        let note = if note.is_empty() {
+            String::new()
+        } else {
+            format!("<p class=\"note\">{}</p>", esc(note))
+        };
+        format!(
+            "<section class=\"card\"><h2>{}</h2>{note}{chart}<div class=\"links\">\
          <a href=\"{json}?{query}\">JSON</a>\
          <a href=\"{csv}?{query}\" download>CSV</a>\
          <a href=\"{ndjson}?{query}\" download>NDJSON</a>\
          <a href=\"{raw}?{query}\" download class=\"raw-export\">Raw reports (CSV)</a>\
          </div></section>",
-        esc(title),
-        json = paths::chart_data(data),
-        csv = paths::export(data, Format::Csv.extension()),
-        ndjson = paths::export(data, Format::Ndjson.extension()),
-        raw = paths::export(REPORTS, Format::Csv.extension()),
-    )
+            esc(title),
+            json = paths::chart_data(data),
+            csv = paths::export(data, Format::Csv.extension()),
+            ndjson = paths::export(data, Format::Ndjson.extension()),
+            raw = paths::export(REPORTS, Format::Csv.extension()),
+        )
+    }
 }
