@@ -13,8 +13,8 @@
 //!
 //! A trailing `.` (the end of a sentence) is not part of a token.
 //!
-//! This module only looks at one string; walking documents is [`crate::privacy`]'s job,
-//! and field paths ([`crate::path`]) use it to hide keys that are identifiers.
+//! This module only looks at one string: `privacy` walks documents with it, and field
+//! paths (`path`) use it to hide keys that are identifiers.
 
 use std::fmt;
 use std::net::Ipv6Addr;
