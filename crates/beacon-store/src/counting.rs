@@ -9,8 +9,10 @@
 //!   it, which is what keeps ingest fast (see BENCHMARKS.md).
 //! - **settle**: count chunks until nothing is uncounted ([`Task::Settle`]). Every rollup
 //!   read settles first and can only run with the [`Settled`] token that [`settle`]
-//!   returns, so a read always sees every report committed before it. The writer also
-//!   settles before every maintenance task and when it stops.
+//!   returns, so a read always sees every report committed before it. SQLite's reads of
+//!   raw reports settle too (its `reports` table only holds counted ones); PostgreSQL's
+//!   do not need to. The writer also settles before every maintenance task and when it
+//!   stops.
 //! - **lag bound**: when nobody settles, the writer counts on its own once a chunk is
 //!   full or the oldest uncounted report has waited long enough ([`MAX_LAG`] on
 //!   PostgreSQL; on SQLite once ingest has paused for [`QUIET`], or after every batch

@@ -107,10 +107,10 @@ const SQLITE_INCOMING: &str = "
         ORDER BY received_at;
     DROP TABLE rollup_pending;";
 
-/// `rollup_pending` named the stored reports whose rollups were not applied yet (replaced
-/// by the ingest log in version 4). Snapshots keyed by node or cluster first (a node's rows
-/// are found for deletion), with a week index for retention; counters keyed so that one
-/// query reads one index range.
+/// `rollup_pending` named the stored reports not yet counted (replaced by the ingest log in
+/// version 4). Snapshots keyed by node or cluster first (a node's rows are found for
+/// deletion), with a week index for retention; counters keyed so that one query reads one
+/// index range.
 const SQLITE_ROLLUPS: &str = "
     CREATE INDEX reports_by_uuid ON reports (uuid);
     CREATE TABLE rollup_pending (
@@ -310,7 +310,10 @@ mod tests {
 
     #[test]
     fn applied_versions_are_skipped() {
-        assert_eq!(unapplied(SQLITE, 0).map(<[_]>::len).ok(), Some(SQLITE.len()));
+        assert_eq!(
+            unapplied(SQLITE, 0).map(<[_]>::len).ok(),
+            Some(SQLITE.len())
+        );
         assert_eq!(
             unapplied(SQLITE, SQLITE.len() as i64).map(<[_]>::len).ok(),
             Some(0)

@@ -1,4 +1,4 @@
-//! Rollups kept up to date at ingest, computed here once for both backends.
+//! Rollups: what counting a report changes, computed here once for both backends.
 //!
 //! The unit of counting is the cluster-week: per ISO week (starting Monday), each cluster
 //! has one snapshot, the latest report any of its nodes sent that week, and each node has
@@ -12,9 +12,10 @@
 //! index range whose size depends on the number of weeks and distinct values, never on
 //! the number of reports.
 //!
-//! This module is pure: a backend loads the snapshot rows a batch touches ([`wanted`]),
-//! [`apply`] computes the changed rows and the counter deltas, and the backend writes them
-//! in the same transaction as the reports.
+//! This module is pure: a backend loads the snapshot rows a chunk of uncounted reports
+//! touches ([`wanted`]), [`apply`] computes the changed rows and the counter deltas, and
+//! the backend writes them in the transaction that counts the chunk (see `counting`),
+//! after the reports themselves were committed.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;

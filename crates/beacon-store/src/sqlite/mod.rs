@@ -5,7 +5,9 @@
 //! readers run while the writer commits; `synchronous=FULL` makes a commit durable before
 //! it returns.
 
+mod count;
 mod facts;
+mod maintenance;
 mod queries;
 mod uncounted;
 mod users;
