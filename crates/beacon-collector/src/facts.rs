@@ -15,6 +15,9 @@ pub async fn open_store(url: &str) -> Result<Arc<dyn Store>, StoreError> {
 }
 
 /// The facts the rollups count of a report document (EMQX 4.x or 5.x shape).
+///
+/// Field by field and exhaustive on both sides, so that a fact added to either struct
+/// does not compile until it is carried across here.
 pub fn report_facts(doc: &Value) -> ReportFacts {
     let Facts {
         peer_uuids,

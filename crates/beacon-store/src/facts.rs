@@ -14,6 +14,10 @@ pub type LegacyFacts = fn(&str) -> Option<ReportFacts>;
 /// (with `beacon_report::facts`). The store keeps it beside the report until the report
 /// is counted, so that counting never reads the report's JSON.
 ///
+/// It mirrors `beacon_report::facts::Facts` on purpose: this is the row the store persists
+/// (its serde form is the `facts` column), so the report model can change without changing
+/// stored data, and the store needs no dependency on the report crate.
+///
 /// Lists are sorted and without duplicates. `Default` is a report that says nothing
 /// beyond its columns.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -24,7 +24,8 @@ use std::sync::Arc;
 use beacon_seed as seed;
 use beacon_store::testing::TestDb;
 use beacon_store::{
-    AnalyticsQuery, CountBar, ForgetOutcome, InsertOutcome, NewReport, Store, export_reports,
+    AnalyticsQuery, CountBar, FeatureAdoption, ForgetOutcome, Hardware, InsertOutcome, NewReport,
+    Store, export_reports,
 };
 use chrono::{Days, NaiveDate};
 use futures::TryStreamExt;
@@ -636,28 +637,52 @@ async fn seeded_bulk_load_equals_ingest_one_by_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollups_left_pending_by_a_crash_are_applied_at_the_next_start() {
     each_backend(|backend| async move {
-        let store = seeded(&backend).await;
-        let expected = activity(&*store, &all_weeks()).await;
-        let features = store.features(&all_weeks()).await.expect("features");
-        let count = store.count().await.expect("count");
-        drop(store);
+        let counted = Counted::by(&*seeded(&backend).await).await;
         leave_uncounted(&backend, "raw", true).await;
         let store = support::open(&backend).await;
-        let name = backend.name;
-        assert_eq!(activity(&*store, &all_weeks()).await, expected, "{name}");
-        let again = store.features(&all_weeks()).await.expect("features");
-        assert_eq!(again, features, "{name}");
-        let log = if name == "sqlite" {
-            "incoming"
-        } else {
-            "rollup_pending"
-        };
-        let left = support::admin_i64(&backend, &format!("SELECT count(*) FROM {log}")).await;
-        assert_eq!(left, 0, "{name}: applied reports leave the {log} table");
-        let stored = store.count().await.expect("count");
-        assert_eq!(stored, count, "{name}: every report is stored once");
+        assert_eq!(Counted::by(&*store).await, counted, "{}", backend.name);
+        assert_log_is_empty(&backend).await;
     })
     .await;
+}
+
+/// What the analytics say and how many reports are stored, to compare across a restart.
+#[derive(Debug, PartialEq)]
+struct Counted {
+    activity: Vec<(u64, u64, u64)>,
+    features: FeatureAdoption,
+    hardware: Hardware,
+    stored: u64,
+}
+
+impl Counted {
+    async fn by(store: &dyn Store) -> Self {
+        Self {
+            activity: activity(store, &all_weeks()).await,
+            features: store.features(&all_weeks()).await.expect("features"),
+            hardware: store.hardware(&all_weeks()).await.expect("hardware"),
+            stored: store.count().await.expect("count"),
+        }
+    }
+}
+
+/// The table of uncounted reports: SQLite's ingest log, PostgreSQL's pending keys.
+fn uncounted_log(backend: &Backend) -> &'static str {
+    if backend.name == "sqlite" {
+        "incoming"
+    } else {
+        "rollup_pending"
+    }
+}
+
+async fn assert_log_is_empty(backend: &Backend) {
+    let log = uncounted_log(backend);
+    let left = support::admin_i64(backend, &format!("SELECT count(*) FROM {log}")).await;
+    assert_eq!(
+        left, 0,
+        "{}: counted reports leave the {log} table",
+        backend.name
+    );
 }
 
 /// What a crash between a report's commit and its count leaves behind: no counts, and the
@@ -667,22 +692,21 @@ async fn rollups_left_pending_by_a_crash_are_applied_at_the_next_start() {
 async fn leave_uncounted(backend: &Backend, raw: &str, with_facts: bool) {
     let forget_counts = "DELETE FROM rollups; DELETE FROM nodes; DELETE FROM node_weeks;
          DELETE FROM cluster_weeks;";
-    let (log, left_behind) = if backend.name == "sqlite" {
-        let moved = format!(
+    let log = uncounted_log(backend);
+    let left_behind = if backend.name == "sqlite" {
+        format!(
             "INSERT INTO incoming (day, uuid, cluster_uuid, received_at, emqx_version,
                  os_name, os_version, edition, node_count, format, raw)
              SELECT day, uuid, cluster_uuid, received_at, emqx_version, os_name,
                  os_version, edition, node_count, format, {raw}
              FROM reports ORDER BY received_at;
              DELETE FROM reports;"
-        );
-        ("incoming", moved)
+        )
     } else {
-        let marked = format!(
+        format!(
             "INSERT INTO rollup_pending (day, uuid) SELECT day, uuid FROM reports;
              UPDATE reports SET raw = {raw};"
-        );
-        ("rollup_pending", marked)
+        )
     };
     // In arrival order, so the facts of the report that replaced another are the last set.
     let facts: String = history()
@@ -703,19 +727,10 @@ async fn leave_uncounted(backend: &Backend, raw: &str, with_facts: bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uncounted_reports_count_with_their_kept_facts_not_their_json() {
     each_backend(|backend| async move {
-        let store = seeded(&backend).await;
-        let expected = activity(&*store, &all_weeks()).await;
-        let features = store.features(&all_weeks()).await.expect("features");
-        let hardware = store.hardware(&all_weeks()).await.expect("hardware");
-        drop(store);
+        let counted = Counted::by(&*seeded(&backend).await).await;
         leave_uncounted(&backend, "'{}'", true).await;
         let store = support::open(&backend).await;
-        let name = backend.name;
-        assert_eq!(activity(&*store, &all_weeks()).await, expected, "{name}");
-        let again = store.features(&all_weeks()).await.expect("features");
-        assert_eq!(again, features, "{name}");
-        let again = store.hardware(&all_weeks()).await.expect("hardware");
-        assert_eq!(again, hardware, "{name}");
+        assert_eq!(Counted::by(&*store).await, counted, "{}", backend.name);
     })
     .await;
 }
@@ -725,32 +740,19 @@ async fn uncounted_reports_count_with_their_kept_facts_not_their_json() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn facts_of_reports_left_uncounted_before_they_were_kept_are_back_filled_at_open() {
     each_backend(|backend| async move {
-        let store = seeded(&backend).await;
-        let expected = activity(&*store, &all_weeks()).await;
-        let features = store.features(&all_weeks()).await.expect("features");
-        let count = store.count().await.expect("count");
-        drop(store);
+        let counted = Counted::by(&*seeded(&backend).await).await;
         leave_uncounted(&backend, "raw", false).await;
-        let log = if backend.name == "sqlite" {
-            "incoming"
-        } else {
-            "rollup_pending"
-        };
         let version_4 = format!(
-            "ALTER TABLE {log} DROP COLUMN facts;
-             DELETE FROM schema_migrations WHERE version >= 5;"
+            "ALTER TABLE {} DROP COLUMN facts;
+             DELETE FROM schema_migrations WHERE version >= 5;",
+            uncounted_log(&backend)
         );
         support::admin_execute(&backend, &version_4).await;
         let store = beacon_collector::open_store(&backend.url)
             .await
             .expect("open");
-        let name = backend.name;
-        assert_eq!(activity(&*store, &all_weeks()).await, expected, "{name}");
-        let again = store.features(&all_weeks()).await.expect("features");
-        assert_eq!(again, features, "{name}");
-        assert_eq!(store.count().await.expect("count"), count, "{name}");
-        let left = support::admin_i64(&backend, &format!("SELECT count(*) FROM {log}")).await;
-        assert_eq!(left, 0, "{name}: counted reports leave the {log} table");
+        assert_eq!(Counted::by(&*store).await, counted, "{}", backend.name);
+        assert_log_is_empty(&backend).await;
     })
     .await;
 }
