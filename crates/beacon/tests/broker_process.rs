@@ -77,3 +77,45 @@ async fn shipped_config_starts_and_the_cli_follows_the_node() {
     let status = telemetry(&data_dir, &["status"]).await;
     assert!(status.contains("Node:         stopped"), "{status}");
 }
+
+/// Dependencies log at `warn` by default, Beacon at `info`; `BEACON_LOG` asks for more
+/// and wins over `RUST_LOG`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dependencies_stay_quiet_unless_the_log_filter_asks() {
+    let rmqtt_info = |log: &str| log.lines().any(|l| l.contains(" INFO rmqtt"));
+
+    let log = broker_log(&[]).await;
+    assert!(
+        log.contains("node started"),
+        "Beacon's own start line:\n{log}"
+    );
+    assert!(!rmqtt_info(&log), "no rmqtt INFO line by default:\n{log}");
+
+    let log = broker_log(&[("BEACON_LOG", "debug"), ("RUST_LOG", "warn")]).await;
+    assert!(rmqtt_info(&log), "BEACON_LOG=debug shows rmqtt:\n{log}");
+}
+
+/// What `beacon broker` logs from its start to its stop, with only `vars` of the log
+/// filter variables set.
+async fn broker_log(vars: &[(&str, &str)]) -> String {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("stderr.log");
+    let mut command = beacon_node(&["broker"]);
+    command
+        .arg("--config")
+        .arg(shipped_config())
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .env("EMQX_LISTENERS__TCP__DEFAULT__BIND", "127.0.0.1:0")
+        .env("EMQX_DASHBOARD__LISTENERS__HTTP__BIND", "127.0.0.1:0")
+        .env("EMQX_TELEMETRY__ENABLE", "false")
+        .env_remove("BEACON_LOG")
+        .env_remove("RUST_LOG")
+        .envs(vars.iter().copied())
+        .stderr(std::fs::File::create(&log).expect("create the log file"));
+    let (mut broker, mut lines) = spawn_reading(&mut command);
+    lines_until(&mut lines, "MQTT listening on", START_TIMEOUT).await;
+    let exit = terminate(&mut broker).await;
+    assert!(exit.success(), "exit after SIGTERM: {exit}");
+    std::fs::read_to_string(&log).expect("read the log file")
+}
