@@ -12,8 +12,8 @@
 //! `{"code", "message"}` (plus `field` for an invalid report field).
 //!
 //! Modules import one way, each only from those listed before it:
-//! 1. `config`, `error`, `metrics`, `rate_limit`, `body`: settings, answers, counters,
-//!    the limiter table and request body checks;
+//! 1. `config`, `error`, `metrics`, `rate_limit`, `body`, `facts`: settings, answers,
+//!    counters, the limiter table, request body checks, and the facts a report gives;
 //! 2. `state`: [`AppState`], what every handler shares;
 //! 3. the handlers and jobs: `ingest`, `forget`, `health` (`/healthz`, `/metrics`),
 //!    `retention`;
