@@ -34,55 +34,46 @@ pub(crate) const ROLLUPS_BY_KEY: &str = "SELECT k1, k2, CAST(sum(n) AS BIGINT) A
 pub(crate) const ROLLUP_KEYS: &str =
     "SELECT DISTINCT k1 FROM rollups WHERE version = $1 AND os = $1 AND kind = $2";
 
-/// Snapshot and counter writes: `$rows` are the rows to write, one `VALUES` row on SQLite
-/// (statement run once per row), `unnest` of one array per column on PostgreSQL.
-macro_rules! upsert_nodes {
-    ($rows:literal) => {
+/// Snapshot and counter writes, `upsert!(table, rows)`: `rows` are the rows to write, one
+/// `VALUES` row on SQLite (statement run once per row), `unnest` of one array per column
+/// on PostgreSQL.
+macro_rules! upsert {
+    (nodes, $rows:literal) => {
         concat!(
             "INSERT INTO nodes (uuid, first_day, first_at, version, os, secret_sha256, secret_at) ",
             $rows,
             " ON CONFLICT (uuid) DO UPDATE SET first_day = excluded.first_day,
-                first_at = excluded.first_at, version = excluded.version, os = excluded.os,
-                secret_sha256 = excluded.secret_sha256, secret_at = excluded.secret_at"
+            first_at = excluded.first_at, version = excluded.version, os = excluded.os,
+            secret_sha256 = excluded.secret_sha256, secret_at = excluded.secret_at"
         )
     };
-}
-pub(crate) use upsert_nodes;
-
-macro_rules! upsert_node_weeks {
-    ($rows:literal) => {
+    (node_weeks, $rows:literal) => {
         concat!(
             "INSERT INTO node_weeks (uuid, week, received_at, version, os) ",
             $rows,
             " ON CONFLICT (uuid, week) DO UPDATE SET received_at = excluded.received_at,
-                version = excluded.version, os = excluded.os"
+            version = excluded.version, os = excluded.os"
         )
     };
-}
-pub(crate) use upsert_node_weeks;
-
-macro_rules! upsert_cluster_weeks {
-    ($rows:literal) => {
+    (cluster_weeks, $rows:literal) => {
         concat!(
             "INSERT INTO cluster_weeks (cluster_key, week, received_at, version, os, profile) ",
             $rows,
-            " ON CONFLICT (cluster_key, week) DO UPDATE SET received_at = excluded.received_at,
-                version = excluded.version, os = excluded.os, profile = excluded.profile"
+            " ON CONFLICT (cluster_key, week) DO UPDATE SET
+            received_at = excluded.received_at, version = excluded.version, os = excluded.os,
+            profile = excluded.profile"
         )
     };
-}
-pub(crate) use upsert_cluster_weeks;
-
-macro_rules! add_to_rollups {
-    ($rows:literal) => {
+    (rollups, $rows:literal) => {
         concat!(
             "INSERT INTO rollups (version, os, kind, week, k1, k2, n) ",
             $rows,
-            " ON CONFLICT (version, os, kind, week, k1, k2) DO UPDATE SET n = rollups.n + excluded.n"
+            " ON CONFLICT (version, os, kind, week, k1, k2) DO UPDATE
+            SET n = rollups.n + excluded.n"
         )
     };
 }
-pub(crate) use add_to_rollups;
+pub(crate) use upsert;
 
 /// Counters back at zero are dropped so that queries never read them.
 pub(crate) const DROP_EMPTY_COUNTERS: &str = "DELETE FROM rollups WHERE n = 0";

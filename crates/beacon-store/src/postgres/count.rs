@@ -33,18 +33,22 @@ const GET_CLUSTER_WEEKS: &str =
     "SELECT w.cluster_key, w.week, w.received_at, w.version, w.os, w.profile
     FROM cluster_weeks w JOIN unnest($1::text[], $2::date[]) AS k (cluster_key, week)
         ON w.cluster_key = k.cluster_key AND w.week = k.week";
-const PUT_NODES: &str = sql::upsert_nodes!(
+const PUT_NODES: &str = sql::upsert!(
+    nodes,
     "SELECT * FROM unnest($1::text[], $2::date[], $3::timestamptz[], $4::text[], $5::text[],
         $6::text[], $7::timestamptz[])"
 );
-const PUT_NODE_WEEKS: &str = sql::upsert_node_weeks!(
+const PUT_NODE_WEEKS: &str = sql::upsert!(
+    node_weeks,
     "SELECT * FROM unnest($1::text[], $2::date[], $3::timestamptz[], $4::text[], $5::text[])"
 );
-const PUT_CLUSTER_WEEKS: &str = sql::upsert_cluster_weeks!(
+const PUT_CLUSTER_WEEKS: &str = sql::upsert!(
+    cluster_weeks,
     "SELECT * FROM unnest($1::text[], $2::date[], $3::timestamptz[], $4::text[], $5::text[],
         $6::text[])"
 );
-const ADD_DELTAS: &str = sql::add_to_rollups!(
+const ADD_DELTAS: &str = sql::upsert!(
+    rollups,
     "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::date[], $5::text[],
         $6::text[], $7::int8[])"
 );
@@ -153,21 +157,30 @@ async fn write_changes(
     tx: &Transaction<'_>,
     changes: &Changes,
 ) -> Result<(), tokio_postgres::Error> {
-    if !changes.nodes.is_empty() {
-        let nodes = NodeColumns::of(&changes.nodes);
-        execute(tx, PUT_NODES, &nodes.params()).await?;
-    }
-    if !changes.node_weeks.is_empty() {
-        let weeks = NodeWeekColumns::of(&changes.node_weeks);
-        execute(tx, PUT_NODE_WEEKS, &weeks.params()).await?;
-    }
-    if !changes.cluster_weeks.is_empty() {
-        let weeks = ClusterWeekColumns::of(&changes.cluster_weeks);
-        execute(tx, PUT_CLUSTER_WEEKS, &weeks.params()).await?;
+    let nodes = NodeColumns::of(&changes.nodes);
+    let node_weeks = NodeWeekColumns::of(&changes.node_weeks);
+    let cluster_weeks = ClusterWeekColumns::of(&changes.cluster_weeks);
+    let deltas = DeltaColumns::of(&changes.deltas);
+    let writes = [
+        (PUT_NODES, changes.nodes.len(), nodes.params()),
+        (
+            PUT_NODE_WEEKS,
+            changes.node_weeks.len(),
+            node_weeks.params(),
+        ),
+        (
+            PUT_CLUSTER_WEEKS,
+            changes.cluster_weeks.len(),
+            cluster_weeks.params(),
+        ),
+        (ADD_DELTAS, changes.deltas.len(), deltas.params()),
+    ];
+    for (statement, rows, params) in writes {
+        if rows > 0 {
+            execute(tx, statement, &params).await?;
+        }
     }
     if !changes.deltas.is_empty() {
-        let deltas = DeltaColumns::of(&changes.deltas);
-        execute(tx, ADD_DELTAS, &deltas.params()).await?;
         execute(tx, sql::DROP_EMPTY_COUNTERS, &[]).await?;
     }
     Ok(())

@@ -44,10 +44,10 @@ const GET_NODE_WEEK: &str =
     "SELECT uuid, week, received_at, version, os FROM node_weeks WHERE uuid = ?1 AND week = ?2";
 const GET_CLUSTER_WEEK: &str = "SELECT cluster_key, week, received_at, version, os, profile
     FROM cluster_weeks WHERE cluster_key = ?1 AND week = ?2";
-const PUT_NODE: &str = sql::upsert_nodes!("VALUES ($1, $2, $3, $4, $5, $6, $7)");
-const PUT_NODE_WEEK: &str = sql::upsert_node_weeks!("VALUES ($1, $2, $3, $4, $5)");
-const PUT_CLUSTER_WEEK: &str = sql::upsert_cluster_weeks!("VALUES ($1, $2, $3, $4, $5, $6)");
-const ADD_DELTA: &str = sql::add_to_rollups!("VALUES ($1, $2, $3, $4, $5, $6, $7)");
+const PUT_NODE: &str = sql::upsert!(nodes, "VALUES ($1, $2, $3, $4, $5, $6, $7)");
+const PUT_NODE_WEEK: &str = sql::upsert!(node_weeks, "VALUES ($1, $2, $3, $4, $5)");
+const PUT_CLUSTER_WEEK: &str = sql::upsert!(cluster_weeks, "VALUES ($1, $2, $3, $4, $5, $6)");
+const ADD_DELTA: &str = sql::upsert!(rollups, "VALUES ($1, $2, $3, $4, $5, $6, $7)");
 
 /// Counts one chunk; a failure is logged and the chunk stays in the log for the next try.
 pub(super) fn try_count_chunk(
