@@ -20,7 +20,8 @@ use crate::layout;
 use crate::paths;
 use crate::state::Console;
 
-const SESSION_COOKIE: &str = "beacon_console";
+/// The login session's cookie; the OpenAPI document names it too.
+pub(crate) const SESSION_COOKIE: &str = "beacon_console";
 /// Double-submit token of the login form (there is no session yet to hold one).
 const LOGIN_COOKIE: &str = "beacon_console_login";
 const LOGIN_FORM_LIFETIME_SECS: u32 = 1800;

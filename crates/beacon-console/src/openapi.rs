@@ -4,6 +4,7 @@
 use axum::Json;
 use serde_json::{Map, Value, json};
 
+use crate::access::SESSION_COOKIE;
 use crate::chart::Chart;
 use crate::export::{Format, REPORTS};
 use crate::paths;
@@ -83,7 +84,7 @@ pub(crate) fn build() -> Value {
         "components": {
             "securitySchemes": {
                 "apiToken": {"type": "http", "scheme": "bearer", "description": "An API token created on the console's API tokens page"},
-                "session": {"type": "apiKey", "in": "cookie", "name": "beacon_console"}
+                "session": {"type": "apiKey", "in": "cookie", "name": SESSION_COOKIE}
             },
             "parameters": {
                 "from": {"name": "from", "in": "query", "description": "First day (UTC), inclusive; default 26 weeks before `to`", "schema": {"type": "string", "format": "date"}},
