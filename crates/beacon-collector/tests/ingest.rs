@@ -67,12 +67,7 @@ async fn emqx_4_payload_is_stored_without_the_5x_sections() {
         assert_eq!(status, 201, "{}: {body}", backend.name);
         let original: Value = serde_json::from_str(EMQX_4_4).expect("fixture is JSON");
         let uuid = original["uuid"].as_str().expect("fixture has a uuid");
-        let row = collector
-            .store
-            .get(uuid, day_of(&body))
-            .await
-            .expect("read back")
-            .expect("4.x report stored");
+        let row = collector.stored(uuid, day_of(&body)).await;
         let stored: Value = serde_json::from_str(&row.raw).expect("stored raw is JSON");
         assert_eq!(stored, original, "{}", backend.name);
         assert_eq!(row.format, 4);
@@ -114,12 +109,7 @@ async fn same_node_three_times_a_day_keeps_the_last_report() {
             backend.name
         );
         let day = day.expect("three answers");
-        let row = collector
-            .store
-            .get(uuid, day)
-            .await
-            .expect("get")
-            .expect("stored");
+        let row = collector.stored(uuid, day).await;
         let stored: Value = serde_json::from_str(&row.raw).expect("JSON");
         assert_eq!(stored["messages_received"], 30, "{}", backend.name);
         collector.stop().await;
@@ -141,12 +131,7 @@ async fn gzip_body_is_accepted() {
         .expect("post");
     let (status, body) = json_of(response).await;
     assert_eq!(status, 201, "{body}");
-    let row = collector
-        .store
-        .get(uuid, day_of(&body))
-        .await
-        .expect("get")
-        .expect("stored");
+    let row = collector.stored(uuid, day_of(&body)).await;
     assert_eq!(row.raw, seed_with(uuid, 7));
     collector.stop().await;
 }
@@ -387,12 +372,7 @@ async fn identifying_values_are_redacted_before_storage() {
     doc["operator_contact"] = "ops@example.com".into();
     let (status, body) = json_of(collector.post_json(doc.to_string()).await).await;
     assert_eq!(status, 201, "{body}");
-    let row = collector
-        .store
-        .get(uuid, day_of(&body))
-        .await
-        .expect("get")
-        .expect("stored");
+    let row = collector.stored(uuid, day_of(&body)).await;
     assert!(
         !row.raw.contains("10.1.2.3") && !row.raw.contains("ops@example.com"),
         "{}",

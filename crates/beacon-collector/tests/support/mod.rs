@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use beacon_collector::{BoundCollector, Collector, CollectorConfig, CollectorError, RateLimit};
 use beacon_store::testing::TestDb;
-use beacon_store::{ReportStore, Store};
+use beacon_store::{ReportStore, Store, StoredReport};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -143,6 +143,12 @@ impl Running {
 
     pub async fn post_json(&self, body: impl Into<reqwest::Body>) -> reqwest::Response {
         self.post(JSON, body).await
+    }
+
+    /// The report stored for `uuid` on `day`; fails the test when there is none.
+    pub async fn stored(&self, uuid: &str, day: chrono::NaiveDate) -> StoredReport {
+        let read = self.store.get(uuid, day).await.expect("read the store");
+        read.unwrap_or_else(|| panic!("no report of {uuid} on {day} stored"))
     }
 
     /// The answer to `GET path`.
