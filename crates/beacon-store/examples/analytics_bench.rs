@@ -16,8 +16,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
-use beacon_store::testing::TestDb;
 use beacon_seed as seed;
+use beacon_store::testing::TestDb;
 use beacon_store::{AnalyticsQuery, Store, StoreError, open_store};
 use chrono::{Days, NaiveDate};
 
