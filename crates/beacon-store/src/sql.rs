@@ -38,6 +38,18 @@ pub(crate) const ROLLUP_KEYS: &str =
 /// `VALUES` row on SQLite (statement run once per row), `unnest` of one array per column
 /// on PostgreSQL.
 macro_rules! upsert {
+    (reports, $rows:literal) => {
+        concat!(
+            "INSERT INTO reports (day, uuid, cluster_uuid, received_at, emqx_version, os_name,
+                os_version, edition, node_count, format, raw) ",
+            $rows,
+            " ON CONFLICT (day, uuid) DO UPDATE SET
+            cluster_uuid = excluded.cluster_uuid, received_at = excluded.received_at,
+            emqx_version = excluded.emqx_version, os_name = excluded.os_name,
+            os_version = excluded.os_version, edition = excluded.edition,
+            node_count = excluded.node_count, format = excluded.format, raw = excluded.raw"
+        )
+    };
     (nodes, $rows:literal) => {
         concat!(
             "INSERT INTO nodes (uuid, first_day, first_at, version, os, secret_sha256, secret_at) ",

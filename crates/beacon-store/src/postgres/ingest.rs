@@ -9,20 +9,18 @@ use tokio_postgres::Row;
 use super::columns::Columns;
 use super::query_cached;
 use super::writer::{Context, PgWriter};
-use crate::{InsertOutcome, NewReport, StoreError};
+use crate::{InsertOutcome, NewReport, StoreError, sql};
 
 /// `xmax = 0` holds only for a row this statement inserted; an `ON CONFLICT` update leaves
 /// the updating transaction's id there.
-const UPSERT: &str = "INSERT INTO reports (day, uuid, cluster_uuid, received_at, emqx_version,
-        os_name, os_version, edition, node_count, format, raw)
-    SELECT * FROM unnest($1::date[], $2::text[], $3::text[], $4::timestamptz[], $5::text[],
-        $6::text[], $7::text[], $8::text[], $9::int8[], $10::int2[], $11::text[])
-    ON CONFLICT (day, uuid) DO UPDATE SET
-        cluster_uuid = excluded.cluster_uuid, received_at = excluded.received_at,
-        emqx_version = excluded.emqx_version, os_name = excluded.os_name,
-        os_version = excluded.os_version, edition = excluded.edition,
-        node_count = excluded.node_count, format = excluded.format, raw = excluded.raw
-    RETURNING day, uuid, (xmax = 0) AS inserted";
+const UPSERT: &str = concat!(
+    sql::upsert!(
+        reports,
+        "SELECT * FROM unnest($1::date[], $2::text[], $3::text[], $4::timestamptz[],
+            $5::text[], $6::text[], $7::text[], $8::text[], $9::int8[], $10::int2[], $11::text[])"
+    ),
+    " RETURNING day, uuid, (xmax = 0) AS inserted"
+);
 /// A report that replaces an uncounted one of its node and day brings its own facts.
 const MARK_UNCOUNTED: &str = "INSERT INTO rollup_pending (day, uuid, facts)
     SELECT * FROM unnest($1::date[], $2::text[], $3::text[])

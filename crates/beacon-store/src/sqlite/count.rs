@@ -20,15 +20,9 @@ macro_rules! report_columns {
 }
 pub(super) use report_columns;
 
-const UPSERT: &str = concat!(
-    "INSERT INTO reports (",
-    report_columns!(),
-    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-    ON CONFLICT (day, uuid) DO UPDATE SET
-        cluster_uuid = excluded.cluster_uuid, received_at = excluded.received_at,
-        emqx_version = excluded.emqx_version, os_name = excluded.os_name,
-        os_version = excluded.os_version, edition = excluded.edition,
-        node_count = excluded.node_count, format = excluded.format, raw = excluded.raw"
+const UPSERT: &str = sql::upsert!(
+    reports,
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
 );
 /// The log is counted oldest first, so a chunk is always its first rows.
 const READ_CHUNK: &str = concat!(
