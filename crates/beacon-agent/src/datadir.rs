@@ -1,6 +1,7 @@
 //! The agent's files in the node's data directory, and how they are written: atomically
 //! (temporary file, fsync, rename, fsync of the directory), so that a crash leaves either
-//! the old or the new content, never a torn file.
+//! the old or the new content, never a torn file. Every file is created readable by its
+//! owner only (0600): the ids link reports to this node and the deletion secret proves it.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -104,9 +105,25 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 }
 
 fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut file = File::create(path)?;
+    let mut file = create_private(path)?;
     file.write_all(bytes)?;
     file.sync_all()
+}
+
+/// Creates `path` with its final mode, so that no other user can open it in between.
+#[cfg(unix)]
+fn create_private(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+}
+
+#[cfg(not(unix))]
+fn create_private(path: &Path) -> io::Result<File> {
+    File::create(path)
 }
 
 /// Makes the rename durable; directories cannot be opened for syncing on Windows.

@@ -1,0 +1,58 @@
+//! The node's dashboard and files under abuse: file modes, bounded password checks,
+//! sign-in throttling, Host checks, weak passwords, API key scopes.
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+use support::{PASSWORD, start};
+
+fn mode(path: &Path) -> u32 {
+    let metadata = std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    metadata.permissions().mode() & 0o777
+}
+
+/// A session token of the admin.
+async fn login(http: &Client, base: &str) -> String {
+    let answer = http
+        .post(format!("{base}/api/v5/login"))
+        .json(&json!({"username": "admin", "password": PASSWORD}))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(answer.status(), StatusCode::OK);
+    let body: Value = answer.json().await.expect("json");
+    body["token"].as_str().expect("token").to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_secrets_and_settings_are_readable_by_the_owner_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = start(dir.path(), "", &[]).await;
+    let base = format!("http://{}", node.http_addr());
+    let http = Client::new();
+    let token = login(&http, &base).await;
+    let answer = http
+        .put(format!("{base}/api/v5/telemetry/status"))
+        .bearer_auth(&token)
+        .json(&json!({"enable": false}))
+        .send()
+        .await
+        .expect("switch off");
+    assert_eq!(answer.status(), StatusCode::OK);
+    let data = dir.path().join("data");
+    for file in [
+        "node.uuid",
+        "cluster.uuid",
+        "telemetry/deletion.secret",
+        "telemetry/runtime.json",
+        "dashboard/accounts.json",
+        "dashboard/local-api.json",
+    ] {
+        assert_eq!(mode(&data.join(file)), 0o600, "{file}");
+    }
+    node.shutdown().await;
+}
