@@ -26,8 +26,18 @@ pub(crate) struct Insert {
     reply: Reply<Vec<InsertOutcome>>,
 }
 
-/// Maintenance, each in a transaction of its own.
+/// What the writer does between report batches.
 pub(crate) enum Task {
+    /// Counts every uncounted report (see `counting`).
+    Settle { reply: Reply<()> },
+    /// Counts uncounted reports if they are due.
+    Tick,
+    /// Runs once every report committed before it is counted.
+    Maintenance(MaintenanceTask),
+}
+
+/// Maintenance, each in a transaction of its own.
+pub(crate) enum MaintenanceTask {
     /// Deletes the raw reports of the oldest stored day if it is before `before`; answers
     /// how many, or `None` when no day before `before` is left.
     DeleteOldestDay {
@@ -45,25 +55,20 @@ pub(crate) enum Task {
         secret_sha256: String,
         reply: Reply<ForgetOutcome>,
     },
-    /// Counts every uncounted report (see `counting`).
-    Settle { reply: Reply<()> },
     /// Refreshes what the query planner (and on PostgreSQL index-only scans) relies on,
     /// after a bulk load: `PRAGMA optimize` on SQLite, `VACUUM (ANALYZE) rollups` on
     /// PostgreSQL.
     Optimize { reply: Reply<()> },
-    /// Counts uncounted reports if they are due.
-    Tick,
 }
 
-impl Task {
+impl MaintenanceTask {
     /// Answers the task with `error` without running it.
     pub(crate) fn fail(self, error: StoreError) {
         match self {
-            Task::DeleteOldestDay { reply, .. } => self::reply(reply, Err(error)),
-            Task::PruneSnapshots { reply, .. } => self::reply(reply, Err(error)),
-            Task::Forget { reply, .. } => self::reply(reply, Err(error)),
-            Task::Settle { reply } | Task::Optimize { reply } => self::reply(reply, Err(error)),
-            Task::Tick => {}
+            Self::DeleteOldestDay { reply, .. } => self::reply(reply, Err(error)),
+            Self::PruneSnapshots { reply, .. } => self::reply(reply, Err(error)),
+            Self::Forget { reply, .. } => self::reply(reply, Err(error)),
+            Self::Optimize { reply } => self::reply(reply, Err(error)),
         }
     }
 }

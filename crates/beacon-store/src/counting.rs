@@ -2,8 +2,10 @@
 //!
 //! Vocabulary (the one used by every name and doc of this crate):
 //! - **uncounted**: a report durably stored but not yet counted in the rollups. SQLite
-//!   keeps uncounted reports in the `incoming` table (its ingest log, unindexed), and
-//!   PostgreSQL keeps their keys in `rollup_pending` (the rows are already in `reports`).
+//!   keeps uncounted reports, with their facts, in the `incoming` table (its ingest log,
+//!   unindexed; see `sqlite::uncounted`), and PostgreSQL keeps their keys and facts in
+//!   `rollup_pending` (the rows are already in `reports`; see `postgres::uncounted`).
+//!   The table names are older than this vocabulary and stay, to spare a migration.
 //! - **count a chunk**: one transaction that counts up to [`CHUNK`] uncounted reports,
 //!   oldest first. One chunk touches each counter once however many of its reports count
 //!   it, which is what keeps ingest fast (see BENCHMARKS.md).
@@ -11,8 +13,8 @@
 //!   read settles first and can only run with the [`Settled`] token that [`settle`]
 //!   returns, so a read always sees every report committed before it. SQLite's reads of
 //!   raw reports settle too (its `reports` table only holds counted ones); PostgreSQL's
-//!   do not need to. The writer also settles before every maintenance task and when it
-//!   stops.
+//!   do not need to. The writer also settles before every maintenance task (a
+//!   `Task::Maintenance` runs only after a settle) and when it stops.
 //! - **lag bound**: when nobody settles, the writer counts on its own once a chunk is
 //!   full or the oldest uncounted report has waited long enough ([`MAX_LAG`] on
 //!   PostgreSQL; on SQLite once ingest has paused for [`QUIET`], or after every batch

@@ -5,7 +5,7 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use crate::batch::{self, Job, Task};
+use crate::batch::{self, Job, MaintenanceTask, Task};
 use crate::counting::CHUNK;
 use crate::report::invalid;
 use crate::rollup::week_of;
@@ -88,7 +88,7 @@ impl<W: WriterQueue> Maintenance for W {
             std::panic::resume_unwind(error.into_panic());
         }
         // Counted and ready for fast queries when the load returns, not at the first read.
-        batch::run_task(self.queue(), |reply| Task::Optimize { reply }).await?;
+        run(self.queue(), |reply| MaintenanceTask::Optimize { reply }).await?;
         tracing::info!(
             inserted = outcome.inserted,
             replaced = outcome.replaced,
@@ -99,7 +99,7 @@ impl<W: WriterQueue> Maintenance for W {
 
     async fn delete_reports_before(&self, day: NaiveDate) -> Result<u64, StoreError> {
         let mut deleted = 0;
-        while let Some(rows) = batch::run_task(self.queue(), |reply| Task::DeleteOldestDay {
+        while let Some(rows) = run(self.queue(), |reply| MaintenanceTask::DeleteOldestDay {
             before: day,
             reply,
         })
@@ -108,7 +108,7 @@ impl<W: WriterQueue> Maintenance for W {
             deleted += rows;
         }
         let before_week = week_of(day);
-        let pruned = batch::run_task(self.queue(), |reply| Task::PruneSnapshots {
+        let pruned = run(self.queue(), |reply| MaintenanceTask::PruneSnapshots {
             before_week,
             reply,
         })
@@ -122,7 +122,7 @@ impl<W: WriterQueue> Maintenance for W {
         uuid: &str,
         secret_sha256: &str,
     ) -> Result<ForgetOutcome, StoreError> {
-        let outcome = batch::run_task(self.queue(), |reply| Task::Forget {
+        let outcome = run(self.queue(), |reply| MaintenanceTask::Forget {
             uuid: uuid.to_owned(),
             secret_sha256: secret_sha256.to_owned(),
             reply,
@@ -131,6 +131,14 @@ impl<W: WriterQueue> Maintenance for W {
         tracing::info!(?outcome, "node deletion requested");
         Ok(outcome)
     }
+}
+
+/// Queues a maintenance task made around its reply channel and waits for its answer.
+async fn run<T>(
+    queue: &mpsc::Sender<Job>,
+    task: impl FnOnce(batch::Reply<T>) -> MaintenanceTask,
+) -> Result<T, StoreError> {
+    batch::run_task(queue, |reply| Task::Maintenance(task(reply))).await
 }
 
 /// Validates the reports in chunks and hands them over until the iterator ends, a report

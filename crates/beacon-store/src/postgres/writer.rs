@@ -11,7 +11,7 @@ use deadpool_postgres::Pool;
 use tokio::sync::mpsc;
 
 use super::uncounted::Uncounted;
-use crate::batch::{self, Counters, Job, Run, Task};
+use crate::batch::{self, Counters, Job, MaintenanceTask, Run, Task};
 use crate::{NewReport, StoreError};
 
 pub(super) const LOCK: &str = "SELECT pg_advisory_xact_lock(hashtext($1))";
@@ -57,7 +57,7 @@ impl PgWriter {
                     Run::Task(Task::Settle { reply }) => {
                         batch::reply(reply, self.settle(&mut uncounted).await);
                     }
-                    Run::Task(task) => match self.settle(&mut uncounted).await {
+                    Run::Task(Task::Maintenance(task)) => match self.settle(&mut uncounted).await {
                         Ok(()) => self.run_task(task).await,
                         Err(error) => task.fail(error),
                     },
@@ -75,22 +75,20 @@ impl PgWriter {
         tracing::debug!(db = self.db, "postgres writer stopped");
     }
 
-    async fn run_task(&self, task: Task) {
+    async fn run_task(&self, task: MaintenanceTask) {
         match task {
-            Task::DeleteOldestDay { before, reply } => {
+            MaintenanceTask::DeleteOldestDay { before, reply } => {
                 batch::reply(reply, self.delete_oldest_day(before).await);
             }
-            Task::PruneSnapshots { before_week, reply } => {
+            MaintenanceTask::PruneSnapshots { before_week, reply } => {
                 batch::reply(reply, self.prune_snapshots(before_week).await);
             }
-            Task::Forget {
+            MaintenanceTask::Forget {
                 uuid,
                 secret_sha256,
                 reply,
             } => batch::reply(reply, self.forget(&uuid, &secret_sha256).await),
-            Task::Settle { reply } => batch::reply(reply, Ok(())),
-            Task::Optimize { reply } => batch::reply(reply, self.optimize().await),
-            Task::Tick => {}
+            MaintenanceTask::Optimize { reply } => batch::reply(reply, self.optimize().await),
         }
     }
 }

@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use super::count::{recover_uncounted, report_columns, settle, try_count_chunk};
 use super::maintenance::{delete_oldest_day, forget, prune_snapshots};
 use super::uncounted::UncountedLog;
-use crate::batch::{self, Counters, Job, Run, Task};
+use crate::batch::{self, Counters, Job, MaintenanceTask, Run, Task};
 use crate::{InsertOutcome, NewReport, StoreError};
 
 const EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM reports WHERE day = ?1 AND uuid = ?2)";
@@ -69,7 +69,7 @@ fn run(mut conn: Connection, db: &str, mut jobs: mpsc::Receiver<Job>, counters: 
                 Run::Task(Task::Settle { reply }) => {
                     batch::reply(reply, settle(&mut conn, db, &mut uncounted));
                 }
-                Run::Task(task) => match settle(&mut conn, db, &mut uncounted) {
+                Run::Task(Task::Maintenance(task)) => match settle(&mut conn, db, &mut uncounted) {
                     Ok(()) => run_task(&mut conn, db, task),
                     Err(error) => task.fail(error),
                 },
@@ -137,23 +137,23 @@ pub(super) fn row_params(r: &NewReport) -> [&dyn ToSql; 11] {
     ]
 }
 
-fn run_task(conn: &mut Connection, db: &str, task: Task) {
+fn run_task(conn: &mut Connection, db: &str, task: MaintenanceTask) {
     match task {
-        Task::DeleteOldestDay { before, reply } => {
+        MaintenanceTask::DeleteOldestDay { before, reply } => {
             let result = delete_oldest_day(conn, before);
             batch::reply(
                 reply,
                 result.map_err(StoreError::sqlite(db, "delete old reports")),
             );
         }
-        Task::PruneSnapshots { before_week, reply } => {
+        MaintenanceTask::PruneSnapshots { before_week, reply } => {
             let result = prune_snapshots(conn, before_week);
             batch::reply(
                 reply,
                 result.map_err(StoreError::sqlite(db, "prune snapshots")),
             );
         }
-        Task::Forget {
+        MaintenanceTask::Forget {
             uuid,
             secret_sha256,
             reply,
@@ -161,11 +161,9 @@ fn run_task(conn: &mut Connection, db: &str, task: Task) {
             let result = forget(conn, &uuid, &secret_sha256);
             batch::reply(reply, result.map_err(StoreError::sqlite(db, "forget node")));
         }
-        Task::Settle { reply } => batch::reply(reply, Ok(())),
-        Task::Optimize { reply } => {
+        MaintenanceTask::Optimize { reply } => {
             let result = conn.execute_batch("PRAGMA optimize");
             batch::reply(reply, result.map_err(StoreError::sqlite(db, "optimize")));
         }
-        Task::Tick => {}
     }
 }
