@@ -230,7 +230,7 @@ async fn a_failed_batch_fails_every_waiter_and_later_batches_work() {
         let store = open_store(&backend).await;
         admin(
             &backend,
-            // SQLite's ingest commit writes to its log (see `sqlite::backlog`).
+            // SQLite's ingest commit writes to its log (see `sqlite::uncounted`).
             "CREATE TRIGGER fail_writes BEFORE INSERT ON incoming
              BEGIN SELECT RAISE(ABORT, 'simulated write failure'); END;",
             "CREATE FUNCTION fail_writes() RETURNS trigger LANGUAGE plpgsql
