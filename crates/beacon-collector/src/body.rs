@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{HeaderMap, header};
 use bytes::{Bytes, BytesMut};
-use flate2::read::GzDecoder;
+use flate2::bufread::GzDecoder;
 use http_body_util::BodyExt;
 
 use crate::config::{MAX_DECODED_BODY, MAX_WIRE_BODY};
@@ -121,6 +121,10 @@ async fn drain(mut body: Body, mut seen: u64) {
 
 /// Undoes the wire encoding. Gunzip stops one byte past [`MAX_DECODED_BODY`], so a
 /// compressed bomb never costs more than that much memory.
+///
+/// A body is exactly one gzip member. RFC 1952 allows several members back to back, but
+/// no node sends them; bytes after the first member (another member or garbage) are
+/// refused rather than silently dropped, so what is stored is all that was sent.
 pub(crate) fn decode(wire: Bytes, encoding: Encoding) -> Result<Bytes, ApiError> {
     match encoding {
         Encoding::Identity => Ok(wire),
@@ -131,7 +135,9 @@ pub(crate) fn decode(wire: Bytes, encoding: Encoding) -> Result<Bytes, ApiError>
 fn gunzip(wire: &[u8]) -> Result<Bytes, ApiError> {
     let cap = MAX_DECODED_BODY as u64 + 1;
     let mut decoded = Vec::with_capacity(wire.len().saturating_mul(4).min(MAX_DECODED_BODY));
-    GzDecoder::new(wire)
+    // The buffered decoder consumes exactly its member, so what it leaves is what follows.
+    let mut decoder = GzDecoder::new(wire);
+    (&mut decoder)
         .take(cap)
         .read_to_end(&mut decoded)
         .map_err(ApiError::InvalidGzip)?;
@@ -140,7 +146,22 @@ fn gunzip(wire: &[u8]) -> Result<Bytes, ApiError> {
             limit: MAX_DECODED_BODY,
         });
     }
+    let rest = decoder.into_inner();
+    if !rest.is_empty() {
+        return Err(ApiError::InvalidGzip(std::io::Error::other(after_member(
+            rest,
+        ))));
+    }
     Ok(Bytes::from(decoded))
+}
+
+/// Names what follows the gzip member: another member, or garbage.
+fn after_member(rest: &[u8]) -> String {
+    if rest.starts_with(&[0x1f, 0x8b]) {
+        "a body must be one gzip member, another member follows the first".to_owned()
+    } else {
+        format!("{} bytes after the end of the gzip member", rest.len())
+    }
 }
 
 #[cfg(test)]

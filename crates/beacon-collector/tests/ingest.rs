@@ -178,6 +178,10 @@ fn bad_inputs() -> Vec<Bad> {
     let mut corrupt_gzip = gzip(SEED_5_0_9.as_bytes());
     let mid = corrupt_gzip.len() / 2;
     corrupt_gzip[mid..].fill(0xa5);
+    let mut trailing_garbage = gzip(SEED_5_0_9.as_bytes());
+    trailing_garbage.extend_from_slice(b"garbage");
+    let mut two_members = gzip(SEED_5_0_9.as_bytes());
+    two_members.extend_from_slice(&gzip(b" "));
     let bomb = gzip(&vec![0u8; 10 * 1024 * 1024]);
     assert!(bomb.len() < 64 * 1024, "the bomb must pass the wire limit");
     let mut not_utf8 = SEED_5_0_9.as_bytes().to_vec();
@@ -229,6 +233,19 @@ fn bad_inputs() -> Vec<Bad> {
         Bad {
             encoding: Some("gzip"),
             ..bad("corrupt gzip", corrupt_gzip, 400, &["gzip"])
+        },
+        Bad {
+            encoding: Some("gzip"),
+            ..bad(
+                "gzip with trailing garbage",
+                trailing_garbage,
+                400,
+                &["gzip", "7 bytes after"],
+            )
+        },
+        Bad {
+            encoding: Some("gzip"),
+            ..bad("two gzip members", two_members, 400, &["one gzip member"])
         },
         Bad {
             encoding: Some("gzip"),
