@@ -50,6 +50,7 @@ pub use error::StoreError;
 pub use facts::{LegacyFacts, ReportFacts};
 pub use maintenance::{BulkOutcome, ForgetOutcome, Maintenance};
 pub use report::{InsertOutcome, NewReport, StoredReport};
+pub use url::redact as redact_url;
 pub use users::{ApiToken, Users};
 
 /// Where the collector stores reports when no URL is configured.

@@ -121,7 +121,7 @@ fn checked_schema(name: &str) -> Result<String, String> {
 
 /// The URL with any password (in the user info or a `password=` parameter) replaced by
 /// `***`. When in doubt it hides more, never less.
-pub(crate) fn redact(url: &str) -> String {
+pub fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return redact_query(url);
     };

@@ -91,7 +91,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
 /// Generates a year of history ending today, in chunks, rollups included.
 async fn seed_demo_data(args: SeedArgs) -> anyhow::Result<()> {
-    let db_shown = hide_password(&args.db);
+    let db_shown = beacon_store::redact_url(&args.db);
     let store = beacon_collector::open_store(&args.db)
         .await
         .with_context(|| format!("cannot open storage {db_shown}"))?;
@@ -112,7 +112,7 @@ async fn seed_demo_data(args: SeedArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let db_shown = hide_password(&args.db);
+    let db_shown = beacon_store::redact_url(&args.db);
     let store = beacon_collector::open_store(&args.db)
         .await
         .with_context(|| format!("cannot open storage {db_shown}"))?;
@@ -163,41 +163,4 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     bound.serve(crate::signals::shutdown_signal()).await?;
     tracing::info!("collector stopped");
     Ok(())
-}
-
-/// The storage URL as printed and logged: a password in it is replaced by `***`.
-fn hide_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    let Some((userinfo, host)) = authority.rsplit_once('@') else {
-        return url.to_owned();
-    };
-    match userinfo.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}{path}"),
-        None => url.to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::hide_password;
-
-    #[test]
-    fn passwords_are_hidden() {
-        assert_eq!(
-            hide_password("postgres://app:s3cret@db:5432/telemetry"),
-            "postgres://app:***@db:5432/telemetry"
-        );
-        assert_eq!(
-            hide_password("postgres://postgres@127.0.0.1:5432/test"),
-            "postgres://postgres@127.0.0.1:5432/test"
-        );
-        assert_eq!(
-            hide_password("sqlite://data/collector.db"),
-            "sqlite://data/collector.db"
-        );
-    }
 }

@@ -271,3 +271,39 @@ async fn seed_demo_data_fills_a_database_with_history() {
         "the history spreads over the year: {active_weeks} weeks"
     );
 }
+
+/// A password given as `?password=` in the storage URL is shown as `***`: on the start
+/// line, and in the error when the storage cannot be opened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_in_the_storage_url_is_never_printed() {
+    const SECRET: &str = "pw-4f1c9e-never-printed";
+    if let Some(test_db) = TestDb::postgres() {
+        let db = format!("{}&password={SECRET}", test_db.url());
+        let (mut child, mut lines) = spawn_reading(
+            beacon(&["collector", "--listen", "127.0.0.1:0", "--db", &db])
+                .stdin(Stdio::null())
+                .stderr(Stdio::null()),
+        );
+        let line = next_line(&mut lines, START_TIMEOUT).await;
+        assert!(terminate(&mut child).await.success());
+        let line = line.expect("a start line");
+        assert!(line.contains("password=***"), "{line}");
+        assert!(
+            !line.contains(SECRET),
+            "the start line shows the password: {line}"
+        );
+    }
+    let unreachable = format!("postgres://beacon@127.0.0.1:1/none?password={SECRET}");
+    let output = beacon(&["collector", "--listen", "127.0.0.1:0", "--db", &unreachable])
+        .env("BEACON_LOG", "debug")
+        .output()
+        .await
+        .expect("run the collector");
+    let printed = text(&output);
+    assert!(!output.status.success(), "{printed}");
+    assert!(printed.contains("password=***"), "{printed}");
+    assert!(
+        !printed.contains(SECRET),
+        "the password is printed: {printed}"
+    );
+}

@@ -6,8 +6,6 @@ use std::io::{BufRead, IsTerminal};
 
 use anyhow::{Context, bail};
 
-use super::hide_password;
-
 /// Environment variable a script can set instead of typing the password.
 const PASSWORD_ENV: &str = "BEACON_CONSOLE_PASSWORD";
 const MAX_NAME: usize = 64;
@@ -34,7 +32,7 @@ enum Action {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let db_shown = hide_password(&args.db);
+    let db_shown = beacon_store::redact_url(&args.db);
     let store = beacon_collector::open_store(&args.db)
         .await
         .with_context(|| format!("cannot open storage {db_shown}"))?;
