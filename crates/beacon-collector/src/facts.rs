@@ -1,11 +1,11 @@
-//! The one place where what a report says for analytics (`beacon_report::facts`) becomes
-//! the facts the store keeps with its row ([`ReportFacts`]); the store never reads a
-//! report itself, so the collector also gives it the way to derive facts it lacks.
+//! The collector's side of the store's facts: the store never reads a report itself, so
+//! the collector opens it with the way to derive the facts ([`Facts`], from
+//! `beacon_report::facts`) of reports an older build left uncounted without them.
 
 use std::sync::Arc;
 
 use beacon_report::facts::Facts;
-use beacon_store::{ReportFacts, Store, StoreError};
+use beacon_store::{Store, StoreError};
 use serde_json::Value;
 
 /// Opens the collector's store at `url` (see [`beacon_store::open_store`]); the facts of
@@ -14,61 +14,12 @@ pub async fn open_store(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     beacon_store::open_store_with(url, Some(stored_report_facts)).await
 }
 
-/// The facts the rollups count of a report document (EMQX 4.x or 5.x shape).
-///
-/// Field by field and exhaustive on both sides, so that a fact added to either struct
-/// does not compile until it is carried across here.
-pub fn report_facts(doc: &Value) -> ReportFacts {
-    let Facts {
-        peer_uuids,
-        deletion_secret_sha256,
-        num_cpus,
-        total_memory,
-        num_clients,
-        num_topics,
-        messages_sent_rate,
-        messages_received_rate,
-        retained,
-        delayed,
-        topic_rewrite,
-        auto_subscribe,
-        rule_engine,
-        exhook,
-        bridges,
-        authn,
-        authz,
-        gateways,
-        plugins,
-    } = Facts::of(doc);
-    ReportFacts {
-        peer_uuids,
-        deletion_secret_sha256,
-        num_cpus,
-        total_memory,
-        num_clients,
-        num_topics,
-        messages_sent_rate,
-        messages_received_rate,
-        retained,
-        delayed,
-        topic_rewrite,
-        auto_subscribe,
-        rule_engine,
-        exhook,
-        bridges,
-        authn,
-        authz,
-        gateways,
-        plugins,
-    }
-}
-
 /// The facts of a stored report's JSON text, for the reports an older store left
 /// uncounted without them (a [`beacon_store::LegacyFacts`]); text that is not JSON has
 /// none.
-pub fn stored_report_facts(raw: &str) -> Option<ReportFacts> {
+pub fn stored_report_facts(raw: &str) -> Option<Facts> {
     let doc: Value = serde_json::from_str(raw).ok()?;
-    Some(report_facts(&doc))
+    Some(Facts::of(&doc))
 }
 
 #[cfg(test)]
@@ -80,7 +31,7 @@ mod tests {
         let raw = beacon_report::fixtures::EMQX_4_4;
         let doc: Value = serde_json::from_str(raw).expect("fixture is JSON");
         let facts = stored_report_facts(raw).expect("facts");
-        assert_eq!(facts, report_facts(&doc));
+        assert_eq!(facts, Facts::of(&doc));
         assert!(facts.retained, "4.x `retainer` module counts as retained");
         assert_eq!(stored_report_facts("{"), None);
     }

@@ -6,8 +6,9 @@ use axum::Json;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use beacon_report::facts::Facts;
 use beacon_report::{ParsedReport, PayloadFormat, privacy};
-use beacon_store::{InsertOutcome, NewReport, ReportFacts, StoreError};
+use beacon_store::{InsertOutcome, NewReport, StoreError};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -56,9 +57,9 @@ fn redact(
     state: &AppState,
     parsed: ParsedReport,
     mut doc: serde_json::Value,
-) -> Result<(ParsedReport, ReportFacts), ApiError> {
+) -> Result<(ParsedReport, Facts), ApiError> {
     let found = privacy::redact_identifiers(&mut doc);
-    let facts = crate::report_facts(&doc);
+    let facts = Facts::of(&doc);
     if found == 0 {
         return Ok((parsed, facts));
     }
@@ -69,7 +70,7 @@ fn redact(
 }
 
 /// The row for a report received at `received_at`: one per node uuid per UTC day.
-fn new_row(parsed: ParsedReport, analytics: ReportFacts, received_at: DateTime<Utc>) -> NewReport {
+fn new_row(parsed: ParsedReport, analytics: Facts, received_at: DateTime<Utc>) -> NewReport {
     let ParsedReport {
         report,
         format,

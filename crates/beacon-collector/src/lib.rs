@@ -40,7 +40,7 @@ pub use config::{
     MAX_WIRE_BODY, RateLimit, TlsFiles,
 };
 pub use error::{ApiError, CollectorError};
-pub use facts::{open_store, report_facts, stored_report_facts};
+pub use facts::{open_store, stored_report_facts};
 pub use metrics::Metrics;
 pub use routes::{FORGET_PATH, HEALTH_PATH, INGEST_PATH, METRICS_PATH, router};
 pub use serve::{BoundCollector, Collector};

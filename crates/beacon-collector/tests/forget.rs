@@ -116,7 +116,7 @@ async fn retention_deletes_old_raw_reports_at_start_and_keeps_the_counts() {
                 os_name: Some("macOS".into()),
                 os_version: Some("12.5".into()),
                 node_count: 1,
-                analytics: beacon_collector::report_facts(&doc),
+                analytics: beacon_report::facts::Facts::of(&doc),
                 raw,
                 ..sample_report(doc["uuid"].as_str().unwrap(), day)
             };

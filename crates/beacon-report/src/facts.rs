@@ -6,12 +6,13 @@
 //! [`crate::parse`], and a part that is missing or has an unexpected shape simply
 //! contributes nothing.
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 /// What one report says about its node, beyond the columns of its row.
 ///
 /// Lists are sorted and without duplicates. `Default` is a report that says nothing.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Facts {
     /// `nodes_uuid`: the other nodes of the cluster. A 4.x report has no `cluster_uuid`,
     /// so its cluster is named by the smallest uuid among the node and these.

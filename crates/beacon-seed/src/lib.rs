@@ -1,6 +1,6 @@
 //! Synthetic history for demos and benchmarks: a year of weekly reports from a growing
 //! population of clusters, as real EMQX 5.x (and some 4.x) report documents turned into
-//! store rows the way ingest turns them (facts through `beacon_collector::report_facts`).
+//! store rows the way ingest turns them (facts through `beacon_report::facts`).
 //!
 //! Used by `beacon collector seed-demo-data`, `beacon demo`, tests and benchmarks; it is
 //! kept out of the store so that the collector's production build does not carry it.
@@ -17,7 +17,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 
-use beacon_collector::report_facts;
+use beacon_report::facts::Facts;
 use beacon_store::NewReport;
 
 /// Days of history generated, ending on `end_day`.
@@ -282,7 +282,7 @@ impl Cluster {
             edition: Some(self.edition.to_owned()),
             node_count: self.nodes.len() as i64,
             format: if self.v4 { 4 } else { 5 },
-            analytics: report_facts(&doc),
+            analytics: Facts::of(&doc),
             raw,
         }
     }
@@ -585,9 +585,8 @@ mod tests {
     #[test]
     fn reports_parse_back_to_their_facts() {
         for report in generate(300, end(), 3) {
-            let facts = beacon_collector::stored_report_facts(&report.raw);
-            assert_eq!(facts, Some(report.analytics.clone()));
             let doc: Value = serde_json::from_str(&report.raw).expect("JSON");
+            assert_eq!(Facts::of(&doc), report.analytics);
             assert_eq!(doc["uuid"], json!(report.uuid));
             assert_eq!(doc["emqx_version"], json!(report.emqx_version));
         }

@@ -216,6 +216,14 @@ pub struct Overview {
     pub new_nodes_change: Option<f64>,
 }
 
+/// The values a dashboard's filter lists offer for a range: versions newest first, OS
+/// names alphabetically.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FilterChoices {
+    pub versions: Vec<String>,
+    pub os: Vec<String>,
+}
+
 /// Where an export page ends; the next page starts after it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExportCursor {
@@ -249,6 +257,15 @@ pub trait Analytics: Send + Sync + 'static {
     async fn distinct_versions(&self) -> Result<Vec<String>, StoreError>;
     /// Every OS name ever counted, alphabetically, for a filter list.
     async fn distinct_os(&self) -> Result<Vec<String>, StoreError>;
+    /// The versions and OS names counted at least `min_count` cluster-weeks in the range of
+    /// `query` (its version and os filters are ignored), at most `limit` of each, the most
+    /// counted kept: values sent by a few reports cannot flood the filter lists.
+    async fn filter_choices(
+        &self,
+        query: &AnalyticsQuery,
+        min_count: u64,
+        limit: usize,
+    ) -> Result<FilterChoices, StoreError>;
     /// Up to `limit` raw reports with day in [from, to], after `after`, ordered by day
     /// then uuid (byte order). See [`export_reports`] for a stream of all of them.
     async fn export_page(
@@ -433,6 +450,39 @@ impl<S: Source + WriterQueue> Analytics for S {
             .await?;
         names.sort();
         Ok(names)
+    }
+
+    async fn filter_choices(
+        &self,
+        query: &AnalyticsQuery,
+        min_count: u64,
+        limit: usize,
+    ) -> Result<FilterChoices, StoreError> {
+        let unfiltered = AnalyticsQuery {
+            version: None,
+            os: None,
+            ..query.clone()
+        };
+        let scope = scope(&unfiltered)?;
+        let rows = rollups::<KeyRow, _>(self, &scope, &[kind::VERSION, kind::OS]).await?;
+        let most_counted = |kind: &'static str| {
+            let counts = rows
+                .iter()
+                .filter(|row| row.kind == kind)
+                .map(|row| (row.k1.as_str(), count(row.n)));
+            let (_, mut shares) = shares(counts);
+            shares.retain(|share| share.cluster_weeks >= min_count);
+            shares.truncate(limit);
+            shares
+                .into_iter()
+                .map(|share| share.value)
+                .collect::<Vec<_>>()
+        };
+        let mut versions = most_counted(kind::VERSION);
+        versions.sort_by(|a, b| version_order(b, a));
+        let mut os = most_counted(kind::OS);
+        os.sort();
+        Ok(FilterChoices { versions, os })
     }
 
     async fn export_page(

@@ -27,7 +27,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use crate::batch::{Job, Task};
-use crate::{NewReport, ReportFacts, StoredReport};
+use crate::{Facts, NewReport, StoredReport};
 
 /// Uncounted reports counted in one transaction at most; also the reports per insert
 /// transaction of a bulk load.
@@ -53,7 +53,7 @@ pub(crate) async fn settle(queue: &mpsc::Sender<Job>) -> Result<Settled, crate::
 
 /// An uncounted report as read back from its table, ready to count with the facts kept
 /// beside it (never read again from its JSON).
-pub(crate) fn reinserted(report: StoredReport, analytics: ReportFacts) -> NewReport {
+pub(crate) fn reinserted(report: StoredReport, analytics: Facts) -> NewReport {
     NewReport {
         uuid: report.uuid,
         cluster_uuid: report.cluster_uuid,

@@ -12,10 +12,10 @@
 //! self-service deletion.
 //!
 //! It must NOT know about HTTP or read reports: it stores the columns, the raw JSON text
-//! and the [`ReportFacts`] the collector derived from a parsed report, and counts from
-//! those facts, never from the JSON. It never receives or stores a client IP address:
-//! [`NewReport`] has no field for one. Dashboard and data API answers must come from the rollups, never from a
-//! scan of raw reports.
+//! and the [`Facts`] (the report crate's type) the collector derived from a parsed report,
+//! and counts from those facts, never from the JSON. It never receives or stores a client
+//! IP address: [`NewReport`] has no field for one. Dashboard and data API answers must
+//! come from the rollups, never from a scan of raw reports.
 
 mod analytics;
 mod batch;
@@ -42,12 +42,13 @@ use chrono::NaiveDate;
 
 pub use analytics::{
     Analytics, AnalyticsQuery, Bucket, CountBar, Distribution, EXPORT_PAGE_SIZE, ExportCursor,
-    FeatureAdoption, FeatureShare, Hardware, MAX_QUERY_WEEKS, OsVersionShare, Overview, Period,
-    PeriodTotals, Platforms, Share, VersionAdoption, VersionSeries, WeekActivity, Workload,
-    export_reports,
+    FeatureAdoption, FeatureShare, FilterChoices, Hardware, MAX_QUERY_WEEKS, OsVersionShare,
+    Overview, Period, PeriodTotals, Platforms, Share, VersionAdoption, VersionSeries,
+    WeekActivity, Workload, export_reports,
 };
+pub use beacon_report::facts::Facts;
 pub use error::StoreError;
-pub use facts::{LegacyFacts, ReportFacts};
+pub use facts::LegacyFacts;
 pub use maintenance::{BulkOutcome, ForgetOutcome, Maintenance};
 pub use report::{InsertOutcome, NewReport, StoredReport};
 pub use url::redact as redact_url;

@@ -8,7 +8,7 @@
 //! key index).
 //!
 //! Version 5 gives each backend's log of uncounted reports (SQLite's `incoming`,
-//! PostgreSQL's `rollup_pending`) a `facts` column: the [`crate::ReportFacts`] of the
+//! PostgreSQL's `rollup_pending`) a `facts` column: the [`crate::Facts`] of the
 //! report, in the store's JSON form, so that counting reads facts and never the report.
 //! Back-fill rule: entries already in the log get NULL, and right after migrating, the
 //! store opened with a [`crate::LegacyFacts`] fills them from their report's text through

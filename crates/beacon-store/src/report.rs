@@ -1,7 +1,7 @@
 use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{ReportFacts, StoreError};
+use crate::{Facts, StoreError};
 
 /// One report as a row: the columns analytics needs, the raw JSON text, and the facts the
 /// rollups are built from.
@@ -27,7 +27,7 @@ pub struct NewReport {
     /// The report's JSON text, exactly as received (after decompression).
     pub raw: String,
     /// What the analytics rollups count; not stored as columns of the report row.
-    pub analytics: ReportFacts,
+    pub analytics: Facts,
 }
 
 /// A report read back from the store: the row's columns and raw JSON text.
@@ -102,7 +102,7 @@ impl NewReport {
             .into_iter()
             .find(|(_, value)| value.is_some_and(|text| text.contains('\0')))
             .map(|(field, _)| field);
-        match column.or_else(|| self.analytics.field_with_nul()) {
+        match column.or_else(|| crate::facts::field_with_nul(&self.analytics)) {
             Some(field) => Err(invalid(field, "must not contain a NUL character".into())),
             None => Ok(()),
         }

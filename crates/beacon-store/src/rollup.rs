@@ -648,7 +648,7 @@ fn sorted_difference(old: &[Counter], new: &[Counter]) -> (Vec<Counter>, Vec<Cou
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ReportFacts;
+    use crate::Facts;
 
     fn report(uuid: &str, cluster: &str, day: u32, hour: u32, version: &str) -> NewReport {
         let day = NaiveDate::from_ymd_opt(2024, 3, day).expect("day");
@@ -664,10 +664,10 @@ mod tests {
             node_count: 2,
             format: 5,
             raw: "{}".into(),
-            analytics: ReportFacts {
+            analytics: Facts {
                 num_clients: Some(10),
                 retained: true,
-                ..ReportFacts::default()
+                ..Facts::default()
             },
         }
     }

@@ -17,7 +17,7 @@ use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 
 use crate::url::{self, PgTarget, StoreUrl};
-use crate::{NewReport, ReportFacts, StoreError};
+use crate::{Facts, NewReport, StoreError};
 
 const HOW_TO: &str = "TEST_DATABASE_URL is not set: PostgreSQL tests need a server, e.g. \
      `export TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test`; \
@@ -150,7 +150,7 @@ pub fn sample_report(uuid: &str, day: NaiveDate) -> NewReport {
         node_count: 3,
         format: 5,
         raw: format!(r#"{{"uuid":"{uuid}","emqx_version":"5.0.9","extra":{{"kept":true}}}}"#),
-        analytics: ReportFacts::default(),
+        analytics: Facts::default(),
     }
 }
 

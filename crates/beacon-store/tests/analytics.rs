@@ -173,7 +173,7 @@ impl Sent {
             node_count,
             format: if self.cluster.is_some() { 5 } else { 4 },
             raw: doc.to_string(),
-            analytics: beacon_collector::report_facts(&doc),
+            analytics: beacon_report::facts::Facts::of(&doc),
         }
     }
 }

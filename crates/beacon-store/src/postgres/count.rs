@@ -15,7 +15,7 @@ use super::uncounted::Uncounted;
 use super::writer::{Context, LOCK, PgWriter};
 use crate::counting;
 use crate::rollup::{self, Changes, Loaded, Wanted};
-use crate::{NewReport, ReportFacts, StoreError, rows, sql};
+use crate::{NewReport, StoreError, rows, sql};
 
 const MARK_COUNTED: &str = "DELETE FROM rollup_pending p
     USING unnest($1::date[], $2::text[]) AS k (day, uuid)
@@ -108,7 +108,7 @@ fn uncounted_report(row: &Row, db: &str) -> Result<NewReport, StoreError> {
     const OP: &str = "read uncounted reports";
     let report = rows::report(row).context(db, OP)?;
     let facts = row.try_get("facts").context(db, OP)?;
-    let facts = ReportFacts::from_column(facts).map_err(|error| StoreError::Decode {
+    let facts = crate::facts::from_column(facts).map_err(|error| StoreError::Decode {
         db: db.to_owned(),
         column: "facts",
         reason: error.to_string(),

@@ -30,7 +30,7 @@ pub(super) async fn backfill(
         let (day, uuid, raw) = entry(row).map_err(StoreError::postgres(db, OP))?;
         if let Some(facts) = legacy.and_then(|derive| derive(raw)) {
             client
-                .execute(FILL, &[&day, &uuid, &facts.to_column()])
+                .execute(FILL, &[&day, &uuid, &crate::facts::to_column(&facts)])
                 .await
                 .map_err(StoreError::postgres(db, OP))?;
             filled += 1;

@@ -42,7 +42,10 @@ impl PgWriter {
             .context(db, OP)?;
         let fresh = inserted_keys(&rows).context(db, OP)?;
         let (days, uuids) = keys(&latest);
-        let facts: Vec<String> = latest.iter().map(|r| r.analytics.to_column()).collect();
+        let facts: Vec<String> = latest
+            .iter()
+            .map(|r| crate::facts::to_column(&r.analytics))
+            .collect();
         query_cached(&tx, MARK_UNCOUNTED, &[&days, &uuids, &facts])
             .await
             .context(db, OP)?;

@@ -28,8 +28,8 @@ use crate::maintenance::WriterQueue;
 use crate::migrations;
 use crate::url::PgTarget;
 use crate::{
-    InsertOutcome, LegacyFacts, NewReport, ReportStore, StoreError, StoreStats, StoredReport,
-    rows, sql,
+    InsertOutcome, LegacyFacts, NewReport, ReportStore, StoreError, StoreStats, StoredReport, rows,
+    sql,
 };
 
 const READ_POOL_SIZE: usize = 8;

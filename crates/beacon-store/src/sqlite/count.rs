@@ -9,7 +9,7 @@ use super::uncounted::UncountedLog;
 use super::writer::row_params;
 use crate::counting::{self, CHUNK};
 use crate::rollup::{self, Changes, Loaded, Wanted};
-use crate::{NewReport, ReportFacts, StoreError, rows, sql};
+use crate::{NewReport, StoreError, rows, sql};
 
 /// The columns of a report row, in `reports` and in the `incoming` log alike.
 macro_rules! report_columns {
@@ -106,7 +106,7 @@ fn read_chunk(conn: &Connection) -> rusqlite::Result<(i64, Vec<NewReport>)> {
     while let Some(row) = rows.next()? {
         last_id = row.get("id")?;
         let facts: Option<String> = row.get("facts")?;
-        let facts = ReportFacts::from_column(facts.as_deref()).map_err(|error| {
+        let facts = crate::facts::from_column(facts.as_deref()).map_err(|error| {
             rusqlite::Error::FromSqlConversionFailure(1, Type::Text, Box::new(error))
         })?;
         reports.push(counting::reinserted(rows::report(row)?, facts));

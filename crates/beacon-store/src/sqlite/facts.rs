@@ -27,7 +27,7 @@ fn fill(conn: &mut Connection, legacy: Option<LegacyFacts>) -> rusqlite::Result<
     let mut update = tx.prepare("UPDATE incoming SET facts = ?1 WHERE id = ?2")?;
     for (id, raw) in &missing {
         if let Some(facts) = legacy.and_then(|derive| derive(raw)) {
-            update.execute(params![facts.to_column(), id])?;
+            update.execute(params![crate::facts::to_column(&facts), id])?;
             filled += 1;
         }
     }

@@ -26,8 +26,8 @@ use crate::counting;
 use crate::maintenance::WriterQueue;
 use crate::migrations::{self, Migration};
 use crate::{
-    InsertOutcome, LegacyFacts, NewReport, ReportStore, StoreError, StoreStats, StoredReport,
-    rows, sql,
+    InsertOutcome, LegacyFacts, NewReport, ReportStore, StoreError, StoreStats, StoredReport, rows,
+    sql,
 };
 
 /// How long a statement waits for a lock held by another connection (another collector

@@ -107,7 +107,7 @@ fn write_batch(
         let replaces = !in_batch.insert((r.day, r.uuid.as_str()))
             || uncounted.holds(r.day, &r.uuid)
             || exists.query_row(params![r.day, r.uuid], |row| row.get(0))?;
-        let facts = r.analytics.to_column();
+        let facts = crate::facts::to_column(&r.analytics);
         let facts: [&dyn ToSql; 1] = [&facts];
         log.execute(params_from_iter(row_params(r).into_iter().chain(facts)))?;
         outcomes.push(if replaces {
