@@ -128,6 +128,9 @@ impl ReportStore for ClosedStore {
     async fn health(&self) -> Result<(), StoreError> {
         Err(StoreError::Closed)
     }
+    async fn settle(&self) -> Result<(), StoreError> {
+        Err(StoreError::Closed)
+    }
     fn stats(&self) -> StoreStats {
         StoreStats::default()
     }

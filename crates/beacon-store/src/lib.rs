@@ -84,6 +84,10 @@ pub trait ReportStore: Send + Sync + 'static {
     async fn count(&self) -> Result<u64, StoreError>;
     /// Cheap round trip to the database, for /healthz; also fails if the writer has stopped.
     async fn health(&self) -> Result<(), StoreError>;
+    /// Counts every report committed so far into the rollups (SQLite: moves its ingest log
+    /// into `reports`). A collector calls it when it stops, so that the database it leaves
+    /// is settled for anyone who reads it with SQL before the next start.
+    async fn settle(&self) -> Result<(), StoreError>;
     /// Counters of committed batches and rows.
     fn stats(&self) -> StoreStats;
     /// `"sqlite"` or `"postgres"`.

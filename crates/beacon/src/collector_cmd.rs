@@ -137,7 +137,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ..beacon_console::ConsoleOptions::default()
     };
     let console = beacon_console::router(Arc::clone(&store), console_options);
-    let bound = Collector::bind_store(config, store)
+    let bound = Collector::bind_store(config, Arc::clone(&store))
         .await?
         .with_console(console, args.dashboard_listen)?;
     let console_url = bound.console_url().unwrap_or_else(|| bound.url());
@@ -160,7 +160,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .context("cannot write the start lines to stdout")?;
     drop(stdout);
     tracing::info!(url = %bound.url(), storage = %db_shown, ?mode, "collector started");
-    bound.serve(crate::signals::shutdown_signal()).await?;
+    let served = bound.serve(crate::signals::shutdown_signal()).await;
+    // The writer counts what is left when the store is dropped, but on a thread this
+    // process would not wait for: settle here, so that the database left behind has an
+    // empty ingest log and every acknowledged report in `reports` and the rollups.
+    if let Err(error) = store.settle().await {
+        tracing::error!(%error, "counting the last reports failed; done at the next start");
+    }
+    served?;
     tracing::info!("collector stopped");
     Ok(())
 }

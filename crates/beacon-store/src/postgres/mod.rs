@@ -139,6 +139,10 @@ impl ReportStore for PostgresStore {
         })
     }
 
+    async fn settle(&self) -> Result<(), StoreError> {
+        counting::settle(&self.queue).await.map(drop)
+    }
+
     async fn health(&self) -> Result<(), StoreError> {
         if self.queue.is_closed() {
             return Err(StoreError::Closed);

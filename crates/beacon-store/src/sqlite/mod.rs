@@ -144,6 +144,10 @@ impl ReportStore for SqliteStore {
         })
     }
 
+    async fn settle(&self) -> Result<(), StoreError> {
+        counting::settle(&self.queue).await.map(drop)
+    }
+
     async fn health(&self) -> Result<(), StoreError> {
         if self.queue.is_closed() {
             return Err(StoreError::Closed);
