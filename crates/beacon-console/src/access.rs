@@ -1,9 +1,10 @@
 //! Who may use the console: login and logout, the session cookie, CSRF checks on forms,
 //! and the two gates (pages: session only; data API: session or API token).
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::OnceLock;
 
-use axum::extract::{FromRequest, FromRequestParts, Query, Request, State};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -19,6 +20,7 @@ use crate::filters;
 use crate::layout;
 use crate::paths;
 use crate::state::Console;
+use crate::throttle::Throttled;
 
 /// The login session's cookie; the OpenAPI document names it too.
 pub(crate) const SESSION_COOKIE: &str = "beacon_console";
@@ -154,6 +156,7 @@ pub(crate) struct LoginForm {
 
 pub(crate) async fn login(
     State(console): State<Console>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
@@ -161,10 +164,17 @@ pub(crate) async fn login(
     if expected.is_empty() || !constant_time_eq(expected.as_bytes(), form.csrf.as_bytes()) {
         return forbidden("the login form expired or did not come from this console; reload it");
     }
-    if let Err(wait_secs) = console.logins.attempt(&form.username) {
-        tracing::info!(user = %form.username, "console: login throttled");
-        let message =
-            format!("Too many sign-in attempts for this user name. Try again in {wait_secs} s.");
+    // Served without connect info (a test's plain router), every client shares one source.
+    let source = peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |p| p.0.0.ip());
+    if let Err(throttled) = console.logins.attempt(&form.username, source) {
+        // `?`: the typed name is quoted and escaped, so it cannot forge a log line.
+        tracing::info!(user = ?form.username, ?throttled, "console: login throttled");
+        let message = match throttled {
+            Throttled::Pair(_) => "Too many sign-in attempts for this user name from here.",
+            Throttled::Global(_) => "Too many sign-in attempts on this console right now.",
+        };
+        let wait_secs = throttled.seconds();
+        let message = format!("{message} Try again in {wait_secs} s.");
         let mut page = login_page(
             &console,
             StatusCode::TOO_MANY_REQUESTS,
@@ -178,7 +188,7 @@ pub(crate) async fn login(
     let stamp = match check_password(&console, &form.username, form.password).await {
         Ok(Some(stamp)) => stamp,
         Ok(None) => {
-            tracing::info!(user = %form.username, "console: login refused");
+            tracing::info!(user = ?form.username, "console: login refused");
             return login_page(
                 &console,
                 StatusCode::UNAUTHORIZED,
@@ -189,7 +199,7 @@ pub(crate) async fn login(
         Err(error) => return layout::error_page(&error),
     };
     let (token, _) = console.sessions.create(&form.username, &stamp);
-    tracing::info!(user = %form.username, "console: logged in");
+    tracing::info!(user = ?form.username, "console: logged in");
     let session = cookie_header(&console, SESSION_COOKIE, &token, None);
     let expired_form = cookie_header(&console, LOGIN_COOKIE, "", Some(0));
     let mut response = Redirect::to(safe_next(form.next.as_deref())).into_response();

@@ -65,12 +65,13 @@ pub(crate) async fn chart(
     Ok(Json(answer).into_response())
 }
 
+/// The filter lists' values for the range of the query string.
 pub(crate) async fn filter_choices(
     State(console): State<Console>,
+    Query(raw): Query<RawFilters>,
 ) -> Result<Response, ConsoleError> {
-    let versions = console.store.distinct_versions().await?;
-    let os = console.store.distinct_os().await?;
-    Ok(Json(json!({"versions": versions, "os": os})).into_response())
+    let choices = console.filter_choices(&Filters::parse(raw)?).await?;
+    Ok(Json(choices).into_response())
 }
 
 /// One table row: each value as JSON.

@@ -173,8 +173,20 @@ fn report_values(report: StoredReport, format: Format) -> Vec<Value> {
 fn csv_text(value: &Value) -> String {
     match value {
         Value::Null => String::new(),
-        Value::String(text) => text.clone(),
+        Value::String(text) => neutralised(text),
         other => other.to_string(),
+    }
+}
+
+/// Text that a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, or a tab or
+/// carriage return before one) gets a leading `'`, so that opening an export of reports
+/// sent by anyone cannot run their formulas. Numbers are written from JSON numbers, never
+/// from text, so they are not touched.
+fn neutralised(text: &str) -> String {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_owned()
     }
 }
 
@@ -203,6 +215,15 @@ mod tests {
         let line =
             csv_line(["a".into(), "b,c".into(), "say \"hi\"".into(), String::new()].into_iter());
         assert_eq!(line, "a,\"b,c\",\"say \"\"hi\"\"\",\r\n");
+    }
+
+    #[test]
+    fn csv_text_that_would_be_a_formula_is_neutralised() {
+        for formula in ["=1+1", "+1", "-1", "@SUM(A1)", "\t=1", "\r=1"] {
+            assert_eq!(csv_text(&json!(formula)), format!("'{formula}"));
+        }
+        assert_eq!(csv_text(&json!("Linux")), "Linux");
+        assert_eq!(csv_text(&json!(-5)), "-5", "numbers stay numbers");
     }
 
     #[test]

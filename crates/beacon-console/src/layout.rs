@@ -5,17 +5,12 @@
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use beacon_auth::Session;
+use beacon_store::FilterChoices as Choices;
 
 use crate::error::ConsoleError;
 use crate::filters::Filters;
 use crate::html::{self, esc};
 use crate::paths::{self, PAGES, Page};
-
-/// Values offered by the filter bar.
-pub(crate) struct Choices {
-    pub(crate) versions: Vec<String>,
-    pub(crate) os: Vec<String>,
-}
 
 /// A dashboard page: navigation (links keep the filters), the filter bar, `body`.
 pub(crate) fn dashboard(

@@ -52,7 +52,11 @@ pub(crate) fn build() -> Value {
         paths::FILTER_CHOICES.into(),
         json!({"get": {
             "operationId": "filters",
-            "summary": "Every version and OS ever counted, for filter lists",
+            "summary": "The versions and OS names most counted in the range (at most 50 of each, each counted a few cluster-weeks at least), for filter lists",
+            "parameters": [
+                {"$ref": "#/components/parameters/from"},
+                {"$ref": "#/components/parameters/to"}
+            ],
             "responses": {"200": {"description": "Filter choices", "content": {"application/json": {"schema": {
                 "type": "object",
                 "properties": {

@@ -18,7 +18,7 @@ use crate::error::ConsoleError;
 use crate::export::{Format, REPORTS};
 use crate::filters::{Filters, RawFilters};
 use crate::html::esc;
-use crate::layout::{self, Choices};
+use crate::layout;
 use crate::paths::{self, Page};
 use crate::state::Console;
 use crate::svg::{self, Labels, Series, bytes, number, percent};
@@ -42,10 +42,7 @@ pub(crate) fn route(page: Page) -> MethodRouter<Console> {
 async fn show(console: &Console, signed_in: &SignedIn, raw: RawFilters, page: &Page) -> Response {
     let rendered = async {
         let filters = Filters::parse(raw)?;
-        let choices = Choices {
-            versions: console.store.distinct_versions().await?,
-            os: console.store.distinct_os().await?,
-        };
+        let choices = console.filter_choices(&filters).await?;
         let body = body(console.store.as_ref(), page.chart, &filters).await?;
         Ok::<_, ConsoleError>((filters, choices, body))
     }

@@ -1,10 +1,12 @@
-//! The console's router: every path of [`crate::paths`] with its handler and gate.
+//! The console's router: every path of [`crate::paths`] with its handler and gate, and
+//! the security headers every answer carries.
 
 use std::sync::Arc;
 
 use axum::Router;
+use axum::http::{HeaderName, HeaderValue, header};
 use axum::middleware;
-use axum::response::Redirect;
+use axum::response::{Redirect, Response};
 use axum::routing::{get, post};
 use beacon_store::Store;
 
@@ -46,5 +48,31 @@ pub fn router(store: Arc<dyn Store>, options: ConsoleOptions) -> Router {
         .route(paths::STYLESHEET, get(html::stylesheet))
         .merge(pages)
         .merge(data)
+        .layer(middleware::map_response(security_headers))
         .with_state(console)
+}
+
+/// Everything the console serves is its own (no script at all, styles from its sheet,
+/// charts inline SVG), so the policy allows only itself and no framing.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'none'; \
+     object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// Added to every answer here, in one place so that no handler can forget them. Answers
+/// hold private numbers and tokens shown once, so nothing is cached unless a handler says
+/// otherwise (the stylesheet does).
+async fn security_headers(mut response: Response) -> Response {
+    let fixed: [(HeaderName, &'static str); 4] = [
+        (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+    ];
+    let headers = response.headers_mut();
+    for (name, value) in fixed {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    headers
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    response
 }

@@ -5,17 +5,28 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use beacon_auth::Sessions;
-use beacon_store::Store;
+use beacon_store::{FilterChoices, Store};
+
+use crate::error::ConsoleError;
+use crate::filters::Filters;
 
 use crate::throttle::LoginThrottle;
 
 /// Login sessions end after this long without a request.
 pub const DEFAULT_SESSION_IDLE: Duration = Duration::from_secs(8 * 3600);
 
-/// Sign-in attempts allowed per user name: this many a minute on average...
+/// Sign-in attempts allowed per user name and source address: this many a minute on
+/// average...
 pub const DEFAULT_LOGINS_PER_MINUTE: NonZeroU32 = NonZeroU32::new(5).unwrap();
 /// ...and this many in a row.
 pub const DEFAULT_LOGIN_BURST: NonZeroU32 = NonZeroU32::new(10).unwrap();
+/// Sign-in attempts allowed a minute (and in a row) over every name and address.
+pub const DEFAULT_LOGINS_GLOBAL_PER_MINUTE: NonZeroU32 = NonZeroU32::new(120).unwrap();
+/// A version or OS is offered by the filter lists once it counts this many cluster-weeks
+/// in the range shown...
+pub const DEFAULT_FILTER_MIN_COUNT: u64 = 2;
+/// ...and only the most counted this many are.
+pub const DEFAULT_FILTER_CHOICES: usize = 50;
 
 /// How the console is served.
 #[derive(Debug, Clone)]
@@ -23,9 +34,16 @@ pub struct ConsoleOptions {
     /// Mark cookies `Secure`: set when the console is served over TLS.
     pub secure_cookies: bool,
     pub session_idle: Duration,
-    /// Sign-in attempts per user name, on average and in a row (see `throttle`).
+    /// Sign-in attempts per user name and address, on average and in a row, and over
+    /// every name and address (see `throttle`).
     pub logins_per_minute: NonZeroU32,
     pub login_burst: NonZeroU32,
+    pub logins_global_per_minute: NonZeroU32,
+    /// Filter lists offer at most `filter_choices` values, each counted at least
+    /// `filter_min_count` cluster-weeks in the range shown, so that junk sent by anyone
+    /// cannot flood every page.
+    pub filter_min_count: u64,
+    pub filter_choices: usize,
 }
 
 impl Default for ConsoleOptions {
@@ -35,6 +53,9 @@ impl Default for ConsoleOptions {
             session_idle: DEFAULT_SESSION_IDLE,
             logins_per_minute: DEFAULT_LOGINS_PER_MINUTE,
             login_burst: DEFAULT_LOGIN_BURST,
+            logins_global_per_minute: DEFAULT_LOGINS_GLOBAL_PER_MINUTE,
+            filter_min_count: DEFAULT_FILTER_MIN_COUNT,
+            filter_choices: DEFAULT_FILTER_CHOICES,
         }
     }
 }
@@ -46,6 +67,8 @@ pub(crate) struct Console {
     pub(crate) sessions: Arc<Sessions>,
     pub(crate) logins: Arc<LoginThrottle>,
     pub(crate) secure_cookies: bool,
+    pub(crate) filter_min_count: u64,
+    pub(crate) filter_choices: usize,
 }
 
 impl Console {
@@ -56,8 +79,33 @@ impl Console {
             logins: Arc::new(LoginThrottle::new(
                 options.logins_per_minute,
                 options.login_burst,
+                options.logins_global_per_minute,
             )),
             secure_cookies: options.secure_cookies,
+            filter_min_count: options.filter_min_count,
+            filter_choices: options.filter_choices,
         }
+    }
+}
+
+impl Console {
+    /// The filter lists' values for the range of `filters`; a chosen value is kept even
+    /// when it is not among them, so that the form still shows it.
+    pub(crate) async fn filter_choices(
+        &self,
+        filters: &Filters,
+    ) -> Result<FilterChoices, ConsoleError> {
+        let mut choices = self
+            .store
+            .filter_choices(&filters.query(), self.filter_min_count, self.filter_choices)
+            .await?;
+        let keep = |chosen: &Option<String>, values: &mut Vec<String>| {
+            if let Some(value) = chosen.as_ref().filter(|v| !values.contains(v)) {
+                values.insert(0, value.clone());
+            }
+        };
+        keep(&filters.version, &mut choices.versions);
+        keep(&filters.os, &mut choices.os);
+        Ok(choices)
     }
 }

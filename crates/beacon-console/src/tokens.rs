@@ -48,7 +48,7 @@ pub(crate) async fn create(State(console): State<Console>, form: Posted<TokenFor
     let user = &signed_in.session.user;
     match console.store.add_api_token(name, user, &hash).await {
         Ok(true) => {
-            tracing::info!(%user, token = name, "console: API token created");
+            tracing::info!(?user, token = ?name, "console: API token created");
             let shown = format!(
                 "<p>Token <b>{}</b> created. Copy it now: it is not shown again.</p>\
                  <p class=\"secret\" id=\"new-token\">{token}</p>",
@@ -74,7 +74,7 @@ pub(crate) async fn revoke(State(console): State<Console>, form: Posted<TokenFor
     let Posted { signed_in, fields } = form;
     match console.store.remove_api_token(&fields.name).await {
         Ok(_) => {
-            tracing::info!(user = %signed_in.session.user, token = %fields.name, "console: API token revoked");
+            tracing::info!(user = ?signed_in.session.user, token = ?fields.name, "console: API token revoked");
             Redirect::to(paths::TOKENS).into_response()
         }
         Err(error) => layout::error_page(&ConsoleError::from(error)),

@@ -6,8 +6,9 @@ use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use beacon_store::testing::TestDb;
+use serde_json::Value;
 use support::launch::run_browser_check;
-use support::{beacon, next_line, spawn_reading, text};
+use support::{beacon, next_line, spawn_reading, terminate, text};
 use tokio::io::AsyncWriteExt;
 
 mod support;
@@ -47,9 +48,16 @@ async fn user_subcommands_manage_console_admins_in_the_database() {
     let db = test_db.url().to_owned();
     let add = user(&db, &["add", "admin"], &format!("{PASSWORD}\n")).await;
     assert!(add.status.success(), "{}", text(&add));
-    let again = user(&db, &["add", "admin"], "other\n").await;
+    let again = user(&db, &["add", "admin"], "another long password\n").await;
     assert!(!again.status.success());
     assert!(text(&again).contains("exists already"), "{}", text(&again));
+    let short = user(&db, &["add", "eve"], "eleven char\n").await;
+    assert!(!short.status.success());
+    assert!(
+        text(&short).contains("at least 12"),
+        "a short password is refused with the rule: {}",
+        text(&short)
+    );
     let bad_name = user(&db, &["add", "a b"], "pw\n").await;
     assert!(text(&bad_name).contains("user name"), "{}", text(&bad_name));
     let argv = user(&db, &["add", "eve", "--password", "x"], "").await;
@@ -75,12 +83,21 @@ async fn user_subcommands_manage_console_admins_in_the_database() {
     let passwd = beacon_with(
         &["collector", "user", "passwd", "admin", "--db", &db],
         "",
-        &[("BEACON_CONSOLE_PASSWORD", "the new one")],
+        &[("BEACON_CONSOLE_PASSWORD", "the new one, longer")],
     )
     .await;
     assert!(passwd.status.success(), "{}", text(&passwd));
     let hash = store.password_hash("admin").await.unwrap().expect("stored");
-    assert!(beacon_auth::verify_password(&hash, "the new one"));
+    assert!(beacon_auth::verify_password(&hash, "the new one, longer"));
+    let short = beacon_with(
+        &["collector", "user", "passwd", "admin", "--db", &db],
+        "",
+        &[("BEACON_CONSOLE_PASSWORD", "too short")],
+    )
+    .await;
+    assert!(text(&short).contains("at least 12"), "{}", text(&short));
+    let kept = store.password_hash("admin").await.unwrap().expect("stored");
+    assert_eq!(kept, hash, "a refused password changes nothing");
     let list = user(&db, &["list"], "").await;
     assert_eq!(String::from_utf8_lossy(&list.stdout), "admin\n");
     let remove = user(&db, &["remove", "admin"], "").await;
@@ -185,4 +202,192 @@ async fn console_in_chromium_over_seeded_history() {
     )
     .await;
     collector.kill().await.expect("stop collector");
+}
+
+/// A report of a node of its own cluster, running `version` on `os`.
+fn report(version: &str, os: &str) -> String {
+    let mut doc: Value =
+        serde_json::from_str(beacon_report::fixtures::SEED_5_0_9).expect("seed is JSON");
+    doc["uuid"] = uuid::Uuid::new_v4().to_string().into();
+    doc["cluster_uuid"] = uuid::Uuid::new_v4().to_string().into();
+    doc["emqx_version"] = version.into();
+    doc["os_name"] = os.into();
+    doc.to_string()
+}
+
+/// Posts the login form as `user`; the session cookie it set, empty when refused.
+async fn sign_in(client: &reqwest::Client, base: &str, user: &str, password: &str) -> String {
+    let page = client
+        .get(format!("{base}/console/login"))
+        .send()
+        .await
+        .expect("login page");
+    let form_cookie = page
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| {
+            v.split(';')
+                .next()
+                .filter(|c| c.starts_with("beacon_console_login="))
+        })
+        .expect("login form cookie")
+        .to_owned();
+    let html = page.text().await.expect("login html");
+    let csrf = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("csrf field")
+        .to_owned();
+    let encode = |text: &str| -> String {
+        text.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' => char::from(b).to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    };
+    let body = format!(
+        "username={}&password={}&csrf={}",
+        encode(user),
+        encode(password),
+        encode(&csrf)
+    );
+    let answer = client
+        .post(format!("{base}/console/login"))
+        .header("cookie", form_cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .expect("post login");
+    answer
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| {
+            v.split(';')
+                .next()
+                .filter(|c| c.starts_with("beacon_console="))
+        })
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn junk_sent_by_anyone_floods_neither_the_filter_lists_nor_the_log() {
+    let test_db = TestDb::sqlite();
+    let db = test_db.url().to_owned();
+    let add = user(&db, &["add", "admin"], &format!("{PASSWORD}\n")).await;
+    assert!(add.status.success(), "{}", text(&add));
+    let logs = tempfile::tempdir().expect("log dir");
+    let log_path = logs.path().join("collector.log");
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let (mut collector, mut lines) = spawn_reading(
+        beacon(&[
+            "collector",
+            "--listen",
+            "127.0.0.1:0",
+            "--dashboard-listen",
+            "127.0.0.1:0",
+            "--rate-limit-per-minute",
+            "0",
+            "--db",
+            &db,
+        ])
+        .env("BEACON_LOG", "info")
+        .stdin(Stdio::null())
+        .stderr(Stdio::from(log)),
+    );
+    let mut url_after = async |prefix: &str| {
+        let line = next_line(&mut lines, Duration::from_secs(30))
+            .await
+            .expect("collector running");
+        line.strip_prefix(prefix)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("unexpected line: {line}"))
+            .trim_end_matches("/console/")
+            .to_owned()
+    };
+    let ingest = url_after("beacon collector listening on ").await;
+    let console = url_after("beacon collector console on ").await;
+
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let post = async |body: String| {
+        let answer = client
+            .post(format!("{ingest}/api/telemetry"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("post report");
+        assert!(answer.status().is_success(), "{}", answer.status());
+    };
+    for _ in 0..3 {
+        post(report("5.0.9", "Linux")).await;
+    }
+    let padding = "x".repeat(900);
+    for i in 0..200 {
+        post(report(
+            &format!("9.{i}.0-junk{padding}"),
+            &format!("junk-os-{i}"),
+        ))
+        .await;
+    }
+
+    let typed = "nobody\nFORGED console: logged in user=admin";
+    assert!(
+        sign_in(&client, &console, typed, "wrong password")
+            .await
+            .is_empty()
+    );
+    let session = sign_in(&client, &console, "admin", PASSWORD).await;
+    assert!(!session.is_empty(), "admin signs in");
+    let page = client
+        .get(format!("{console}/console/overview"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .expect("overview page");
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.expect("html");
+    let select = |id: &str| {
+        let start = html
+            .find(&format!("id=\"{id}\">"))
+            .unwrap_or_else(|| panic!("no #{id}"));
+        let options = &html[start..];
+        options[..options.find("</select>").expect("select ends")].to_owned()
+    };
+    let (versions, os) = (select("filter-version"), select("filter-os"));
+    assert!(versions.contains("<option value=\"5.0.9\">"), "{versions}");
+    assert!(os.contains("<option value=\"Linux\">"), "{os}");
+    assert!(
+        !versions.contains("junk") && !os.contains("junk"),
+        "junk is offered ({} + {} bytes of options)",
+        versions.len(),
+        os.len()
+    );
+    assert!(
+        html.len() < 32 * 1024,
+        "the page stays small: {} bytes",
+        html.len()
+    );
+
+    terminate(&mut collector).await;
+    let logged = std::fs::read_to_string(&log_path).expect("read log");
+    assert!(
+        logged.contains(r#"user="nobody\nFORGED"#),
+        "the typed name is logged quoted and escaped:\n{logged}"
+    );
+    assert!(
+        !logged.lines().any(|line| line.starts_with("FORGED")),
+        "no forged line:\n{logged}"
+    );
 }

@@ -65,6 +65,8 @@ pub async fn serve(reports: usize, options: ConsoleOptions) -> Served {
         .expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     let task = tokio::spawn(async move {
+        // With the peer address, as the collector serves it (sign-in throttling uses it).
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
         axum::serve(listener, app).await.expect("serve");
     });
     Served {

@@ -9,6 +9,9 @@ use anyhow::{Context, bail};
 /// Environment variable a script can set instead of typing the password.
 const PASSWORD_ENV: &str = "BEACON_CONSOLE_PASSWORD";
 const MAX_NAME: usize = 64;
+/// Shortest console password taken: the console may face more than its admins, and its
+/// sign-in throttle slows guessing without making a short password safe.
+const MIN_PASSWORD_CHARS: usize = 12;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -85,6 +88,7 @@ fn check_name(name: &str) -> anyhow::Result<()> {
 /// The argon2id hash of the password read for `name`.
 fn hashed_password(name: &str) -> anyhow::Result<String> {
     let password = read_password(name)?;
+    check_password(&password)?;
     beacon_auth::hash_password(&password).context("cannot use this password")
 }
 
@@ -112,4 +116,15 @@ fn read_password(name: &str) -> anyhow::Result<String> {
         bail!("no password given: set {PASSWORD_ENV}, type it at the prompt, or pipe it on stdin");
     }
     Ok(password)
+}
+
+fn check_password(password: &str) -> anyhow::Result<()> {
+    let chars = password.chars().count();
+    if chars < MIN_PASSWORD_CHARS {
+        bail!(
+            "the password has {chars} characters; a console password needs at least \
+             {MIN_PASSWORD_CHARS} (a few words make a good one); nothing was changed"
+        );
+    }
+    Ok(())
 }
