@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::Router;
@@ -14,7 +14,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use beacon_agent::{AgentHandle, SwitchError, SwitchSource, TelemetryStatus};
-use beacon_auth::Sessions;
+use beacon_auth::{Busy, Sessions};
 use beacon_broker::RunningBroker;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -72,15 +72,22 @@ pub(crate) struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// Sent as `Retry-After` (whole seconds) when the client may try again later.
+    retry_after: Option<Duration>,
 }
 
 impl ApiError {
-    fn bad_request(message: impl Into<String>) -> Self {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
-            status: StatusCode::BAD_REQUEST,
-            code: "BAD_REQUEST",
+            status,
+            code,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "BAD_REQUEST", message)
     }
 
     /// EMQX's 401 answers: the code names the kind of credential that failed, never
@@ -102,18 +109,24 @@ impl ApiError {
             ),
             Refusal::ApiKey => ("BAD_API_KEY_OR_SECRET", "Check api_key/api_secret"),
         };
-        Self {
-            status: StatusCode::UNAUTHORIZED,
-            code,
-            message: message.into(),
-        }
+        Self::new(StatusCode::UNAUTHORIZED, code, message)
     }
 
     fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR", message)
+    }
+}
+
+/// A full check pool: 429 at once, with the `Retry-After` the pool asks for.
+impl From<Busy> for ApiError {
+    fn from(busy: Busy) -> Self {
         Self {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            code: "INTERNAL_ERROR",
-            message: message.into(),
+            retry_after: Some(busy.retry_after),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TOO_MANY_REQUESTS",
+                busy.to_string(),
+            )
         }
     }
 }
@@ -128,16 +141,19 @@ impl IntoResponse for ApiError {
                 HeaderValue::from_static("Bearer, Basic realm=\"beacon\""),
             );
         }
+        if let Some(after) = self.retry_after {
+            // Whole seconds, rounded up: "0" would invite an immediate retry.
+            let seconds = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+        }
         response
     }
 }
 
 async fn not_found() -> ApiError {
-    ApiError {
-        status: StatusCode::NOT_FOUND,
-        code: "NOT_FOUND",
-        message: "no such endpoint".into(),
-    }
+    ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such endpoint")
 }
 
 /// Lets a request through with a live session token (`Bearer`) or an API key (`Basic`).
@@ -158,7 +174,8 @@ async fn require_credentials(
             .is_none()
             .then_some(Refusal::Token)
     } else if let Some((key, secret)) = beacon_auth::basic_credentials(header) {
-        (!state.credentials.check_api_key(&key, &secret)).then_some(Refusal::ApiKey)
+        let valid = state.credentials.check_api_key(&key, &secret).await?;
+        (!valid).then_some(Refusal::ApiKey)
     } else {
         Some(Refusal::NoCredentials)
     };
@@ -180,15 +197,10 @@ async fn login(State(state): State<Shared>, body: Bytes) -> Result<Json<Value>, 
             "expected a JSON object with \"username\" and \"password\": {e}"
         ))
     })?;
-    // argon2 is deliberately slow: keep it off the async workers.
-    let checked = Arc::clone(&state);
-    let valid = tokio::task::spawn_blocking(move || {
-        checked
-            .credentials
-            .check_login(&login.username, &login.password)
-    })
-    .await
-    .map_err(|_| ApiError::internal("login check failed"))?;
+    let valid = state
+        .credentials
+        .check_login(&login.username, &login.password)
+        .await?;
     if !valid {
         tracing::info!("dashboard login refused");
         return Err(ApiError::unauthorized(Refusal::Login));

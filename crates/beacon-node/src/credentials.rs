@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
+use beacon_auth::{Busy, CheckPool};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -61,6 +62,8 @@ pub(crate) struct Credentials {
     /// SHA-256 of secrets already verified against their argon2 hash, by key: argon2 is
     /// deliberately slow, and a script sends its key with every request.
     verified: Mutex<HashMap<String, [u8; 32]>>,
+    /// Where the argon2 checks of logins and new API secrets run.
+    pool: CheckPool,
 }
 
 impl Credentials {
@@ -105,45 +108,58 @@ impl Credentials {
             path,
             accounts: Mutex::new(accounts),
             verified: Mutex::default(),
+            pool: CheckPool::start().map_err(NodeError::CheckThreads)?,
         };
         Ok((credentials, generated))
     }
 
     /// Whether `username` and `password` are the admin's; says nothing about which failed.
-    pub(crate) fn check_login(&self, username: &str, password: &str) -> bool {
+    /// The argon2 check runs on the bounded pool; [`Busy`] when no slot frees up in time.
+    pub(crate) async fn check_login(&self, username: &str, password: &str) -> Result<bool, Busy> {
         let admin = self.lock().admin.clone();
         // Both checks always run, so the time taken does not tell which part was wrong.
         let name_ok = beacon_auth::constant_time_eq(username.as_bytes(), admin.username.as_bytes());
-        let password_ok = beacon_auth::verify_password(&admin.password_hash, password);
-        name_ok && password_ok
+        let password_ok = self
+            .pool
+            .verify(admin.password_hash, password.to_owned())
+            .await?;
+        Ok(name_ok && password_ok)
     }
 
     pub(crate) fn admin_name(&self) -> String {
         self.lock().admin.username.clone()
     }
 
-    /// Whether `secret` is the secret of API key `key`.
-    pub(crate) fn check_api_key(&self, key: &str, secret: &str) -> bool {
+    /// Whether `secret` is the secret of API key `key`. A secret not seen before is
+    /// checked on the bounded pool, never on the caller's (async) thread.
+    pub(crate) async fn check_api_key(&self, key: &str, secret: &str) -> Result<bool, Busy> {
         let digest: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
-        let cache = self.verified.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(known) = cache.get(key) {
-            return beacon_auth::constant_time_eq(known, &digest);
+        let known = self
+            .verified
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key)
+            .copied();
+        if let Some(known) = known {
+            return Ok(beacon_auth::constant_time_eq(&known, &digest));
         }
-        drop(cache);
         let hash = self
             .lock()
             .api_keys
             .iter()
             .find(|k| k.key == key)
             .map(|k| k.secret_hash.clone());
-        let valid = hash.is_some_and(|hash| beacon_auth::verify_password(&hash, secret));
+        let Some(hash) = hash else {
+            return Ok(false);
+        };
+        let valid = self.pool.verify(hash, secret.to_owned()).await?;
         if valid {
             self.verified
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .insert(key.to_owned(), digest);
         }
-        valid
+        Ok(valid)
     }
 
     /// Creates an API key; the secret is returned once and stored only as a hash.

@@ -19,6 +19,8 @@ pub enum NodeError {
     Credentials { path: PathBuf, source: io::Error },
     #[error("dashboard credentials file {} is damaged: {reason}", path.display())]
     CredentialsDamaged { path: PathBuf, reason: String },
+    #[error("cannot start the threads that check passwords: {0}")]
+    CheckThreads(io::Error),
     #[error("dashboard.default_password: {0}")]
     Password(#[from] beacon_auth::AuthError),
 }

@@ -1,0 +1,163 @@
+//! `beacon broker`'s dashboard under abuse from anyone who can reach it: floods of wrong
+//! logins and wrong API secrets, measured on the real process.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+use support::{START_TIMEOUT, beacon_node, lines_until, shipped_config, spawn_reading, terminate};
+use tokio::process::Child;
+
+mod support;
+
+const PASSWORD: &str = "abuse-test-password";
+/// Requests of each kind sent at once.
+const FLOOD: usize = 64;
+/// At most 4 argon2 checks run at once, whatever the core count, each on a thread that
+/// keeps its 19 MiB of working memory: 76 MiB, plus 24 MiB for the 128 connections'
+/// buffers and allocator slack (measured: +22 MiB on 2 cores). Without the bound, the
+/// same flood grew the node by 1.3 GiB.
+const RSS_GROWTH_LIMIT_KIB: u64 = 100 * 1024;
+
+/// A running `beacon broker` and its dashboard's base URL.
+struct Broker {
+    child: Child,
+    base: String,
+    _dir: tempfile::TempDir,
+    data_dir: std::path::PathBuf,
+}
+
+async fn start_broker() -> Broker {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data_dir = dir.path().join("data");
+    let (child, mut lines) = spawn_reading(
+        beacon_node(&["broker"])
+            .arg("--config")
+            .arg(shipped_config())
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .env("EMQX_LISTENERS__TCP__DEFAULT__BIND", "127.0.0.1:0")
+            .env("EMQX_DASHBOARD__LISTENERS__HTTP__BIND", "127.0.0.1:0")
+            .env("EMQX_DASHBOARD__DEFAULT_PASSWORD", PASSWORD)
+            .env("EMQX_TELEMETRY__ENABLE", "false"),
+    );
+    let printed = lines_until(&mut lines, "dashboard on", START_TIMEOUT).await;
+    let base = printed
+        .iter()
+        .find_map(|line| line.split("dashboard on ").nth(1))
+        .expect("dashboard address")
+        .trim()
+        .to_owned();
+    Broker {
+        child,
+        base,
+        _dir: dir,
+        data_dir,
+    }
+}
+
+/// A field of `/proc/<pid>/status` in KiB (`VmRSS`, `VmHWM`).
+fn memory_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
+
+/// The id of the node's local API key, from the file it leaves for the CLI.
+fn local_key(data_dir: &Path) -> String {
+    let text = std::fs::read_to_string(data_dir.join("dashboard/local-api.json")).expect("key");
+    let local: Value = serde_json::from_str(&text).expect("json");
+    local["key"].as_str().expect("key id").to_owned()
+}
+
+/// A refusal is either "wrong" (401) or "busy, retry later" (429 with `Retry-After`).
+fn assert_refused(answer: &reqwest::Response, what: &str) {
+    match answer.status() {
+        StatusCode::UNAUTHORIZED => {}
+        StatusCode::TOO_MANY_REQUESTS => assert!(
+            answer.headers().contains_key("retry-after"),
+            "{what}: 429 without Retry-After"
+        ),
+        other => panic!("{what}: {other}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_wrong_logins_and_secrets_keeps_memory_flat() {
+    let mut broker = start_broker().await;
+    let pid = broker.child.id().expect("pid");
+    let http = Client::builder().no_proxy().build().expect("client");
+    // One good login first: the first argon2 check's memory is not the flood's doing.
+    let good = http
+        .post(format!("{}/api/v5/login", broker.base))
+        .json(&json!({"username": "admin", "password": PASSWORD}))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(good.status(), StatusCode::OK);
+    let before = memory_kib(pid, "VmRSS");
+
+    let started = Instant::now();
+    let key = local_key(&broker.data_dir);
+    let logins = (0..FLOOD).map(|n| {
+        http.post(format!("{}/api/v5/login", broker.base))
+            .json(&json!({"username": "admin", "password": format!("wrong-{n}")}))
+            .send()
+    });
+    let secrets = (0..FLOOD).map(|n| {
+        http.get(format!("{}/api/v5/telemetry/status", broker.base))
+            .basic_auth(&key, Some(format!("wrong-{n}")))
+            .send()
+    });
+    let flood = async {
+        let logins = futures_join(logins);
+        let secrets = futures_join(secrets);
+        tokio::join!(logins, secrets)
+    };
+    let (logins, secrets) = tokio::time::timeout(Duration::from_secs(60), flood)
+        .await
+        .expect("every request answered within a minute");
+    for answer in logins.iter().chain(&secrets) {
+        assert_refused(answer.as_ref().expect("answer"), "wrong credential");
+    }
+    let elapsed = started.elapsed();
+    let after = memory_kib(pid, "VmRSS");
+    let peak = memory_kib(pid, "VmHWM");
+    println!(
+        "{FLOOD} wrong logins + {FLOOD} wrong secrets in {elapsed:?}: VmRSS {before} -> \
+         {after} KiB, VmHWM {peak} KiB"
+    );
+    assert!(
+        after.saturating_sub(before) < RSS_GROWTH_LIMIT_KIB,
+        "RSS grew from {before} to {after} KiB"
+    );
+
+    // The node still serves its admin.
+    let good = http
+        .post(format!("{}/api/v5/login", broker.base))
+        .json(&json!({"username": "admin", "password": PASSWORD}))
+        .send()
+        .await
+        .expect("login");
+    assert_ne!(good.status(), StatusCode::UNAUTHORIZED);
+    let exit = terminate(&mut broker.child).await;
+    assert!(exit.success(), "exit after SIGTERM: {exit}");
+}
+
+/// Sends every request at once; the answers in order.
+async fn futures_join<F, T>(requests: impl Iterator<Item = F>) -> Vec<T>
+where
+    F: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let tasks: Vec<_> = requests.map(tokio::spawn).collect();
+    let mut answers = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        answers.push(task.await.expect("request task"));
+    }
+    answers
+}
