@@ -44,8 +44,11 @@ impl Config {
         let Some(path) = path else {
             return Self::assemble(None, &env);
         };
-        match std::fs::read_to_string(path) {
-            Ok(text) => Self::from_str(&text, path, env),
+        match std::fs::read(path) {
+            Ok(bytes) => {
+                let text = document::utf8(&bytes).map_err(|at| at.in_file(path))?;
+                Self::from_str(text, path, env)
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound && !required => {
                 debug!(path = %path.display(), "no config file; using environment only");
                 Self::assemble(None, &env)
@@ -68,14 +71,8 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let env: Vec<(String, String)> = env.into_iter().collect();
         let substitutions: HashMap<String, String> = env.iter().cloned().collect();
-        let document = document::parse_document(text, path, &substitutions).map_err(|e| {
-            ConfigError::Syntax {
-                path: path.to_path_buf(),
-                line: e.line,
-                column: e.column,
-                message: e.message,
-            }
-        })?;
+        let document =
+            document::parse_document(text, path, &substitutions).map_err(|at| at.in_file(path))?;
         debug!(path = %path.display(), "config file parsed");
         let file = LoadedFile {
             path: path.to_path_buf(),

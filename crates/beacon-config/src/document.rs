@@ -19,6 +19,36 @@ pub(crate) struct SyntaxAt {
     pub message: String,
 }
 
+impl SyntaxAt {
+    /// A problem at the character that follows `before`.
+    fn after(before: &str, message: &str) -> Self {
+        let last_line = before.rsplit('\n').next().unwrap_or_default();
+        Self {
+            line: before.matches('\n').count() + 1,
+            column: last_line.chars().count() + 1,
+            message: message.to_owned(),
+        }
+    }
+
+    /// The error of a file at `path` with this problem.
+    pub(crate) fn in_file(self, path: &Path) -> crate::ConfigError {
+        crate::ConfigError::Syntax {
+            path: path.to_path_buf(),
+            line: self.line,
+            column: self.column,
+            message: self.message,
+        }
+    }
+}
+
+/// The text of a config file, or where it stops being UTF-8.
+pub(crate) fn utf8(bytes: &[u8]) -> Result<&str, SyntaxAt> {
+    std::str::from_utf8(bytes).map_err(|error| {
+        let valid = String::from_utf8_lossy(&bytes[..error.valid_up_to()]);
+        SyntaxAt::after(&valid, "invalid UTF-8")
+    })
+}
+
 /// Key path (segments) -> line of the assignment that set it last.
 pub(crate) type KeyLines = HashMap<Vec<String>, usize>;
 
@@ -36,6 +66,10 @@ pub(crate) fn parse_document(
     path: &Path,
     env: &HashMap<String, String>,
 ) -> Result<Document, SyntaxAt> {
+    // The parser would take a NUL into an unquoted value, silently.
+    if let Some(nul) = text.find('\0') {
+        return Err(SyntaxAt::after(&text[..nul], "NUL character"));
+    }
     let options = ParseOptions::defaults()
         .with_env(env.clone())
         .with_origin_description(path.display().to_string());
