@@ -8,19 +8,20 @@ use std::time::{Duration, Instant};
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use beacon_agent::{AgentHandle, SwitchError, SwitchSource, TelemetryStatus};
-use beacon_auth::{Busy, Sessions};
+use beacon_auth::{Busy, LoginThrottle, Sessions, Throttled};
 use beacon_broker::RunningBroker;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::assets;
 use crate::credentials::Credentials;
+use crate::host::{ALLOWED_HOSTS_KEY, AllowedHosts};
 use crate::probe::LiveProbe;
 
 /// Everything the handlers share.
@@ -30,6 +31,9 @@ pub(crate) struct NodeState {
     pub(crate) probe: Arc<LiveProbe>,
     pub(crate) credentials: Credentials,
     pub(crate) sessions: Sessions,
+    /// Sign-in budgets per (user name, address) and overall; addresses stay in memory.
+    pub(crate) logins: LoginThrottle,
+    pub(crate) allowed_hosts: AllowedHosts,
     pub(crate) started_at: Instant,
     pub(crate) mqtt_addr: Option<SocketAddr>,
 }
@@ -56,6 +60,10 @@ pub(crate) fn router(state: Shared) -> Router {
         .merge(protected)
         .merge(assets::routes())
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
+            check_host,
+        ))
         .with_state(state)
 }
 
@@ -131,6 +139,21 @@ impl From<Busy> for ApiError {
     }
 }
 
+/// A used-up sign-in budget: 429 with the wait until the next attempt can succeed.
+impl From<Throttled> for ApiError {
+    fn from(throttled: Throttled) -> Self {
+        let seconds = throttled.seconds();
+        Self {
+            retry_after: Some(Duration::from_secs(seconds)),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TOO_MANY_REQUESTS",
+                format!("too many sign-in attempts; retry in {seconds} s"),
+            )
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = Json(json!({"code": self.code, "message": self.message}));
@@ -154,6 +177,30 @@ impl IntoResponse for ApiError {
 
 async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such endpoint")
+}
+
+/// Answers 421 to a request whose `Host` is not a name of this dashboard (DNS rebinding).
+async fn check_host(
+    State(state): State<Shared>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if state.allowed_hosts.allows(host) {
+        return Ok(next.run(request).await);
+    }
+    Err(ApiError::new(
+        StatusCode::MISDIRECTED_REQUEST,
+        "BAD_HOST",
+        format!(
+            "this dashboard does not answer to the host {host:?}; add the name to \
+             {ALLOWED_HOSTS_KEY} to reach it by that name"
+        ),
+    ))
 }
 
 /// Lets a request through with a live session token (`Bearer`) or an API key (`Basic`).
@@ -191,18 +238,28 @@ struct Login {
     password: String,
 }
 
-async fn login(State(state): State<Shared>, body: Bytes) -> Result<Json<Value>, ApiError> {
+async fn login(
+    State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
     let login: Login = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request(format!(
             "expected a JSON object with \"username\" and \"password\": {e}"
         ))
     })?;
+    // A typed name is untrusted: `?` escapes newlines and control characters, so that it
+    // cannot forge log lines. The address is never logged.
+    if let Err(throttled) = state.logins.attempt(&login.username, peer.ip()) {
+        tracing::info!(user = ?login.username, ?throttled, "dashboard login throttled");
+        return Err(throttled.into());
+    }
     let valid = state
         .credentials
         .check_login(&login.username, &login.password)
         .await?;
     if !valid {
-        tracing::info!("dashboard login refused");
+        tracing::info!(user = ?login.username, "dashboard login refused");
         return Err(ApiError::unauthorized(Refusal::Login));
     }
     let username = state.credentials.admin_name();

@@ -11,12 +11,14 @@
 //! It must NOT implement MQTT (that is `beacon-broker`) or telemetry (switches, reports,
 //! sending: `beacon-agent`), and must NOT parse command lines (the `beacon` binary does).
 //! No request without valid credentials reaches data: every route but the login and the
-//! static assets requires a session token or an API key.
+//! static assets requires a session token or an API key, and no request is answered
+//! unless its `Host` names this dashboard (loopback names by default).
 
 mod api;
 mod assets;
 mod credentials;
 mod error;
+mod host;
 mod node;
 mod probe;
 

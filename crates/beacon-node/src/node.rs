@@ -1,12 +1,13 @@
 //! Starting and stopping a node: broker, agent, the broker's probe and the HTTP side.
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use beacon_agent::{Agent, AgentSettings, BrokerProbe};
-use beacon_auth::Sessions;
+use beacon_auth::{LoginThrottle, Sessions};
 use beacon_broker::{Broker, BrokerConfig};
 use beacon_config::Config;
 use tokio::sync::oneshot;
@@ -15,6 +16,7 @@ use tokio::task::JoinHandle;
 use crate::NodeError;
 use crate::api::{self, NodeState};
 use crate::credentials::{self, Credentials, LOCAL_API_FILE, LocalApi};
+use crate::host::AllowedHosts;
 use crate::probe::LiveProbe;
 
 /// EMQX's dashboard address; loopback, so a fresh node exposes nothing to the network.
@@ -22,6 +24,12 @@ pub const DEFAULT_DASHBOARD_BIND: &str = "127.0.0.1:18083";
 const DEFAULT_USERNAME: &str = "admin";
 /// Dashboard logins end after this long without use.
 const SESSION_IDLE: Duration = Duration::from_secs(2 * 3600);
+/// Sign-in attempts per (user name, address), in a row and per minute: a person mistyping
+/// never meets it, a guesser gets 5 a minute.
+const LOGINS_PER_MINUTE: NonZeroU32 = NonZeroU32::new(5).expect("non-zero");
+/// Sign-in attempts per minute over every (user name, address); only attempts their pair
+/// allowed count, so one address cannot use it up.
+const LOGINS_PER_MINUTE_OVERALL: NonZeroU32 = NonZeroU32::new(60).expect("non-zero");
 /// The name of the API key each start makes for the local CLI.
 const LOCAL_KEY_NAME: &str = "local cli";
 
@@ -49,6 +57,7 @@ impl Node {
         } = options;
         let settings = AgentSettings::from_config(&config, do_not_track)?;
         let dashboard_addr = dashboard_bind(&config)?;
+        let allowed_hosts = AllowedHosts::from_config(&config, dashboard_addr)?;
         let (credentials, generated_password) = Credentials::load_or_create(
             &data_dir,
             &config
@@ -86,6 +95,12 @@ impl Node {
             probe,
             credentials,
             sessions: Sessions::new(SESSION_IDLE),
+            logins: LoginThrottle::new(
+                LOGINS_PER_MINUTE,
+                LOGINS_PER_MINUTE,
+                LOGINS_PER_MINUTE_OVERALL,
+            ),
+            allowed_hosts,
             started_at: Instant::now(),
         });
         let (stop, stopped) = oneshot::channel();
@@ -94,6 +109,7 @@ impl Node {
             let shutdown = async {
                 let _ = stopped.await;
             };
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
             if let Err(error) = axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown)
                 .await

@@ -56,3 +56,46 @@ async fn ids_secrets_and_settings_are_readable_by_the_owner_only() {
     }
     node.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_dashboard_names_are_answered() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let extra = "dashboard.listeners.http.allowed_hosts = [\"broker.example.com\"]";
+    let node = start(dir.path(), extra, &[]).await;
+    let base = format!("http://{}", node.http_addr());
+    let port = node.http_addr().port();
+    let http = Client::new();
+    // A page of evil.example rebound to 127.0.0.1 sends its own name.
+    for path in ["/", "/api/v5/login", "/api/v5/telemetry/status"] {
+        let answer = http
+            .post(format!("{base}{path}"))
+            .header("host", format!("evil.example:{port}"))
+            .json(&json!({"username": "admin", "password": PASSWORD}))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(answer.status(), StatusCode::MISDIRECTED_REQUEST, "{path}");
+        let body: Value = answer.json().await.expect("json error");
+        assert_eq!(body["code"], "BAD_HOST", "{body}");
+        let message = body["message"].as_str().expect("message");
+        assert!(
+            message.contains("dashboard.listeners.http.allowed_hosts"),
+            "{message}"
+        );
+    }
+    for host in [
+        format!("localhost:{port}"),
+        format!("127.0.0.1:{port}"),
+        format!("broker.example.com:{port}"),
+    ] {
+        let answer = http
+            .post(format!("{base}/api/v5/login"))
+            .header("host", &host)
+            .json(&json!({"username": "admin", "password": PASSWORD}))
+            .send()
+            .await
+            .expect("login");
+        assert_eq!(answer.status(), StatusCode::OK, "{host}");
+    }
+    node.shutdown().await;
+}

@@ -4,7 +4,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use reqwest::{Client, StatusCode};
+use std::net::IpAddr;
+
+use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
 use support::{START_TIMEOUT, beacon_node, lines_until, shipped_config, spawn_reading, terminate};
 use tokio::process::Child;
@@ -24,15 +26,19 @@ const RSS_GROWTH_LIMIT_KIB: u64 = 100 * 1024;
 struct Broker {
     child: Child,
     base: String,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     data_dir: std::path::PathBuf,
 }
 
+/// Starts `beacon broker` logging at `info` to `stderr.log` in its directory.
 async fn start_broker() -> Broker {
     let dir = tempfile::tempdir().expect("tempdir");
     let data_dir = dir.path().join("data");
+    let log = std::fs::File::create(dir.path().join("stderr.log")).expect("create the log");
     let (child, mut lines) = spawn_reading(
         beacon_node(&["broker"])
+            .env("BEACON_LOG", "info")
+            .stderr(log)
             .arg("--config")
             .arg(shipped_config())
             .arg("--data-dir")
@@ -52,8 +58,31 @@ async fn start_broker() -> Broker {
     Broker {
         child,
         base,
-        _dir: dir,
+        dir,
         data_dir,
+    }
+}
+
+impl Broker {
+    /// Posts a login from the default address (127.0.0.1) or from `source`.
+    async fn login(&self, source: Option<IpAddr>, username: &str, password: &str) -> Response {
+        let http = Client::builder()
+            .no_proxy()
+            .local_address(source)
+            .build()
+            .expect("client");
+        http.post(format!("{}/api/v5/login", self.base))
+            .json(&json!({"username": username, "password": password}))
+            .send()
+            .await
+            .expect("login")
+    }
+
+    /// Stops the node; what it logged.
+    async fn stop(mut self) -> String {
+        let exit = terminate(&mut self.child).await;
+        assert!(exit.success(), "exit after SIGTERM: {exit}");
+        std::fs::read_to_string(self.dir.path().join("stderr.log")).expect("read the log")
     }
 }
 
@@ -88,7 +117,7 @@ fn assert_refused(answer: &reqwest::Response, what: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_wrong_logins_and_secrets_keeps_memory_flat() {
-    let mut broker = start_broker().await;
+    let broker = start_broker().await;
     let pid = broker.child.id().expect("pid");
     let http = Client::builder().no_proxy().build().expect("client");
     // One good login first: the first argon2 check's memory is not the flood's doing.
@@ -144,8 +173,46 @@ async fn a_flood_of_wrong_logins_and_secrets_keeps_memory_flat() {
         .await
         .expect("login");
     assert_ne!(good.status(), StatusCode::UNAUTHORIZED);
-    let exit = terminate(&mut broker.child).await;
-    assert!(exit.success(), "exit after SIGTERM: {exit}");
+    broker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_logins_are_throttled_per_name_and_address_and_logged_escaped() {
+    let broker = start_broker().await;
+    let mut throttled = 0;
+    for n in 0..100 {
+        let answer = broker.login(None, "admin", &format!("guess-{n}")).await;
+        if answer.status() == StatusCode::TOO_MANY_REQUESTS {
+            let after = answer.headers()["retry-after"].to_str().expect("ascii");
+            let seconds: u64 = after.parse().expect("Retry-After in seconds");
+            assert!((1..=60).contains(&seconds), "Retry-After {seconds}");
+            throttled += 1;
+        } else {
+            assert_eq!(answer.status(), StatusCode::UNAUTHORIZED, "guess {n}");
+        }
+    }
+    assert!(throttled >= 90, "{throttled} of 100 wrong logins throttled");
+    // The guesser at 127.0.0.1 does not lock out the admin signing in from elsewhere.
+    let elsewhere = Some(IpAddr::from([127, 0, 0, 2]));
+    let answer = broker.login(elsewhere, "admin", PASSWORD).await;
+    assert_eq!(answer.status(), StatusCode::OK, "admin from 127.0.0.2");
+
+    let forged = "mallory\n2026-01-01T00:00:00Z  INFO forged: dashboard login accepted";
+    let answer = broker.login(elsewhere, forged, "x").await;
+    assert_eq!(answer.status(), StatusCode::UNAUTHORIZED);
+    let log = broker.stop().await;
+    assert!(
+        log.contains(r#"user="mallory\n2026-01-01T00:00:00Z  INFO forged"#),
+        "typed name logged escaped:\n{log}"
+    );
+    assert!(
+        !log.lines().any(|line| line.starts_with("2026-01-01")),
+        "a typed name forged a log line:\n{log}"
+    );
+    assert!(
+        !log.contains("127.0.0.2"),
+        "addresses are never logged:\n{log}"
+    );
 }
 
 /// Sends every request at once; the answers in order.
