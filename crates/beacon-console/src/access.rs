@@ -20,7 +20,7 @@ use crate::filters;
 use crate::layout;
 use crate::paths;
 use crate::state::Console;
-use crate::throttle::Throttled;
+use beacon_auth::Throttled;
 
 /// The login session's cookie; the OpenAPI document names it too.
 pub(crate) const SESSION_COOKIE: &str = "beacon_console";

@@ -34,7 +34,6 @@ mod paths;
 mod routes;
 mod state;
 mod svg;
-mod throttle;
 mod tokens;
 
 pub use chart::Chart;

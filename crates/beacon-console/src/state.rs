@@ -10,7 +10,7 @@ use beacon_store::{FilterChoices, Store};
 use crate::error::ConsoleError;
 use crate::filters::Filters;
 
-use crate::throttle::LoginThrottle;
+use beacon_auth::LoginThrottle;
 
 /// Login sessions end after this long without a request.
 pub const DEFAULT_SESSION_IDLE: Duration = Duration::from_secs(8 * 3600);
