@@ -29,6 +29,8 @@ pub struct CollectorConfig {
     /// keeps them forever. Applies to a collector bound with maintenance rights
     /// ([`crate::Collector::bind_store`]).
     pub retention_days: Option<u32>,
+    /// Timeouts and connection caps of every listener (ingest and the console's own).
+    pub connections: beacon_listener::Limits,
 }
 
 /// Raw reports are kept for this many days by default: a year and a bit, so that a
@@ -44,6 +46,7 @@ impl CollectorConfig {
             rate_limit: RateLimit::default(),
             mode: IngestMode::Store,
             retention_days: Some(DEFAULT_RETENTION_DAYS),
+            connections: beacon_listener::Limits::default(),
         }
     }
 }

@@ -35,6 +35,7 @@ mod routes;
 mod serve;
 mod state;
 
+pub use beacon_listener::Limits as ConnectionLimits;
 pub use config::{
     CollectorConfig, DEFAULT_LISTEN, DEFAULT_RETENTION_DAYS, IngestMode, MAX_DECODED_BODY,
     MAX_WIRE_BODY, RateLimit, TlsFiles,

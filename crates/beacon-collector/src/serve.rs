@@ -1,5 +1,5 @@
 //! Serving: binding the listener (and the console's, if it has its own), TLS, the
-//! background jobs (limiter pruning, retention) and graceful shutdown.
+//! connection limits (both listeners, through `beacon_listener`), the background jobs (limiter pruning, retention) and graceful shutdown.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum_server::tls_rustls::RustlsConfig;
+use beacon_listener::Limits;
 use beacon_store::{Maintenance, ReportStore, Store};
 
 use crate::config::{CollectorConfig, TlsFiles};
@@ -69,6 +70,7 @@ impl Collector {
             state,
             retention_days: config.retention_days,
             console: None,
+            limits: config.connections,
         })
     }
 }
@@ -91,6 +93,7 @@ pub struct BoundCollector {
     state: AppState,
     retention_days: Option<u32>,
     console: Option<ConsoleMount>,
+    limits: Limits,
 }
 
 /// Extra routes (the private console) and, if it has one, their own listener.
@@ -165,9 +168,10 @@ impl BoundCollector {
             state,
             retention_days,
             console,
+            limits,
         } = self;
-        let handle = axum_server::Handle::<SocketAddr>::new();
-        let console_handle = axum_server::Handle::<SocketAddr>::new();
+        let handle = beacon_listener::Handle::<SocketAddr>::new();
+        let console_handle = beacon_listener::Handle::<SocketAddr>::new();
         let stoppers = [handle.clone(), console_handle.clone()];
         let stop_task = tokio::spawn(async move {
             shutdown.await;
@@ -190,7 +194,13 @@ impl BoundCollector {
                 routes,
                 listener: Some((console_listener, console_addr)),
             }) => {
-                let served = serve_on(console_listener, tls.clone(), console_handle, routes);
+                let served = beacon_listener::serve(
+                    console_listener,
+                    tls.clone(),
+                    console_handle,
+                    routes,
+                    limits,
+                );
                 console_server = Some(tokio::spawn(async move {
                     if let Err(source) = served.await {
                         let error = CollectorError::Serve {
@@ -207,7 +217,7 @@ impl BoundCollector {
             }) => app = app.merge(routes),
             None => {}
         }
-        let served = serve_on(listener, tls, handle, app).await;
+        let served = beacon_listener::serve(listener, tls, handle, app, limits).await;
         if let Some(console_server) = console_server {
             // The console's grace period runs beside ingest's; wait for it, bounded by it.
             let _ = tokio::time::timeout(SHUTDOWN_GRACE, console_server).await;
@@ -218,30 +228,6 @@ impl BoundCollector {
             task.abort();
         }
         served.map_err(|source| CollectorError::Serve { addr, source })
-    }
-}
-
-/// Serves `app` on `listener`, over TLS when `tls` is given, until `handle` stops it.
-async fn serve_on(
-    listener: std::net::TcpListener,
-    tls: Option<RustlsConfig>,
-    handle: axum_server::Handle<SocketAddr>,
-    app: Router,
-) -> std::io::Result<()> {
-    let app = app.into_make_service_with_connect_info::<SocketAddr>();
-    match tls {
-        Some(tls) => {
-            axum_server::from_tcp_rustls(listener, tls)?
-                .handle(handle)
-                .serve(app)
-                .await
-        }
-        None => {
-            axum_server::from_tcp(listener)?
-                .handle(handle)
-                .serve(app)
-                .await
-        }
     }
 }
 

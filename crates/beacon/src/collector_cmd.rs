@@ -13,7 +13,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use beacon_collector::{
-    Collector, CollectorConfig, DEFAULT_RETENTION_DAYS, IngestMode, RateLimit, TlsFiles,
+    Collector, CollectorConfig, ConnectionLimits, DEFAULT_RETENTION_DAYS, IngestMode, RateLimit,
+    TlsFiles,
 };
 
 #[derive(Debug, clap::Args)]
@@ -76,9 +77,41 @@ struct ServeArgs {
     /// ingest, e.g. 127.0.0.1:8081 while ingest listens publicly. Same TLS setting.
     #[arg(long, env = "BEACON_COLLECTOR_DASHBOARD_LISTEN", value_name = "ADDR")]
     dashboard_listen: Option<SocketAddr>,
+    #[command(flatten)]
+    connections: ConnectionArgs,
     /// Validate reports and drop them instead of storing (benchmark baseline).
     #[arg(long, hide = true)]
     discard: bool,
+}
+
+/// Timeouts and connection caps, the same on ingest and on the console's listener.
+#[derive(Debug, clap::Args)]
+struct ConnectionArgs {
+    /// Seconds a client has to send a request's headers, counted from accept (including
+    /// the TLS handshake) or from the previous answer: also the keep-alive idle timeout.
+    #[arg(long, value_name = "SECS", default_value_t = ConnectionLimits::DEFAULT_HEADER_READ_TIMEOUT.as_secs())]
+    header_read_timeout: u64,
+    /// Seconds a client has to send a request's whole body after its headers.
+    #[arg(long, value_name = "SECS", default_value_t = ConnectionLimits::DEFAULT_BODY_READ_TIMEOUT.as_secs())]
+    body_read_timeout: u64,
+    /// Connections open at once on each listener; more are closed at once.
+    #[arg(long, value_name = "N", default_value_t = ConnectionLimits::DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
+    /// Connections open at once from one source IP on each listener; more are closed at
+    /// once. The address is counted in memory only.
+    #[arg(long, value_name = "N", default_value_t = ConnectionLimits::DEFAULT_MAX_CONNECTIONS_PER_IP)]
+    max_connections_per_ip: usize,
+}
+
+impl ConnectionArgs {
+    fn limits(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            header_read_timeout: std::time::Duration::from_secs(self.header_read_timeout),
+            body_read_timeout: std::time::Duration::from_secs(self.body_read_timeout),
+            max_connections: self.max_connections,
+            max_connections_per_ip: self.max_connections_per_ip,
+        }
+    }
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -131,6 +164,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         rate_limit: RateLimit::per_minute(args.rate_limit_per_minute),
         mode,
         retention_days: (args.retention_days > 0).then_some(args.retention_days),
+        connections: args.connections.limits(),
     };
     let console_options = beacon_console::ConsoleOptions {
         secure_cookies: config.tls.is_some(),

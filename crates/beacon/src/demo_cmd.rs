@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use beacon_collector::{
-    Collector, CollectorConfig, DEFAULT_RETENTION_DAYS, IngestMode, RateLimit, TlsFiles,
+    Collector, CollectorConfig, ConnectionLimits, DEFAULT_RETENTION_DAYS, IngestMode, RateLimit,
+    TlsFiles,
 };
 use beacon_config::Config;
 use beacon_console::ConsoleOptions;
@@ -71,6 +72,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             rate_limit: RateLimit::per_minute(RateLimit::DEFAULT_PER_MINUTE),
             mode: IngestMode::Store,
             retention_days: Some(DEFAULT_RETENTION_DAYS),
+            connections: ConnectionLimits::default(),
         },
         Arc::clone(&store),
     )
