@@ -21,7 +21,7 @@ mod sessions;
 mod throttle;
 
 pub use header::{basic_credentials, bearer_token};
-pub use password::{AuthError, hash_password, verify_password};
+pub use password::{AuthError, MIN_PASSWORD_CHARS, hash_password, verify_password};
 pub use pool::{Busy, CheckPool, DEFAULT_WAIT, MAX_CHECKS, RETRY_AFTER};
 pub use secret::{constant_time_eq, random_password, random_token};
 pub use sessions::{Session, Sessions};

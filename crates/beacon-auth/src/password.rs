@@ -15,6 +15,10 @@ pub enum AuthError {
     Hash(String),
 }
 
+/// Passwords an operator chooses have at least this many characters: shorter ones fall to
+/// a guesser who gets a few attempts a minute from many addresses.
+pub const MIN_PASSWORD_CHARS: usize = 12;
+
 /// Longer inputs are refused: hashing cost grows with length, and no person types more.
 pub const MAX_PASSWORD_BYTES: usize = 1024;
 

@@ -21,6 +21,15 @@ pub enum NodeError {
     CredentialsDamaged { path: PathBuf, reason: String },
     #[error("cannot start the threads that check passwords: {0}")]
     CheckThreads(io::Error),
+    #[error(
+        "{key} (from {origin}) is shorter than {min} characters: choose a longer password, \
+         or leave it unset to have a random one generated at the first start"
+    )]
+    WeakPassword {
+        key: &'static str,
+        origin: String,
+        min: usize,
+    },
     #[error("dashboard.default_password: {0}")]
     Password(#[from] beacon_auth::AuthError),
 }

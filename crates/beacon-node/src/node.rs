@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use beacon_agent::{Agent, AgentSettings, BrokerProbe};
-use beacon_auth::{LoginThrottle, Sessions};
+use beacon_auth::{LoginThrottle, MIN_PASSWORD_CHARS, Sessions};
 use beacon_broker::{Broker, BrokerConfig};
 use beacon_config::Config;
 use tokio::sync::oneshot;
@@ -22,6 +22,7 @@ use crate::probe::LiveProbe;
 /// EMQX's dashboard address; loopback, so a fresh node exposes nothing to the network.
 pub const DEFAULT_DASHBOARD_BIND: &str = "127.0.0.1:18083";
 const DEFAULT_USERNAME: &str = "admin";
+const PASSWORD_KEY: &str = "dashboard.default_password";
 /// Dashboard logins end after this long without use.
 const SESSION_IDLE: Duration = Duration::from_secs(2 * 3600);
 /// Sign-in attempts per (user name, address), in a row and per minute: a person mistyping
@@ -63,11 +64,7 @@ impl Node {
             &config
                 .string("dashboard.default_username")?
                 .map_or_else(|| DEFAULT_USERNAME.to_owned(), |s| s.value),
-            config
-                .string("dashboard.default_password")?
-                .map(|s| s.value)
-                .filter(|p| !p.is_empty())
-                .as_deref(),
+            configured_password(&config)?.as_deref(),
         )?;
         let listener = tokio::net::TcpListener::bind(dashboard_addr)
             .await
@@ -105,18 +102,7 @@ impl Node {
         });
         let (stop, stopped) = oneshot::channel();
         let app = api::router(Arc::clone(&state));
-        let server = tokio::spawn(async move {
-            let shutdown = async {
-                let _ = stopped.await;
-            };
-            let app = app.into_make_service_with_connect_info::<SocketAddr>();
-            if let Err(error) = axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-            {
-                tracing::error!(%error, "dashboard listener failed");
-            }
-        });
+        let server = crate::listen::serve_dashboard(&config, listener, app, stopped)?;
         tracing::info!(dashboard = %http_addr, mqtt = ?state.mqtt_addr, "node started");
         Ok(RunningNode {
             state: Some(state),
@@ -128,6 +114,26 @@ impl Node {
             local_api_file: local_api,
         })
     }
+}
+
+/// `dashboard.default_password`, refused when shorter than [`MIN_PASSWORD_CHARS`];
+/// empty counts as unset (a random password is generated).
+fn configured_password(config: &Config) -> Result<Option<String>, NodeError> {
+    let Some(password) = config.string(PASSWORD_KEY)? else {
+        return Ok(None);
+    };
+    let length = password.value.chars().count();
+    if length == 0 {
+        return Ok(None);
+    }
+    if length < MIN_PASSWORD_CHARS {
+        return Err(NodeError::WeakPassword {
+            key: PASSWORD_KEY,
+            origin: password.origin.to_string(),
+            min: MIN_PASSWORD_CHARS,
+        });
+    }
+    Ok(Some(password.value))
 }
 
 /// `dashboard.listeners.http.bind`: EMQX writes a port alone (`18083`) or `IP:PORT`.

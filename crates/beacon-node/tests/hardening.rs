@@ -6,6 +6,8 @@ mod support;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
+use beacon_config::Config;
+use beacon_node::{Node, NodeOptions};
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 use support::{PASSWORD, start};
@@ -98,4 +100,51 @@ async fn only_the_dashboard_names_are_answered() {
         assert_eq!(answer.status(), StatusCode::OK, "{host}");
     }
     node.shutdown().await;
+}
+
+/// Why `Node::start` refuses `config_text` with `env`.
+async fn refusal(dir: &Path, config_text: &str, env: &[(&str, &str)]) -> String {
+    let env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
+    let config = Config::from_str(config_text, &dir.join("emqx.conf"), env).expect("config");
+    match Node::start(NodeOptions {
+        config,
+        data_dir: dir.join("data"),
+        do_not_track: None,
+    })
+    .await
+    {
+        Ok(node) => {
+            node.shutdown().await;
+            panic!("the node started with {config_text:?}");
+        }
+        Err(error) => error.to_string(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_weak_default_password_is_refused_at_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = "listeners.tcp.default.bind = \"127.0.0.1:0\"\n\
+                dashboard.listeners.http.bind = \"127.0.0.1:0\"\n\
+                telemetry.enable = false\n";
+    let in_file = format!("{base}dashboard.default_password = \"public\"\n");
+    let message = refusal(dir.path(), &in_file, &[]).await;
+    assert!(message.contains("dashboard.default_password"), "{message}");
+    assert!(message.contains("line 4"), "{message}");
+    assert!(message.contains("12 characters"), "{message}");
+
+    let env = [("EMQX_DASHBOARD__DEFAULT_PASSWORD", "eleven-char")];
+    let message = refusal(dir.path(), base, &env).await;
+    assert!(
+        message.contains("EMQX_DASHBOARD__DEFAULT_PASSWORD"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("eleven-char"),
+        "the password is not shown: {message}"
+    );
+    assert!(
+        !dir.path().join("data/dashboard/accounts.json").exists(),
+        "no account was made with it"
+    );
 }
