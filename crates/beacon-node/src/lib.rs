@@ -19,6 +19,7 @@ mod assets;
 mod credentials;
 mod error;
 mod host;
+mod listen;
 mod node;
 mod probe;
 
