@@ -71,10 +71,19 @@ pub enum ApiError {
     NotFound(String),
     #[error("a deletion request is a JSON object {{\"secret\": \"...\"}}: {0}")]
     BadForgetRequest(String),
-    #[error("the secret does not match the one this node's reports announced")]
+    /// One answer for an unknown uuid and a wrong secret, so that it does not tell
+    /// which uuids exist.
+    #[error(
+        "no reports can be deleted with this uuid and secret: the node is unknown or already \
+         deleted, or the secret is not the one its first report announced"
+    )]
     WrongSecret,
-    #[error("no report of this node is stored (never sent, or already deleted)")]
-    UnknownNode,
+    #[error(
+        "this node's first report announced another deletion secret hash; a report with a \
+         different one is refused and nothing was stored (a node that lost its secret starts \
+         over with a new uuid)"
+    )]
+    HashMismatch,
 }
 
 impl ApiError {
@@ -95,7 +104,7 @@ impl ApiError {
             | Self::Unstorable { .. }
             | Self::BadForgetRequest(_) => StatusCode::BAD_REQUEST,
             Self::WrongSecret => StatusCode::FORBIDDEN,
-            Self::UnknownNode => StatusCode::NOT_FOUND,
+            Self::HashMismatch => StatusCode::CONFLICT,
             Self::StorageUnavailable | Self::Unhealthy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
@@ -120,7 +129,7 @@ impl ApiError {
             Self::NotFound(_) => "NOT_FOUND",
             Self::BadForgetRequest(_) => "BAD_REQUEST",
             Self::WrongSecret => "WRONG_SECRET",
-            Self::UnknownNode => "UNKNOWN_NODE",
+            Self::HashMismatch => "DELETION_HASH_MISMATCH",
         }
     }
 

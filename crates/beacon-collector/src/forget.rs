@@ -21,8 +21,10 @@ struct ForgetRequest {
     secret: String,
 }
 
-/// Deletes the node's raw reports if the secret's SHA-256 is the hash its reports carried.
-/// The route is rate limited like ingest, so that secrets cannot be guessed quickly.
+/// Deletes the node's raw reports if the secret's SHA-256 is the hash its first report
+/// carried (the store compares in constant time). An unknown uuid and a wrong secret get
+/// the same answer. The route is rate limited like ingest, so that secrets cannot be
+/// guessed quickly.
 pub(crate) async fn forget(
     State(state): State<AppState>,
     Path(uuid): Path<String>,
@@ -54,7 +56,6 @@ pub(crate) async fn forget(
             tracing::info!(reports, "a node's reports were deleted at its request");
             Ok(StatusCode::NO_CONTENT.into_response())
         }
-        ForgetOutcome::WrongSecret => Err(ApiError::WrongSecret),
-        ForgetOutcome::UnknownNode => Err(ApiError::UnknownNode),
+        ForgetOutcome::WrongSecret | ForgetOutcome::UnknownNode => Err(ApiError::WrongSecret),
     }
 }

@@ -40,11 +40,12 @@ pub(crate) async fn ingest(
     let started = Instant::now();
     let outcome = state.store().insert(row).await.map_err(store_error)?;
     state.metrics().commit(started.elapsed());
-    state.metrics().accepted(format);
     let (status, word) = match outcome {
         InsertOutcome::Inserted => (StatusCode::CREATED, "stored"),
         InsertOutcome::Replaced => (StatusCode::OK, "replaced"),
+        InsertOutcome::HashMismatch => return Err(ApiError::HashMismatch),
     };
+    state.metrics().accepted(format);
     tracing::debug!(%uuid, outcome = word, "report stored");
     Ok(reply(status, word, &uuid, received_at))
 }

@@ -14,10 +14,20 @@ const SECRET: &str = "3f1d0c5e9a7b2468ace13579bdf02468ace13579bdf02468ace13579bd
 
 /// The seed report of node `uuid`, announcing the hash of [`SECRET`].
 fn report_with_secret(uuid: &str) -> String {
+    report_announcing(uuid, SECRET)
+}
+
+/// The seed report of node `uuid`, announcing the hash of `secret`.
+fn report_announcing(uuid: &str, secret: &str) -> String {
     let mut doc: Value = serde_json::from_str(SEED_5_0_9).expect("seed");
     doc["uuid"] = uuid.into();
-    doc["deletion_secret_sha256"] = hex::encode(Sha256::digest(SECRET.as_bytes())).into();
+    doc["deletion_secret_sha256"] = hex::encode(Sha256::digest(secret.as_bytes())).into();
     doc.to_string()
+}
+
+/// The body of a deletion request presenting `secret`.
+fn presenting(secret: &str) -> String {
+    format!("{{\"secret\": \"{secret}\"}}")
 }
 
 async fn delete(collector: &Running, uuid: &str, body: &str) -> (u16, Value) {
@@ -83,14 +93,96 @@ async fn a_node_deletes_its_reports_with_its_secret() {
             .expect("list");
         assert_eq!(left[0].uuid, other, "{name}");
 
-        // Gone is gone: a second request, or an unknown node, is 404.
-        let again = format!("{{\"secret\": \"{SECRET}\"}}");
-        let (status, body) = delete(&collector, uuid, &again).await;
+        // Gone is gone: a second request is refused like a wrong secret (no oracle).
+        let (status, body) = delete(&collector, uuid, &presenting(SECRET)).await;
         assert_eq!(
             (status, body["code"].as_str()),
-            (404, Some("UNKNOWN_NODE")),
+            (403, Some("WRONG_SECRET")),
             "{name}"
         );
+        collector.stop().await;
+    }
+}
+
+const FORGER: &str = "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_with_a_forged_hash_is_refused_and_the_owner_still_deletes() {
+    for backend in backends().await {
+        let name = backend.name;
+        let collector = Running::with_maintenance(backend.store.clone(), None).await;
+        let uuid = "DDDD0001-0000-4000-8000-000000000001";
+        let owned = collector.post_json(report_with_secret(uuid)).await;
+        assert_eq!(owned.status(), 201, "{name}");
+        let kept = collector.stored(uuid, support::today()).await;
+
+        let forged = collector.post_json(report_announcing(uuid, FORGER)).await;
+        let (status, body) = support::json_of(forged).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (409, Some("DELETION_HASH_MISMATCH")),
+            "{name}: {body}"
+        );
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains("nothing was stored"),
+            "{name}: {body}"
+        );
+        assert_eq!(
+            collector.stored(uuid, support::today()).await,
+            kept,
+            "{name}: the owner's report is untouched"
+        );
+        let (status, _) = delete(&collector, uuid, &presenting(FORGER)).await;
+        assert_eq!(status, 403, "{name}: the forger cannot delete");
+        let (status, _) = delete(&collector, uuid, &presenting(SECRET)).await;
+        assert_eq!(status, 204, "{name}: the owner still can");
+        assert_eq!(backend.store.count().await.expect("count"), 0, "{name}");
+        collector.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_uuid_and_a_wrong_secret_get_the_same_answer() {
+    for backend in backends().await {
+        let name = backend.name;
+        let collector = Running::with_maintenance(backend.store.clone(), None).await;
+        let known = "EEEE0001-0000-4000-8000-000000000001";
+        let status = collector
+            .post_json(report_with_secret(known))
+            .await
+            .status();
+        assert_eq!(status, 201, "{name}");
+        let wrong = delete(&collector, known, &presenting(FORGER)).await;
+        let unknown = delete(
+            &collector,
+            "EEEE0002-0000-4000-8000-000000000002",
+            &presenting(SECRET),
+        )
+        .await;
+        assert_eq!(wrong, unknown, "{name}: the answer tells nothing");
+        assert_eq!(wrong.0, 403, "{name}");
+        assert_eq!(backend.store.count().await.expect("count"), 1, "{name}");
+        collector.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_never_sent_a_hash_cannot_be_claimed() {
+    for backend in backends().await {
+        let name = backend.name;
+        let collector = Running::with_maintenance(backend.store.clone(), None).await;
+        let uuid = "FFFF0001-0000-4000-8000-000000000001";
+        let first = collector.post_json(support::seed_with(uuid, 1)).await;
+        assert_eq!(first.status(), 201, "{name}");
+        // Stored, as any report of the node; its hash claims nothing.
+        let claim = collector.post_json(report_announcing(uuid, FORGER)).await;
+        assert_eq!(claim.status(), 200, "{name}");
+        let (status, _) = delete(&collector, uuid, &presenting(FORGER)).await;
+        assert_eq!(status, 403, "{name}: the claimer cannot delete");
+        assert_eq!(backend.store.count().await.expect("count"), 1, "{name}");
         collector.stop().await;
     }
 }

@@ -20,6 +20,7 @@
 mod analytics;
 mod batch;
 mod buckets;
+mod claims;
 mod counting;
 mod error;
 mod facts;

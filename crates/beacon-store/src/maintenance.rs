@@ -29,6 +29,9 @@ pub enum ForgetOutcome {
 pub struct BulkOutcome {
     pub inserted: u64,
     pub replaced: u64,
+    /// Reports not stored: their deletion hash is not the one their node's first report
+    /// fixed (see [`InsertOutcome::HashMismatch`]).
+    pub refused: u64,
 }
 
 /// Writes outside ingest.
@@ -48,9 +51,9 @@ pub trait Maintenance: Send + Sync + 'static {
     /// goes on in between, and the per-week snapshots of weeks that ended before `day`.
     /// Rollup counters remain. Answers how many reports were deleted.
     async fn delete_reports_before(&self, day: NaiveDate) -> Result<u64, StoreError>;
-    /// Deletes the raw reports and snapshots of node `uuid` if `secret_sha256` (hex of
-    /// SHA-256 of the secret the caller presented) equals the hash the node last sent;
-    /// compared in constant time, case-insensitively.
+    /// Deletes the raw reports, snapshots and claim of node `uuid` if `secret_sha256` (hex
+    /// of SHA-256 of the secret the caller presented) equals the hash the node's first
+    /// report fixed (see `claims`); compared in constant time, case-insensitively.
     async fn forget_node(
         &self,
         uuid: &str,
@@ -78,6 +81,7 @@ impl<W: WriterQueue> Maintenance for W {
                 match result {
                     InsertOutcome::Inserted => outcome.inserted += 1,
                     InsertOutcome::Replaced => outcome.replaced += 1,
+                    InsertOutcome::HashMismatch => outcome.refused += 1,
                 }
             }
         }
@@ -92,6 +96,7 @@ impl<W: WriterQueue> Maintenance for W {
         tracing::info!(
             inserted = outcome.inserted,
             replaced = outcome.replaced,
+            refused = outcome.refused,
             "bulk load committed"
         );
         Ok(outcome)

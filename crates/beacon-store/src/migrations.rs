@@ -15,6 +15,10 @@
 //! it (`sqlite::facts`, `postgres::facts`); an entry left NULL (no such function given)
 //! is counted from its columns only. Reports already counted never need their facts
 //! again, so `reports` has no such column.
+//!
+//! Version 6 adds `node_claims`, the deletion hash each node's first report fixed (see
+//! `claims`). Back-fill rule: a node already counted is claimed by the hash in `nodes`
+//! (its latest); a node with only uncounted reports is claimed by its next report.
 
 use crate::StoreError;
 
@@ -77,6 +81,15 @@ pub(crate) const SQLITE: &[Migration] = &[
         version: 5,
         name: "facts of uncounted reports",
         sql: "ALTER TABLE incoming ADD COLUMN facts TEXT;",
+    },
+    Migration {
+        version: 6,
+        name: "deletion claims",
+        sql: "CREATE TABLE node_claims (
+        uuid          TEXT NOT NULL PRIMARY KEY,
+        secret_sha256 TEXT
+    ) WITHOUT ROWID;
+    INSERT INTO node_claims (uuid, secret_sha256) SELECT uuid, secret_sha256 FROM nodes;",
     },
 ];
 
@@ -207,6 +220,15 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 5,
         name: "facts of uncounted reports",
         sql: "ALTER TABLE rollup_pending ADD COLUMN facts TEXT;",
+    },
+    Migration {
+        version: 6,
+        name: "deletion claims",
+        sql: r#"CREATE TABLE node_claims (
+        uuid          TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+        secret_sha256 TEXT
+    );
+    INSERT INTO node_claims (uuid, secret_sha256) SELECT uuid, secret_sha256 FROM nodes;"#,
     },
 ];
 

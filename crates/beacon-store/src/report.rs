@@ -53,6 +53,9 @@ pub enum InsertOutcome {
     Inserted,
     /// An earlier report of that node that day was replaced.
     Replaced,
+    /// Nothing was stored: the report carries a deletion hash other than the one the
+    /// node's first report fixed (see `claims`).
+    HashMismatch,
 }
 
 impl NewReport {

@@ -99,14 +99,15 @@ pub(crate) const PRUNE_SNAPSHOTS: [&str; 2] = [
     "DELETE FROM cluster_weeks WHERE week < $1",
 ];
 
-/// Self-service deletion of node `$1`: its secret hash, then its reports, then the rest.
-/// A 4.x cluster is keyed by a node uuid, so its snapshots go with that node.
-pub(crate) const NODE_SECRET: &str = "SELECT secret_sha256 FROM nodes WHERE uuid = $1";
+/// Self-service deletion of node `$1`: its claimed hash (see `claims`), then its
+/// reports, then the rest, its claim too. A 4.x cluster is keyed by a node uuid, so its
+/// snapshots go with that node.
 pub(crate) const FORGET_REPORTS: &str = "DELETE FROM reports WHERE uuid = $1";
-pub(crate) const FORGET_SNAPSHOTS: [&str; 3] = [
+pub(crate) const FORGET_SNAPSHOTS: [&str; 4] = [
     "DELETE FROM node_weeks WHERE uuid = $1",
     "DELETE FROM cluster_weeks WHERE cluster_key = $1",
     "DELETE FROM nodes WHERE uuid = $1",
+    "DELETE FROM node_claims WHERE uuid = $1",
 ];
 
 #[cfg(test)]

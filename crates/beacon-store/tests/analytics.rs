@@ -99,8 +99,10 @@ fn v4(uuid: &'static str, day: u32) -> Sent {
     }
 }
 
-fn secret(day: u32) -> String {
-    if day < 8 { "aa" } else { "bb" }.repeat(32)
+/// The deletion hash every report of N2-N4 announces: a node keeps the one its first
+/// report fixed (another one would be refused, see `tests/claims.rs`).
+fn secret() -> String {
+    "bb".repeat(32)
 }
 
 impl Sent {
@@ -134,7 +136,7 @@ impl Sent {
                 "license": {"edition": "enterprise"},
                 "os_name": "Debian GNU/Linux", "os_version": "12 (bookworm)",
                 "nodes_uuid": peers, "num_clients": self.clients,
-                "deletion_secret_sha256": secret(self.day),
+                "deletion_secret_sha256": secret(),
                 "vm_specs": {"num_cpus": 4, "total_memory": 4 * GIB},
                 "mqtt_runtime_insights": {"num_topics": 5, "messages_sent_rate": 0.5,
                     "messages_received_rate": 0},
@@ -147,7 +149,7 @@ impl Sent {
                 "license": {"edition": "community"},
                 "os_name": "CentOS Linux", "os_version": "7 (Core)",
                 "nodes_uuid": peers,
-                "deletion_secret_sha256": secret(self.day),
+                "deletion_secret_sha256": secret(),
                 "num_clients": self.clients, "active_modules": ["retainer"]
             }),
         }
@@ -516,7 +518,7 @@ async fn retention_deletes_only_older_reports_and_keeps_rollups() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn forget_needs_the_latest_secret_and_leaves_only_aggregates() {
+async fn forget_needs_the_nodes_secret_and_leaves_only_aggregates() {
     each_backend(|backend| async move {
         let store = seeded(&backend).await;
         let name = backend.name;
@@ -527,7 +529,7 @@ async fn forget_needs_the_latest_secret_and_leaves_only_aggregates() {
             ForgetOutcome::UnknownNode,
             "{name}"
         );
-        // N2 sent "aa..." first, then "bb...": only the latest counts.
+        // N2 announced "bb...": another hash, a shorter one or none is wrong.
         for wrong in ["aa".repeat(32), "bb".repeat(31), String::new()] {
             let outcome = store.forget_node("N2", &wrong).await.expect("forget");
             assert_eq!(outcome, ForgetOutcome::WrongSecret, "{name}: {wrong}");
@@ -743,7 +745,7 @@ async fn facts_of_reports_left_uncounted_before_they_were_kept_are_back_filled_a
         let counted = Counted::by(&*seeded(&backend).await).await;
         leave_uncounted(&backend, "raw", false).await;
         let version_4 = format!(
-            "ALTER TABLE {} DROP COLUMN facts;
+            "ALTER TABLE {} DROP COLUMN facts; DROP TABLE node_claims;
              DELETE FROM schema_migrations WHERE version >= 5;",
             uncounted_log(&backend)
         );
@@ -776,7 +778,7 @@ async fn sqlite_rollups_pending_before_the_ingest_log_are_counted_after_migratin
              CREATE TABLE rollup_pending (day TEXT NOT NULL, uuid TEXT NOT NULL,
                  PRIMARY KEY (day, uuid)) WITHOUT ROWID;
              INSERT INTO rollup_pending (day, uuid) SELECT day, uuid FROM reports;
-             DELETE FROM schema_migrations WHERE version >= 4;",
+             DROP TABLE node_claims; DELETE FROM schema_migrations WHERE version >= 4;",
         )
         .await;
         let store = beacon_collector::open_store(&backend.url)

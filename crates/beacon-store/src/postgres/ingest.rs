@@ -1,15 +1,17 @@
-//! Report batches on PostgreSQL: one multi-row upsert of the reports, and their keys
-//! marked uncounted in `rollup_pending`, in one transaction.
+//! Report batches on PostgreSQL: the nodes' deletion claims checked (see `claims`), one
+//! multi-row upsert of the reports that pass, and their keys marked uncounted in
+//! `rollup_pending`, in one transaction.
 
 use std::collections::{HashMap, HashSet};
 
 use chrono::NaiveDate;
+use deadpool_postgres::Transaction;
 use tokio_postgres::Row;
 
 use super::columns::Columns;
 use super::query_cached;
 use super::writer::{Context, PgWriter};
-use crate::{InsertOutcome, NewReport, StoreError, sql};
+use crate::{InsertOutcome, NewReport, StoreError, claims, sql};
 
 /// `xmax = 0` holds only for a row this statement inserted; an `ON CONFLICT` update leaves
 /// the updating transaction's id there.
@@ -27,16 +29,23 @@ const MARK_UNCOUNTED: &str = "INSERT INTO rollup_pending (day, uuid, facts)
     ON CONFLICT (day, uuid) DO UPDATE SET facts = excluded.facts";
 
 impl PgWriter {
-    /// Stores the reports and marks them uncounted, in one transaction.
+    /// Stores the reports their nodes' claims accept and marks them uncounted, in one
+    /// transaction.
     pub(super) async fn write_batch(
         &self,
-        reports: &[&NewReport],
+        all: &[&NewReport],
     ) -> Result<Vec<InsertOutcome>, StoreError> {
         const OP: &str = "write report batch";
         let db = self.db.as_str();
         let mut client = self.pool.get().await.map_err(StoreError::pool(db, OP))?;
         let tx = client.transaction().await.context(db, OP)?;
-        let latest = latest_per_key(reports);
+        let claimed = claim(&tx, all).await.context(db, OP)?;
+        let accepted = |r: &&NewReport| {
+            let held = claimed.get(r.uuid.as_str()).and_then(Option::as_deref);
+            claims::accepts(held, claims::presented(r))
+        };
+        let reports: Vec<&NewReport> = all.iter().copied().filter(accepted).collect();
+        let latest = latest_per_key(&reports);
         let rows = query_cached(&tx, UPSERT, &Columns::of(&latest).params())
             .await
             .context(db, OP)?;
@@ -50,8 +59,33 @@ impl PgWriter {
             .await
             .context(db, OP)?;
         tx.commit().await.context(db, OP)?;
-        Ok(outcomes(reports, &fresh))
+        let mut stored = outcomes(&reports, &fresh).into_iter();
+        let every = all.iter().map(|r| {
+            if accepted(r) {
+                stored.next().unwrap_or(InsertOutcome::Replaced)
+            } else {
+                InsertOutcome::HashMismatch
+            }
+        });
+        Ok(every.collect())
     }
+}
+
+/// Claims the nodes of `reports` that have no claim yet (the first report of a uuid in
+/// the batch wins), then reads every claim they have.
+async fn claim(
+    tx: &Transaction<'_>,
+    reports: &[&NewReport],
+) -> Result<HashMap<String, Option<String>>, tokio_postgres::Error> {
+    let (uuids, hashes): (Vec<&str>, Vec<Option<&str>>) = reports
+        .iter()
+        .map(|r| (r.uuid.as_str(), claims::presented(r)))
+        .unzip();
+    query_cached(tx, claims::CLAIM_MANY, &[&uuids, &hashes]).await?;
+    let rows = query_cached(tx, claims::CLAIMED_MANY, &[&uuids]).await?;
+    rows.iter()
+        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+        .collect()
 }
 
 /// The (day, uuid) keys of `reports`, as the two arrays `unnest` takes.

@@ -69,7 +69,7 @@ impl PgWriter {
         let tx = client.transaction().await.context(db, OP)?;
         tx.execute(LOCK, &[&self.lock_key]).await.context(db, OP)?;
         let row = tx
-            .query_opt(sql::NODE_SECRET, &[&uuid])
+            .query_opt(crate::claims::CLAIMED, &[&uuid])
             .await
             .context(db, OP)?;
         let Some(row) = row else {

@@ -41,7 +41,7 @@ pub(super) fn forget(
 ) -> rusqlite::Result<ForgetOutcome> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let stored: Option<Option<String>> = tx
-        .query_row(sql::NODE_SECRET, params![uuid], |row| row.get(0))
+        .query_row(crate::claims::CLAIMED, params![uuid], |row| row.get(0))
         .optional()?;
     let Some(stored) = stored else {
         return Ok(ForgetOutcome::UnknownNode);

@@ -18,7 +18,7 @@ use super::count::{recover_uncounted, report_columns, settle, try_count_chunk};
 use super::maintenance::{delete_oldest_day, forget, prune_snapshots};
 use super::uncounted::UncountedLog;
 use crate::batch::{self, Counters, Job, MaintenanceTask, Run, Task};
-use crate::{InsertOutcome, NewReport, StoreError};
+use crate::{InsertOutcome, NewReport, StoreError, claims};
 
 const EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM reports WHERE day = ?1 AND uuid = ?2)";
 /// The log keeps each report's facts too, so that counting never reads its JSON.
@@ -60,8 +60,12 @@ fn run(mut conn: Connection, db: &str, mut jobs: mpsc::Receiver<Job>, counters: 
                     let reports: Vec<&NewReport> = batch::reports(&inserts).collect();
                     let result = write_batch(&mut conn, &reports, &uncounted)
                         .map_err(StoreError::sqlite(db, "write report batch"));
-                    if result.is_ok() {
-                        uncounted.logged(reports.iter().map(|r| (r.day, r.uuid.clone())));
+                    if let Ok(outcomes) = &result {
+                        let logged = reports
+                            .iter()
+                            .zip(outcomes)
+                            .filter(|(_, outcome)| **outcome != InsertOutcome::HashMismatch);
+                        uncounted.logged(logged.map(|(r, _)| (r.day, r.uuid.clone())));
                     }
                     batch::answer(inserts, result, counters);
                 }
@@ -92,7 +96,8 @@ fn run(mut conn: Connection, db: &str, mut jobs: mpsc::Receiver<Job>, counters: 
 }
 
 /// Appends the reports to the log in one transaction. A report replaces an earlier one of
-/// its node and day whether that one is counted, uncounted, or earlier in this batch.
+/// its node and day whether that one is counted, uncounted, or earlier in this batch; one
+/// whose deletion hash is not its node's claimed one is not written (see `claims`).
 fn write_batch(
     conn: &mut Connection,
     reports: &[&NewReport],
@@ -101,9 +106,18 @@ fn write_batch(
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut exists = tx.prepare_cached(EXISTS)?;
     let mut log = tx.prepare_cached(LOG)?;
+    let mut claim = tx.prepare_cached(claims::CLAIM)?;
+    let mut claimed = tx.prepare_cached(claims::CLAIMED)?;
     let mut in_batch = std::collections::HashSet::new();
     let mut outcomes = Vec::with_capacity(reports.len());
     for r in reports {
+        let presented = claims::presented(r);
+        claim.execute(params![r.uuid, presented])?;
+        let held: Option<String> = claimed.query_row(params![r.uuid], |row| row.get(0))?;
+        if !claims::accepts(held.as_deref(), presented) {
+            outcomes.push(InsertOutcome::HashMismatch);
+            continue;
+        }
         let replaces = !in_batch.insert((r.day, r.uuid.as_str()))
             || uncounted.holds(r.day, &r.uuid)
             || exists.query_row(params![r.day, r.uuid], |row| row.get(0))?;
@@ -116,7 +130,7 @@ fn write_batch(
             InsertOutcome::Inserted
         });
     }
-    drop((exists, log));
+    drop((exists, log, claim, claimed));
     tx.commit()?;
     Ok(outcomes)
 }
