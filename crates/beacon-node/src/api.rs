@@ -8,19 +8,20 @@ use std::time::{Duration, Instant};
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use beacon_agent::{AgentHandle, SwitchError, SwitchSource, TelemetryStatus};
 use beacon_auth::{Busy, LoginThrottle, Sessions, Throttled};
 use beacon_broker::RunningBroker;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::assets;
-use crate::credentials::Credentials;
+use crate::credentials::{Credentials, KeyCheck, KeyError, Role};
 use crate::host::{ALLOWED_HOSTS_KEY, AllowedHosts};
 use crate::probe::LiveProbe;
 
@@ -50,7 +51,8 @@ pub(crate) fn router(state: Shared) -> Router {
         .route("/api/v5/telemetry/data", get(telemetry_data))
         .route("/api/v5/telemetry/sent", get(telemetry_sent))
         .route("/api/v5/overview", get(overview))
-        .route("/api/v5/api_key", post(create_api_key))
+        .route("/api/v5/api_key", get(list_api_keys).post(create_api_key))
+        .route("/api/v5/api_key/{name}", delete(revoke_api_key))
         .route_layer(middleware::from_fn_with_state(
             Arc::clone(&state),
             require_credentials,
@@ -73,6 +75,7 @@ enum Refusal {
     NoCredentials,
     Token,
     ApiKey,
+    ExpiredKey,
 }
 
 /// An API error: `{"code", "message"}` as EMQX answers.
@@ -116,6 +119,7 @@ impl ApiError {
                  /api/v5/api_key",
             ),
             Refusal::ApiKey => ("BAD_API_KEY_OR_SECRET", "Check api_key/api_secret"),
+            Refusal::ExpiredKey => ("BAD_API_KEY_OR_SECRET", "API key expired"),
         };
         Self::new(StatusCode::UNAUTHORIZED, code, message)
     }
@@ -203,7 +207,8 @@ async fn check_host(
     ))
 }
 
-/// Lets a request through with a live session token (`Bearer`) or an API key (`Basic`).
+/// Lets a request through with a live session token (`Bearer`, the admin) or an API key
+/// (`Basic`) whose role allows it.
 async fn require_credentials(
     State(state): State<Shared>,
     request: Request,
@@ -214,21 +219,46 @@ async fn require_credentials(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let refused = if let Some(token) = beacon_auth::bearer_token(header) {
+    let role = if let Some(token) = beacon_auth::bearer_token(header) {
         state
             .sessions
             .get(token)
-            .is_none()
-            .then_some(Refusal::Token)
+            .map(|_| Role::Administrator)
+            .ok_or(Refusal::Token)
     } else if let Some((key, secret)) = beacon_auth::basic_credentials(header) {
-        let valid = state.credentials.check_api_key(&key, &secret).await?;
-        (!valid).then_some(Refusal::ApiKey)
+        match state.credentials.check_api_key(&key, &secret).await? {
+            KeyCheck::Valid(role) => Ok(role),
+            KeyCheck::Expired => Err(Refusal::ExpiredKey),
+            KeyCheck::Wrong => Err(Refusal::ApiKey),
+        }
     } else {
-        Some(Refusal::NoCredentials)
+        Err(Refusal::NoCredentials)
     };
-    match refused {
-        Some(refusal) => Err(ApiError::unauthorized(refusal)),
-        None => Ok(next.run(request).await),
+    let role = role.map_err(ApiError::unauthorized)?;
+    if !permitted(role, request.method(), request.uri().path()) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "FORBIDDEN",
+            format!(
+                "an API key with role {role:?} cannot {} {}",
+                request.method(),
+                request.uri().path()
+            ),
+        ));
+    }
+    Ok(next.run(request).await)
+}
+
+/// Whether `role` may call `method path`: viewers read (never API keys), publishers have
+/// nothing to publish to on a Beacon node.
+fn permitted(role: Role, method: &Method, path: &str) -> bool {
+    match role {
+        Role::Administrator => true,
+        Role::Viewer => {
+            (method == Method::GET || method == Method::HEAD)
+                && !path.starts_with("/api/v5/api_key")
+        }
+        Role::Publisher => false,
     }
 }
 
@@ -385,6 +415,11 @@ async fn overview(State(state): State<Shared>) -> Json<Value> {
 #[derive(Deserialize)]
 struct NewKey {
     name: String,
+    #[serde(default)]
+    role: Role,
+    /// EMQX's forms: RFC 3339 text, seconds since the epoch, or `"infinity"` (never).
+    #[serde(default)]
+    expired_at: Option<Value>,
 }
 
 /// Creates an API key for scripts; the secret is shown in this answer only.
@@ -393,7 +428,10 @@ async fn create_api_key(
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let new: NewKey = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::bad_request(format!("expected a JSON object with a \"name\": {e}"))
+        ApiError::bad_request(format!(
+            "expected a JSON object with a \"name\", and optionally \"role\" \
+             (administrator, viewer, publisher) and \"expired_at\": {e}"
+        ))
     })?;
     let name = new.name.trim();
     if name.is_empty() || name.len() > 64 {
@@ -401,12 +439,71 @@ async fn create_api_key(
             "field \"name\" must have 1 to 64 characters",
         ));
     }
+    let expired_at = expiry(new.expired_at.as_ref())?;
     let (key, secret) = state
         .credentials
-        .create_api_key(name)
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+        .create_api_key(name, new.role, expired_at)
+        .map_err(|e| match e {
+            KeyError::NameTaken(_) => ApiError::bad_request(e.to_string()),
+            KeyError::Store(e) => ApiError::internal(e.to_string()),
+        })?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({"name": name, "api_key": key, "api_secret": secret})),
+        Json(json!({
+            "name": name,
+            "api_key": key,
+            "api_secret": secret,
+            "role": new.role,
+            "expired_at": expired_at,
+        })),
     ))
+}
+
+/// The expiry of a new key: `None` for never; a time already past is refused.
+fn expiry(value: Option<&Value>) -> Result<Option<DateTime<Utc>>, ApiError> {
+    let at = match value {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::String(text)) if text == "infinity" => return Ok(None),
+        Some(Value::String(text)) => DateTime::parse_from_rfc3339(text)
+            .ok()
+            .map(|at| at.with_timezone(&Utc)),
+        Some(Value::Number(seconds)) => seconds
+            .as_i64()
+            .and_then(|s| DateTime::from_timestamp(s, 0)),
+        Some(_) => None,
+    };
+    let at = at.ok_or_else(|| {
+        ApiError::bad_request(
+            "field \"expired_at\" must be RFC 3339 time, seconds since 1970, or \"infinity\"",
+        )
+    })?;
+    if at <= Utc::now() {
+        return Err(ApiError::bad_request("field \"expired_at\" is in the past"));
+    }
+    Ok(Some(at))
+}
+
+/// Every API key, without secrets.
+async fn list_api_keys(State(state): State<Shared>) -> Json<Value> {
+    Json(json!(state.credentials.api_keys()))
+}
+
+/// Revokes the key named `name`; requests with it are refused from now on.
+async fn revoke_api_key(
+    State(state): State<Shared>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let revoked = state
+        .credentials
+        .revoke_api_key(&name)
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    if !revoked {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            format!("no API key is named {name:?}"),
+        ));
+    }
+    tracing::info!(key = ?name, "API key revoked");
+    Ok(StatusCode::NO_CONTENT)
 }

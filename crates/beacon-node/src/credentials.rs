@@ -44,6 +44,53 @@ struct ApiKey {
     name: String,
     secret_hash: String,
     created_at: DateTime<Utc>,
+    /// Keys stored before roles existed could do everything, and still can.
+    #[serde(default)]
+    role: Role,
+    #[serde(default)]
+    expired_at: Option<DateTime<Utc>>,
+}
+
+/// What an API key may do, by EMQX's role names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Role {
+    /// Everything, including managing API keys.
+    #[default]
+    Administrator,
+    /// Reading only (monitoring): `GET` of status, data, sent log and overview.
+    Viewer,
+    /// EMQX's role for its publish API, which a Beacon node does not serve: nothing.
+    Publisher,
+}
+
+/// An API key as listed: everything but its secret.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct KeyInfo {
+    pub(crate) name: String,
+    pub(crate) api_key: String,
+    pub(crate) created_at: DateTime<Utc>,
+    pub(crate) expired_at: Option<DateTime<Utc>>,
+    pub(crate) expired: bool,
+    pub(crate) role: Role,
+    pub(crate) enable: bool,
+}
+
+/// The outcome of checking an API key and its secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyCheck {
+    Valid(Role),
+    Expired,
+    Wrong,
+}
+
+/// Why an API key could not be created.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum KeyError {
+    #[error("an API key named {0:?} exists already")]
+    NameTaken(String),
+    #[error(transparent)]
+    Store(#[from] NodeError),
 }
 
 /// What the local CLI needs to call a running node's API.
@@ -130,9 +177,17 @@ impl Credentials {
         self.lock().admin.username.clone()
     }
 
-    /// Whether `secret` is the secret of API key `key`. A secret not seen before is
-    /// checked on the bounded pool, never on the caller's (async) thread.
-    pub(crate) async fn check_api_key(&self, key: &str, secret: &str) -> Result<bool, Busy> {
+    /// Whether `secret` is the secret of API key `key`, and what the key may do. A secret
+    /// not seen before is checked on the bounded pool, never on the caller's (async)
+    /// thread; an unknown or expired key costs no check at all.
+    pub(crate) async fn check_api_key(&self, key: &str, secret: &str) -> Result<KeyCheck, Busy> {
+        let record = self.lock().api_keys.iter().find(|k| k.key == key).cloned();
+        let Some(record) = record else {
+            return Ok(KeyCheck::Wrong);
+        };
+        if record.expired_at.is_some_and(|at| at <= Utc::now()) {
+            return Ok(KeyCheck::Expired);
+        }
         let digest: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
         let known = self
             .verified
@@ -140,53 +195,91 @@ impl Credentials {
             .unwrap_or_else(PoisonError::into_inner)
             .get(key)
             .copied();
-        if let Some(known) = known {
-            return Ok(beacon_auth::constant_time_eq(&known, &digest));
-        }
-        let hash = self
-            .lock()
-            .api_keys
-            .iter()
-            .find(|k| k.key == key)
-            .map(|k| k.secret_hash.clone());
-        let Some(hash) = hash else {
-            return Ok(false);
+        let valid = match known {
+            Some(known) => beacon_auth::constant_time_eq(&known, &digest),
+            None => {
+                let valid = self
+                    .pool
+                    .verify(record.secret_hash, secret.to_owned())
+                    .await?;
+                if valid {
+                    self.verified
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .insert(key.to_owned(), digest);
+                }
+                valid
+            }
         };
-        let valid = self.pool.verify(hash, secret.to_owned()).await?;
-        if valid {
-            self.verified
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert(key.to_owned(), digest);
-        }
-        Ok(valid)
+        Ok(if valid {
+            KeyCheck::Valid(record.role)
+        } else {
+            KeyCheck::Wrong
+        })
     }
 
-    /// Creates an API key; the secret is returned once and stored only as a hash.
-    pub(crate) fn create_api_key(&self, name: &str) -> Result<(String, String), NodeError> {
+    /// Creates an API key named `name` (unique); the secret is returned once and stored
+    /// only as a hash.
+    pub(crate) fn create_api_key(
+        &self,
+        name: &str,
+        role: Role,
+        expired_at: Option<DateTime<Utc>>,
+    ) -> Result<(String, String), KeyError> {
         let key = format!("bk_{}", &beacon_auth::random_token()[..16]);
         let secret = beacon_auth::random_token();
         let record = ApiKey {
             key: key.clone(),
             name: name.to_owned(),
-            secret_hash: beacon_auth::hash_password(&secret)?,
+            secret_hash: beacon_auth::hash_password(&secret).map_err(NodeError::from)?,
             created_at: Utc::now(),
+            role,
+            expired_at,
         };
         let mut accounts = self.lock();
+        if accounts.api_keys.iter().any(|k| k.name == name) {
+            return Err(KeyError::NameTaken(name.to_owned()));
+        }
         accounts.api_keys.push(record);
         write_private(&self.path, &*accounts)?;
         Ok((key, secret))
     }
 
-    /// Removes the API keys named `name` (the local CLI key of an earlier run).
-    pub(crate) fn remove_api_keys_named(&self, name: &str) -> Result<(), NodeError> {
+    /// Every API key, without secrets.
+    pub(crate) fn api_keys(&self) -> Vec<KeyInfo> {
+        let now = Utc::now();
+        self.lock()
+            .api_keys
+            .iter()
+            .map(|k| KeyInfo {
+                name: k.name.clone(),
+                api_key: k.key.clone(),
+                created_at: k.created_at,
+                expired_at: k.expired_at,
+                expired: k.expired_at.is_some_and(|at| at <= now),
+                role: k.role,
+                enable: true,
+            })
+            .collect()
+    }
+
+    /// Revokes the API key named `name`: it stops working at once. `false` if none.
+    pub(crate) fn revoke_api_key(&self, name: &str) -> Result<bool, NodeError> {
         let mut accounts = self.lock();
-        let before = accounts.api_keys.len();
-        accounts.api_keys.retain(|k| k.name != name);
-        if accounts.api_keys.len() != before {
-            write_private(&self.path, &*accounts)?;
+        let (revoked, kept) = std::mem::take(&mut accounts.api_keys)
+            .into_iter()
+            .partition::<Vec<_>, _>(|k| k.name == name);
+        accounts.api_keys = kept;
+        if revoked.is_empty() {
+            return Ok(false);
         }
-        Ok(())
+        let mut verified = self.verified.lock().unwrap_or_else(PoisonError::into_inner);
+        for key in &revoked {
+            verified.remove(&key.key);
+        }
+        drop(verified);
+        write_private(&self.path, &*accounts)?;
+        Ok(true)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Accounts> {

@@ -19,6 +19,8 @@ pub enum NodeError {
     Credentials { path: PathBuf, source: io::Error },
     #[error("dashboard credentials file {} is damaged: {reason}", path.display())]
     CredentialsDamaged { path: PathBuf, reason: String },
+    #[error("another node is starting on this data directory (its local API key appeared)")]
+    LocalKeyTaken,
     #[error("cannot start the threads that check passwords: {0}")]
     CheckThreads(io::Error),
     #[error(

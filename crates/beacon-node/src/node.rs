@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 
 use crate::NodeError;
 use crate::api::{self, NodeState};
-use crate::credentials::{self, Credentials, LOCAL_API_FILE, LocalApi};
+use crate::credentials::{self, Credentials, KeyError, LOCAL_API_FILE, LocalApi, Role};
 use crate::host::AllowedHosts;
 use crate::probe::LiveProbe;
 
@@ -158,8 +158,14 @@ fn local_api_key(
     data_dir: &std::path::Path,
     http_addr: SocketAddr,
 ) -> Result<PathBuf, NodeError> {
-    credentials.remove_api_keys_named(LOCAL_KEY_NAME)?;
-    let (key, secret) = credentials.create_api_key(LOCAL_KEY_NAME)?;
+    credentials.revoke_api_key(LOCAL_KEY_NAME)?;
+    let (key, secret) = credentials
+        .create_api_key(LOCAL_KEY_NAME, Role::Administrator, None)
+        .map_err(|error| match error {
+            KeyError::Store(error) => error,
+            // Just revoked, under the same name: only a concurrent start could race here.
+            KeyError::NameTaken(_) => NodeError::LocalKeyTaken,
+        })?;
     let path = data_dir.join(LOCAL_API_FILE);
     let host = if http_addr.ip().is_unspecified() {
         SocketAddr::from(([127, 0, 0, 1], http_addr.port()))
