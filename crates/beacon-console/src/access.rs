@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
-use beacon_auth::{Session, bearer_token, constant_time_eq, random_token, verify_password};
+use beacon_auth::{Busy, Session, bearer_token, constant_time_eq, random_token};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
@@ -173,21 +173,21 @@ pub(crate) async fn login(
             Throttled::Pair(_) => "Too many sign-in attempts for this user name from here.",
             Throttled::Global(_) => "Too many sign-in attempts on this console right now.",
         };
-        let wait_secs = throttled.seconds();
-        let message = format!("{message} Try again in {wait_secs} s.");
-        let mut page = login_page(
-            &console,
-            StatusCode::TOO_MANY_REQUESTS,
-            form.next.as_deref(),
-            Some(&message),
-        );
-        page.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(wait_secs));
-        return page;
+        return try_later(&console, form.next.as_deref(), message, throttled.seconds());
     }
     let stamp = match check_password(&console, &form.username, form.password).await {
-        Ok(Some(stamp)) => stamp,
-        Ok(None) => {
+        Ok(Checked::Matches(stamp)) => stamp,
+        Ok(Checked::Busy(busy)) => {
+            tracing::info!(user = ?form.username, "console: login turned away, checks busy");
+            let message = "Too many sign-ins are being checked right now.";
+            return try_later(
+                &console,
+                form.next.as_deref(),
+                message,
+                busy.retry_after.as_secs(),
+            );
+        }
+        Ok(Checked::Refused) => {
             tracing::info!(user = ?form.username, "console: login refused");
             return login_page(
                 &console,
@@ -209,22 +209,43 @@ pub(crate) async fn login(
     response
 }
 
-/// The user's password hash if `password` matches it. Verifies on a blocking thread
-/// (argon2 is slow on purpose); an unknown user costs the same as a wrong password, so
-/// timing does not tell which names exist.
+/// The login page again, 429 with `Retry-After: seconds`, saying why.
+fn try_later(console: &Console, next: Option<&str>, why: &str, seconds: u64) -> Response {
+    let message = format!("{why} Try again in {seconds} s.");
+    let mut page = login_page(console, StatusCode::TOO_MANY_REQUESTS, next, Some(&message));
+    page.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    page
+}
+
+/// What checking a typed password gave.
+enum Checked {
+    /// It matches: the user's password hash, the session's stamp.
+    Matches(String),
+    Refused,
+    /// No check could start in time.
+    Busy(Busy),
+}
+
+/// Checks `password` against `user`'s hash on the console's bounded pool (argon2 is slow
+/// and memory-hungry on purpose, so a flood of logins is turned away rather than queued);
+/// an unknown user costs the same as a wrong password, so timing does not tell which
+/// names exist.
 async fn check_password(
     console: &Console,
     user: &str,
     password: String,
-) -> Result<Option<String>, ConsoleError> {
+) -> Result<Checked, ConsoleError> {
     let stored = console.store.password_hash(user).await?;
     let known = stored.is_some();
     let phc = stored.unwrap_or_else(|| decoy_hash().to_owned());
-    let checked = phc.clone();
-    let matches = tokio::task::spawn_blocking(move || verify_password(&checked, &password))
-        .await
-        .unwrap_or(false);
-    Ok((known && matches).then_some(phc))
+    Ok(
+        match console.checks()?.verify(phc.clone(), password).await {
+            Ok(true) if known => Checked::Matches(phc),
+            Ok(_) => Checked::Refused,
+            Err(busy) => Checked::Busy(busy),
+        },
+    )
 }
 
 fn decoy_hash() -> &'static str {

@@ -17,6 +17,9 @@ pub enum ConsoleError {
     /// The storage failed; the cause is logged, not shown.
     #[error("the storage failed; the collector log has the cause")]
     Storage(#[source] StoreError),
+    /// The threads that check passwords could not be started.
+    #[error("cannot start the threads that check passwords: {0}")]
+    CheckThreads(#[source] std::io::Error),
 }
 
 impl From<StoreError> for ConsoleError {
@@ -38,7 +41,7 @@ impl ConsoleError {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
-            Self::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Storage(_) | Self::CheckThreads(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -47,6 +50,7 @@ impl ConsoleError {
             Self::BadRequest(_) => "BAD_REQUEST",
             Self::NotFound { .. } => "NOT_FOUND",
             Self::Storage(_) => "STORAGE_UNAVAILABLE",
+            Self::CheckThreads(_) => "UNAVAILABLE",
         }
     }
 }

@@ -1,16 +1,14 @@
 //! What every console handler shares, and the options it is built from.
 
 use std::num::NonZeroU32;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use beacon_auth::Sessions;
+use beacon_auth::{CheckPool, LoginThrottle, Sessions};
 use beacon_store::{FilterChoices, Store};
 
 use crate::error::ConsoleError;
 use crate::filters::Filters;
-
-use beacon_auth::LoginThrottle;
 
 /// Login sessions end after this long without a request.
 pub const DEFAULT_SESSION_IDLE: Duration = Duration::from_secs(8 * 3600);
@@ -69,6 +67,8 @@ pub(crate) struct Console {
     pub(crate) secure_cookies: bool,
     pub(crate) filter_min_count: u64,
     pub(crate) filter_choices: usize,
+    /// Started at the first sign-in, so that a console nobody uses holds no threads.
+    checks: Arc<OnceLock<CheckPool>>,
 }
 
 impl Console {
@@ -84,7 +84,18 @@ impl Console {
             secure_cookies: options.secure_cookies,
             filter_min_count: options.filter_min_count,
             filter_choices: options.filter_choices,
+            checks: Arc::default(),
         }
+    }
+
+    /// The bounded pool password checks run on.
+    pub(crate) fn checks(&self) -> Result<&CheckPool, ConsoleError> {
+        if let Some(pool) = self.checks.get() {
+            return Ok(pool);
+        }
+        // Two first sign-ins at once may both start one; the spare's threads end with it.
+        let pool = CheckPool::start().map_err(ConsoleError::CheckThreads)?;
+        Ok(self.checks.get_or_init(|| pool))
     }
 }
 

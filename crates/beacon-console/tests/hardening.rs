@@ -135,3 +135,45 @@ async fn hammering_a_user_name_does_not_lock_out_its_owner_elsewhere() {
     assert_eq!(still.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(still.headers().contains_key("retry-after"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_flood_is_turned_away_instead_of_queued() {
+    let plenty = NonZeroU32::new(10_000).expect("plenty");
+    let options = ConsoleOptions {
+        logins_per_minute: plenty,
+        login_burst: plenty,
+        logins_global_per_minute: plenty,
+        ..ConsoleOptions::default()
+    };
+    let served = std::sync::Arc::new(serve(0, options).await);
+    let attempts = (0..48).map(|_| {
+        let served = std::sync::Arc::clone(&served);
+        tokio::spawn(async move {
+            let answer = post_login(&client(), &served.base, "wrong guess", true).await;
+            let retry_after = answer.headers().contains_key("retry-after");
+            (
+                answer.status(),
+                retry_after,
+                answer.text().await.expect("page"),
+            )
+        })
+    });
+    let mut busy = 0;
+    for attempt in attempts.collect::<Vec<_>>() {
+        let (status, retry_after, page) = attempt.await.expect("join");
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            assert!(retry_after, "a busy answer says when to retry");
+            assert!(page.contains("being checked right now"), "{page}");
+            busy += 1;
+        } else {
+            assert_eq!(status, StatusCode::UNAUTHORIZED);
+        }
+    }
+    assert!(busy > 0, "48 parallel argon2 checks were all run at once");
+    let owner = post_login(&client(), &served.base, PASSWORD, true).await;
+    assert_eq!(
+        owner.status(),
+        StatusCode::SEE_OTHER,
+        "the pool is free again"
+    );
+}

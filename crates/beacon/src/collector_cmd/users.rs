@@ -5,13 +5,11 @@
 use std::io::{BufRead, IsTerminal};
 
 use anyhow::{Context, bail};
+use beacon_auth::MIN_PASSWORD_CHARS;
 
 /// Environment variable a script can set instead of typing the password.
 const PASSWORD_ENV: &str = "BEACON_CONSOLE_PASSWORD";
 const MAX_NAME: usize = 64;
-/// Shortest console password taken: the console may face more than its admins, and its
-/// sign-in throttle slows guessing without making a short password safe.
-const MIN_PASSWORD_CHARS: usize = 12;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
