@@ -183,17 +183,22 @@ async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such endpoint")
 }
 
+/// The text of header `name`; empty when absent or not visible ASCII.
+fn header_text(request: &Request, name: header::HeaderName) -> &str {
+    request
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
 /// Answers 421 to a request whose `Host` is not a name of this dashboard (DNS rebinding).
 async fn check_host(
     State(state): State<Shared>,
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let host = request
-        .headers()
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let host = header_text(&request, header::HOST);
     if state.allowed_hosts.allows(host) {
         return Ok(next.run(request).await);
     }
@@ -214,11 +219,7 @@ async fn require_credentials(
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let header = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let header = header_text(&request, header::AUTHORIZATION);
     let role = if let Some(token) = beacon_auth::bearer_token(header) {
         state
             .sessions

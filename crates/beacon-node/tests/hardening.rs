@@ -10,41 +10,20 @@ use beacon_config::Config;
 use beacon_node::{Node, NodeOptions};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
-use support::{PASSWORD, start};
+use support::{Api, PASSWORD, start};
 
 fn mode(path: &Path) -> u32 {
     let metadata = std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     metadata.permissions().mode() & 0o777
 }
 
-/// A session token of the admin.
-async fn login(http: &Client, base: &str) -> String {
-    let answer = http
-        .post(format!("{base}/api/v5/login"))
-        .json(&json!({"username": "admin", "password": PASSWORD}))
-        .send()
-        .await
-        .expect("login");
-    assert_eq!(answer.status(), StatusCode::OK);
-    let body: Value = answer.json().await.expect("json");
-    body["token"].as_str().expect("token").to_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ids_secrets_and_settings_are_readable_by_the_owner_only() {
     let dir = tempfile::tempdir().expect("tempdir");
     let node = start(dir.path(), "", &[]).await;
-    let base = format!("http://{}", node.http_addr());
-    let http = Client::new();
-    let token = login(&http, &base).await;
-    let answer = http
-        .put(format!("{base}/api/v5/telemetry/status"))
-        .bearer_auth(&token)
-        .json(&json!({"enable": false}))
-        .send()
-        .await
-        .expect("switch off");
-    assert_eq!(answer.status(), StatusCode::OK);
+    let api = Api::login(&node).await;
+    let (code, body) = api.put_status(r#"{"enable": false}"#).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
     let data = dir.path().join("data");
     for file in [
         "node.uuid",
@@ -149,99 +128,48 @@ async fn a_weak_default_password_is_refused_at_start() {
     );
 }
 
-/// Calls the API as the admin (a session token) or with an API key.
-struct Caller<'a> {
-    http: &'a Client,
-    base: &'a str,
-    token: Option<&'a str>,
-    key: Option<(&'a str, &'a str)>,
-}
-
-impl Caller<'_> {
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let mut request = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(token) = self.token {
-            request = request.bearer_auth(token);
-        }
-        if let Some((key, secret)) = self.key {
-            request = request.basic_auth(key, Some(secret));
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let answer = request.send().await.expect("request");
-        let status = answer.status();
-        (status, answer.json().await.unwrap_or(Value::Null))
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_keys_are_listed_revoked_expire_and_keep_to_their_role() {
     let dir = tempfile::tempdir().expect("tempdir");
     let node = start(dir.path(), "", &[]).await;
-    let base = format!("http://{}", node.http_addr());
-    let http = Client::new();
-    let token = login(&http, &base).await;
-    let admin = Caller {
-        http: &http,
-        base: &base,
-        token: Some(&token),
-        key: None,
+    let admin = Api::login(&node).await;
+    let create = |body: Value| {
+        let admin = &admin;
+        async move {
+            let body = body.to_string();
+            admin
+                .call(Method::POST, "/api/v5/api_key", Some(&body))
+                .await
+        }
     };
     let in_an_hour = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
-    let new = json!({"name": "grafana", "role": "viewer", "expired_at": in_an_hour});
-    let (code, viewer) = admin.call(Method::POST, "/api/v5/api_key", Some(new)).await;
+    let (code, viewer) =
+        create(json!({"name": "grafana", "role": "viewer", "expired_at": in_an_hour})).await;
     assert_eq!(code, StatusCode::CREATED, "{viewer}");
     assert_eq!(viewer["role"], "viewer");
-    let (code, body) = admin
-        .call(
-            Method::POST,
-            "/api/v5/api_key",
-            Some(json!({"name": "grafana"})),
-        )
-        .await;
+    let (code, body) = create(json!({"name": "grafana"})).await;
     assert_eq!(code, StatusCode::BAD_REQUEST, "same name twice: {body}");
-    let past = json!({"name": "old", "expired_at": 1_000_000_000});
-    let (code, body) = admin
-        .call(Method::POST, "/api/v5/api_key", Some(past))
-        .await;
+    let (code, body) = create(json!({"name": "old", "expired_at": 1_000_000_000})).await;
     assert_eq!(code, StatusCode::BAD_REQUEST, "expiry in the past: {body}");
 
     // A monitoring key reads, and can neither switch telemetry nor touch keys.
-    let monitor = Caller {
-        http: &http,
-        base: &base,
-        token: None,
-        key: Some((
-            viewer["api_key"].as_str().expect("key"),
-            viewer["api_secret"].as_str().expect("secret"),
-        )),
-    };
-    let (code, _) = monitor
-        .call(Method::GET, "/api/v5/telemetry/status", None)
-        .await;
-    assert_eq!(code, StatusCode::OK);
-    let (code, _) = monitor
-        .call(Method::GET, "/api/v5/telemetry/data", None)
-        .await;
-    assert_eq!(code, StatusCode::OK);
-    let switch = Some(json!({"enable": false}));
-    let (code, body) = monitor
-        .call(Method::PUT, "/api/v5/telemetry/status", switch)
-        .await;
+    let monitor = admin.with_key(&viewer);
+    monitor.get("/api/v5/telemetry/status").await;
+    monitor.get("/api/v5/telemetry/data").await;
+    let (code, body) = monitor.put_status(r#"{"enable": false}"#).await;
     assert_eq!(code, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(body["code"], "FORBIDDEN");
-    let more = Some(json!({"name": "escalated"}));
-    let (code, _) = monitor.call(Method::POST, "/api/v5/api_key", more).await;
+    let escalate = Some(r#"{"name": "escalated"}"#);
+    let (code, _) = monitor
+        .call(Method::POST, "/api/v5/api_key", escalate)
+        .await;
     assert_eq!(code, StatusCode::FORBIDDEN, "a viewer creates no key");
     let (code, _) = monitor.call(Method::GET, "/api/v5/api_key", None).await;
     assert_eq!(code, StatusCode::FORBIDDEN);
 
-    let (code, list) = admin.call(Method::GET, "/api/v5/api_key", None).await;
-    assert_eq!(code, StatusCode::OK);
-    let names: Vec<&str> = list
-        .as_array()
-        .expect("a list")
+    let list = admin.get("/api/v5/api_key").await;
+    let keys = list.as_array().expect("a list");
+    let names: Vec<&str> = keys
         .iter()
         .map(|k| k["name"].as_str().expect("name"))
         .collect();
@@ -253,50 +181,32 @@ async fn api_keys_are_listed_revoked_expire_and_keep_to_their_role() {
         !list.to_string().contains("secret"),
         "no secret listed: {list}"
     );
-    let grafana = list
-        .as_array()
-        .unwrap()
+    let grafana = keys
         .iter()
-        .find(|k| k["name"] == "grafana");
-    let grafana = grafana.expect("grafana listed");
+        .find(|k| k["name"] == "grafana")
+        .expect("grafana");
     assert_eq!(grafana["role"], "viewer");
     assert_eq!(grafana["expired"], false);
     assert!(grafana["expired_at"].is_string(), "{grafana}");
 
-    let (code, _) = admin
-        .call(Method::DELETE, "/api/v5/api_key/grafana", None)
-        .await;
+    let revoke = "/api/v5/api_key/grafana";
+    let (code, _) = admin.call(Method::DELETE, revoke, None).await;
     assert_eq!(code, StatusCode::NO_CONTENT);
-    let (code, body) = monitor
-        .call(Method::GET, "/api/v5/telemetry/status", None)
-        .await;
+    let (code, body) = monitor.call(Method::GET, "/api/v5/overview", None).await;
     assert_eq!(
         code,
         StatusCode::UNAUTHORIZED,
         "a revoked key stops at once: {body}"
     );
-    let (code, body) = admin
-        .call(Method::DELETE, "/api/v5/api_key/grafana", None)
-        .await;
+    let (code, body) = admin.call(Method::DELETE, revoke, None).await;
     assert_eq!(code, StatusCode::NOT_FOUND, "{body}");
 
     // A key past its expiry is refused, though its secret is right.
-    let soon = json!({"name": "short-lived", "expired_at": chrono::Utc::now().timestamp() + 2});
-    let (code, short) = admin
-        .call(Method::POST, "/api/v5/api_key", Some(soon))
-        .await;
+    let soon = chrono::Utc::now().timestamp() + 2;
+    let (code, short) = create(json!({"name": "short-lived", "expired_at": soon})).await;
     assert_eq!(code, StatusCode::CREATED, "{short}");
-    let short_lived = Caller {
-        key: Some((
-            short["api_key"].as_str().expect("key"),
-            short["api_secret"].as_str().expect("secret"),
-        )),
-        ..monitor
-    };
-    let (code, _) = short_lived
-        .call(Method::GET, "/api/v5/overview", None)
-        .await;
-    assert_eq!(code, StatusCode::OK, "before its expiry");
+    let short_lived = admin.with_key(&short);
+    short_lived.get("/api/v5/overview").await;
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     let (code, body) = short_lived
         .call(Method::GET, "/api/v5/overview", None)

@@ -5,76 +5,10 @@
 mod mqtt;
 mod support;
 
-use std::time::Duration;
-
-use beacon_node::RunningNode;
 use mqtt::{TestClient, within};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
-use support::{PASSWORD, start};
-
-struct Api {
-    base: String,
-    http: Client,
-    token: String,
-}
-
-impl Api {
-    async fn login(node: &RunningNode) -> Api {
-        let base = format!("http://{}", node.http_addr());
-        let http = Client::new();
-        let answer = http
-            .post(format!("{base}/api/v5/login"))
-            .json(&json!({"username": "admin", "password": PASSWORD}))
-            .send()
-            .await
-            .expect("login");
-        assert_eq!(answer.status(), StatusCode::OK);
-        let token = answer.json::<Value>().await.expect("json")["token"]
-            .as_str()
-            .expect("token")
-            .to_owned();
-        Api { base, http, token }
-    }
-
-    async fn call(&self, method: Method, path: &str, body: Option<&str>) -> (StatusCode, Value) {
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token);
-        if let Some(body) = body {
-            request = request
-                .header("content-type", "application/json")
-                .body(body.to_owned());
-        }
-        let answer = request.send().await.expect("request");
-        let status = answer.status();
-        (status, answer.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn get(&self, path: &str) -> Value {
-        let (status, body) = self.call(Method::GET, path, None).await;
-        assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
-        body
-    }
-
-    /// GETs `path` until `done` holds (or a minute passes) and returns the last answer.
-    async fn get_until(&self, path: &str, done: impl Fn(&Value) -> bool) -> Value {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            let body = self.get(path).await;
-            if done(&body) || tokio::time::Instant::now() >= deadline {
-                return body;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    async fn put_status(&self, body: &str) -> (StatusCode, Value) {
-        self.call(Method::PUT, "/api/v5/telemetry/status", Some(body))
-            .await
-    }
-}
+use support::{Api, PASSWORD, start};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn telemetry_data_counts_what_real_clients_do() {
@@ -177,7 +111,7 @@ async fn status_api_switches_and_refuses_as_emqx_does() {
     let answer = api
         .http
         .get(format!("{}/api/v5/telemetry/data", api.base))
-        .bearer_auth(&api.token)
+        .bearer_auth(api.token.as_deref().expect("a session"))
         .send()
         .await
         .expect("data");
