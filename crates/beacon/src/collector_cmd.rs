@@ -180,6 +180,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     } else {
         ""
     };
+    // Watched before the start lines, which invite a SIGTERM.
+    let stop = crate::signals::shutdown_signal();
     // Both lines in one write: a reader that stops after the first line (and closes the
     // pipe) must not make the second one fail.
     let start_lines = format!(
@@ -194,7 +196,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .context("cannot write the start lines to stdout")?;
     drop(stdout);
     tracing::info!(url = %bound.url(), storage = %db_shown, ?mode, "collector started");
-    let served = bound.serve(crate::signals::shutdown_signal()).await;
+    let served = bound.serve(stop).await;
     // The writer counts what is left when the store is dropped, but on a thread this
     // process would not wait for: settle here, so that the database left behind has an
     // empty ingest log and every acknowledged report in `reports` and the rollups.
