@@ -107,6 +107,22 @@ async fn user_subcommands_manage_console_admins_in_the_database() {
     assert_eq!(store.user_names().await.unwrap(), Vec::<String>::new());
 }
 
+/// `beacon collector` over `db` with `extra` arguments, ingest and the console each on
+/// an ephemeral loopback port.
+fn collector(db: &str, extra: &[&str]) -> tokio::process::Command {
+    let mut command = beacon(&[
+        "collector",
+        "--listen",
+        "127.0.0.1:0",
+        "--dashboard-listen",
+        "127.0.0.1:0",
+        "--db",
+        db,
+    ]);
+    command.args(extra);
+    command
+}
+
 /// The overview's headline numbers as the page prints them, for the default range.
 async fn expected_headlines(db: &str) -> [String; 3] {
     let store = beacon_store::open_store(db).await.expect("store");
@@ -161,18 +177,7 @@ async fn console_in_chromium_over_seeded_history() {
     assert!(add.status.success(), "{}", text(&add));
     let [clusters, nodes, new_nodes] = expected_headlines(&db).await;
 
-    let (mut collector, mut lines) = spawn_reading(
-        beacon(&[
-            "collector",
-            "--listen",
-            "127.0.0.1:0",
-            "--dashboard-listen",
-            "127.0.0.1:0",
-            "--db",
-            &db,
-        ])
-        .stdin(Stdio::null()),
-    );
+    let (mut collector, mut lines) = spawn_reading(collector(&db, &[]).stdin(Stdio::null()));
     let mut next_line = async || {
         next_line(&mut lines, Duration::from_secs(30))
             .await
@@ -222,18 +227,7 @@ async fn sign_in(client: &reqwest::Client, base: &str, user: &str, password: &st
         .send()
         .await
         .expect("login page");
-    let form_cookie = page
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|v| {
-            v.split(';')
-                .next()
-                .filter(|c| c.starts_with("beacon_console_login="))
-        })
-        .expect("login form cookie")
-        .to_owned();
+    let form_cookie = set_cookie(&page, "beacon_console_login").expect("login form cookie");
     let html = page.text().await.expect("login html");
     let csrf = html
         .split("name=\"csrf\" value=\"")
@@ -263,18 +257,20 @@ async fn sign_in(client: &reqwest::Client, base: &str, user: &str, password: &st
         .send()
         .await
         .expect("post login");
-    answer
+    set_cookie(&answer, "beacon_console").unwrap_or_default()
+}
+
+/// `name=value` of the cookie called `name` that `response` sets.
+fn set_cookie(response: &reqwest::Response, name: &str) -> Option<String> {
+    let prefix = format!("{name}=");
+    response
         .headers()
         .get_all("set-cookie")
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .find_map(|v| {
-            v.split(';')
-                .next()
-                .filter(|c| c.starts_with("beacon_console="))
-        })
-        .unwrap_or_default()
-        .to_owned()
+        .filter_map(|v| v.split(';').next())
+        .find(|pair| pair.starts_with(&prefix))
+        .map(str::to_owned)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -287,20 +283,10 @@ async fn junk_sent_by_anyone_floods_neither_the_filter_lists_nor_the_log() {
     let log_path = logs.path().join("collector.log");
     let log = std::fs::File::create(&log_path).expect("log file");
     let (mut collector, mut lines) = spawn_reading(
-        beacon(&[
-            "collector",
-            "--listen",
-            "127.0.0.1:0",
-            "--dashboard-listen",
-            "127.0.0.1:0",
-            "--rate-limit-per-minute",
-            "0",
-            "--db",
-            &db,
-        ])
-        .env("BEACON_LOG", "info")
-        .stdin(Stdio::null())
-        .stderr(Stdio::from(log)),
+        collector(&db, &["--rate-limit-per-minute", "0"])
+            .env("BEACON_LOG", "info")
+            .stdin(Stdio::null())
+            .stderr(Stdio::from(log)),
     );
     let mut url_after = async |prefix: &str| {
         let line = next_line(&mut lines, Duration::from_secs(30))
