@@ -8,7 +8,7 @@ use std::net::IpAddr;
 
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
-use support::{START_TIMEOUT, beacon_node, lines_until, shipped_config, spawn_reading, terminate};
+use support::{START_TIMEOUT, broker_command, lines_until, spawn_reading, terminate};
 use tokio::process::Child;
 
 mod support;
@@ -37,15 +37,9 @@ async fn start_broker(env: &[(&str, &str)]) -> Broker {
     let data_dir = dir.path().join("data");
     let log = std::fs::File::create(dir.path().join("stderr.log")).expect("create the log");
     let (child, mut lines) = spawn_reading(
-        beacon_node(&["broker"])
+        broker_command(&data_dir)
             .env("BEACON_LOG", "info")
             .stderr(log)
-            .arg("--config")
-            .arg(shipped_config())
-            .arg("--data-dir")
-            .arg(&data_dir)
-            .env("EMQX_LISTENERS__TCP__DEFAULT__BIND", "127.0.0.1:0")
-            .env("EMQX_DASHBOARD__LISTENERS__HTTP__BIND", "127.0.0.1:0")
             .env("EMQX_DASHBOARD__DEFAULT_PASSWORD", PASSWORD)
             .env("EMQX_TELEMETRY__ENABLE", "false")
             .envs(env.iter().copied()),
@@ -129,12 +123,7 @@ async fn a_flood_of_wrong_logins_and_secrets_keeps_memory_flat() {
     let pid = broker.child.id().expect("pid");
     let http = Client::builder().no_proxy().build().expect("client");
     // One good login first: the first argon2 check's memory is not the flood's doing.
-    let good = http
-        .post(format!("{}/api/v5/login", broker.base))
-        .json(&json!({"username": "admin", "password": PASSWORD}))
-        .send()
-        .await
-        .expect("login");
+    let good = broker.login(None, "admin", PASSWORD).await;
     assert_eq!(good.status(), StatusCode::OK);
     let before = memory_kib(pid, "VmRSS");
 
@@ -174,12 +163,7 @@ async fn a_flood_of_wrong_logins_and_secrets_keeps_memory_flat() {
     );
 
     // The node still serves its admin.
-    let good = http
-        .post(format!("{}/api/v5/login", broker.base))
-        .json(&json!({"username": "admin", "password": PASSWORD}))
-        .send()
-        .await
-        .expect("login");
+    let good = broker.login(None, "admin", PASSWORD).await;
     assert_ne!(good.status(), StatusCode::UNAUTHORIZED);
     broker.stop().await;
 }

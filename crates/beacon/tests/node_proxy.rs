@@ -5,7 +5,10 @@ use std::process::Output;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use support::{START_TIMEOUT, beacon_node, lines_until, shipped_config, spawn_reading, terminate};
+use support::{
+    START_TIMEOUT, beacon_node, broker_command, lines_until, shipped_config, spawn_reading,
+    terminate,
+};
 
 mod support;
 
@@ -29,16 +32,8 @@ async fn counting_proxy() -> (String, Arc<AtomicUsize>) {
 async fn the_cli_ignores_proxy_variables_for_its_own_node() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data_dir = dir.path().join("data");
-    let (mut broker, mut lines) = spawn_reading(
-        beacon_node(&["broker"])
-            .arg("--config")
-            .arg(shipped_config())
-            .arg("--data-dir")
-            .arg(&data_dir)
-            .env("EMQX_LISTENERS__TCP__DEFAULT__BIND", "127.0.0.1:0")
-            .env("EMQX_DASHBOARD__LISTENERS__HTTP__BIND", "127.0.0.1:0")
-            .env("EMQX_TELEMETRY__ENABLE", "false"),
-    );
+    let (mut broker, mut lines) =
+        spawn_reading(broker_command(&data_dir).env("EMQX_TELEMETRY__ENABLE", "false"));
     lines_until(&mut lines, "dashboard on", START_TIMEOUT).await;
     let (proxy, accepted) = counting_proxy().await;
 

@@ -16,12 +16,15 @@ pub mod launch;
 /// How long a process may take to start, or to stop after SIGTERM.
 pub const START_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// `beacon ARGS` with warnings-only logs, killed when the test drops it.
+/// `beacon ARGS` with warnings-only logs, killed when the test drops it. A collector's
+/// console listens on a free loopback port instead of its fixed default, so that tests
+/// can run side by side.
 pub fn beacon(args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_beacon"));
     command
         .args(args)
         .env("BEACON_LOG", "warn")
+        .env("BEACON_COLLECTOR_CONSOLE_LISTEN", "127.0.0.1:0")
         .kill_on_drop(true);
     command
 }
@@ -33,6 +36,20 @@ pub fn beacon_node(args: &[&str]) -> Command {
     command
         .env_remove("DO_NOT_TRACK")
         .env_remove("EMQX_TELEMETRY__ENABLE");
+    command
+}
+
+/// `beacon broker` on the shipped config with its data in `data_dir`, listening on
+/// ephemeral loopback ports (the shipped ones may be taken on this machine).
+pub fn broker_command(data_dir: &std::path::Path) -> Command {
+    let mut command = beacon_node(&["broker"]);
+    command
+        .arg("--config")
+        .arg(shipped_config())
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env("EMQX_LISTENERS__TCP__DEFAULT__BIND", "127.0.0.1:0")
+        .env("EMQX_DASHBOARD__LISTENERS__HTTP__BIND", "127.0.0.1:0");
     command
 }
 
