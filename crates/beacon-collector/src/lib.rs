@@ -43,6 +43,6 @@ pub use config::{
 pub use error::{ApiError, CollectorError};
 pub use facts::{open_store, stored_report_facts};
 pub use metrics::Metrics;
-pub use routes::{FORGET_PATH, HEALTH_PATH, INGEST_PATH, METRICS_PATH, router};
+pub use routes::{FORGET_PATH, HEALTH_PATH, INGEST_PATH, METRICS_PATH, private_router, router};
 pub use serve::{BoundCollector, Collector};
 pub use state::AppState;

@@ -1,6 +1,6 @@
-//! The collector's routes: which path and method reach which handler, the rate limit
-//! shared by the routes that take work from the public (ingest and delete), refusal
-//! counting for ingest, request latency and the request span.
+//! The collector's routes: which path and method reach which handler (public and
+//! private), the rate limit shared by the routes that take work from the public (ingest
+//! and delete), refusal counting for ingest, request latency and the request span.
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -25,13 +25,13 @@ pub const METRICS_PATH: &str = "/metrics";
 /// Self-service deletion of one node's reports.
 pub const FORGET_PATH: &str = "/api/telemetry/{uuid}";
 
-/// The collector's routes. The rate limit needs the peer address: serve this with
-/// `into_make_service_with_connect_info::<SocketAddr>()` (as
+/// The collector's public routes: ingest, deletion, health. The rate limit needs the peer
+/// address: serve this with `into_make_service_with_connect_info::<SocketAddr>()` (as
 /// [`crate::BoundCollector::serve`] does), otherwise requests are not rate limited.
 pub fn router(state: AppState) -> Router {
     let limited = middleware::from_fn_with_state(state.clone(), limit_rate);
     let counted = middleware::from_fn_with_state(state.clone(), count_refusals);
-    Router::new()
+    let routes = Router::new()
         .route(
             INGEST_PATH,
             post(ingest)
@@ -46,11 +46,23 @@ pub fn router(state: AppState) -> Router {
                 .fallback(method_not_allowed),
         )
         .route(HEALTH_PATH, get(healthz).fallback(method_not_allowed))
-        .route(
-            METRICS_PATH,
-            get(render_metrics).fallback(method_not_allowed),
-        )
-        .fallback(not_found)
+        .fallback(not_found);
+    observed(routes, state)
+}
+
+/// The routes that are not for the public: `/metrics`. They go with the console (on its
+/// own listener unless told otherwise), and have no fallback so that they merge with it.
+pub fn private_router(state: AppState) -> Router {
+    let routes = Router::new().route(
+        METRICS_PATH,
+        get(render_metrics).fallback(method_not_allowed),
+    );
+    observed(routes, state)
+}
+
+/// Request latency by route and the request span.
+fn observed(routes: Router<AppState>, state: AppState) -> Router {
+    routes
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)

@@ -15,7 +15,7 @@ use crate::config::{CollectorConfig, TlsFiles};
 use crate::error::CollectorError;
 use crate::rate_limit::PRUNE_INTERVAL;
 use crate::retention::retention;
-use crate::routes::router;
+use crate::routes::{private_router, router};
 use crate::state::AppState;
 
 /// How long open connections may finish their requests after shutdown is asked for.
@@ -123,8 +123,9 @@ impl BoundCollector {
         format!("{scheme}://{}", self.local_addr)
     }
 
-    /// Also serves `routes` (the private console): on a listener of its own at `listen`
-    /// (e.g. loopback while ingest is public; same TLS setting), or beside ingest.
+    /// Also serves `routes` (the private console) and `/metrics`: on a listener of their
+    /// own at `listen` (loopback while ingest is public; same TLS setting and limits), or
+    /// beside ingest when `listen` is `None`, which puts them wherever ingest is reachable.
     pub fn with_console(
         mut self,
         routes: Router,
@@ -187,13 +188,15 @@ impl BoundCollector {
             }
             _ => None,
         };
-        let mut app = router(state);
+        let mut app = router(state.clone());
+        let private = private_router(state);
         let mut console_server = None;
         match console {
             Some(ConsoleMount {
                 routes,
                 listener: Some((console_listener, console_addr)),
             }) => {
+                let routes = routes.merge(private);
                 let served = beacon_listener::serve(
                     console_listener,
                     tls.clone(),
@@ -214,8 +217,9 @@ impl BoundCollector {
             Some(ConsoleMount {
                 routes,
                 listener: None,
-            }) => app = app.merge(routes),
-            None => {}
+            }) => app = app.merge(routes).merge(private),
+            // Without a console (a library collector, tests) only `/metrics` is private.
+            None => app = app.merge(private),
         }
         let served = beacon_listener::serve(listener, tls, handle, app, limits).await;
         if let Some(console_server) = console_server {

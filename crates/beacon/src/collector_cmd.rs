@@ -1,8 +1,9 @@
 //! `beacon collector`: opens the store, binds the collector service, announces where it
 //! listens on stdout (first line: ingest, which scripts and tests parse for the port;
-//! second line: the console) and serves until SIGINT or SIGTERM. The private console is
-//! served beside ingest, or on `--dashboard-listen`; its admins are managed with
-//! `beacon collector user`.
+//! second line: the console) and serves until SIGINT or SIGTERM. The private side (the
+//! console, its data API and `/metrics`) listens on `--console-listen`, loopback by
+//! default; only `--console-on-ingest` puts it beside ingest. The console's admins are
+//! managed with `beacon collector user`.
 
 mod users;
 
@@ -73,15 +74,39 @@ struct ServeArgs {
     /// counters remain. 0 keeps raw reports forever.
     #[arg(long, value_name = "DAYS", default_value_t = DEFAULT_RETENTION_DAYS)]
     retention_days: u32,
-    /// Serve the private console (dashboard, data API) on this address instead of beside
-    /// ingest, e.g. 127.0.0.1:8081 while ingest listens publicly. Same TLS setting.
-    #[arg(long, env = "BEACON_COLLECTOR_DASHBOARD_LISTEN", value_name = "ADDR")]
-    dashboard_listen: Option<SocketAddr>,
+    /// Address of the private side: the console, its data API and /metrics. Loopback by
+    /// default, so that they are not on the public network while ingest is. Same TLS
+    /// setting and connection limits as ingest.
+    #[arg(
+        long,
+        visible_alias = "dashboard-listen",
+        env = "BEACON_COLLECTOR_CONSOLE_LISTEN",
+        value_name = "ADDR",
+        default_value = "127.0.0.1:8081"
+    )]
+    console_listen: SocketAddr,
+    /// Serve the console, its data API and /metrics beside ingest (on --listen) instead:
+    /// wherever ingest is reachable, they are too. Logs a warning at start.
+    #[arg(long, conflicts_with = "console_listen")]
+    console_on_ingest: bool,
     #[command(flatten)]
     connections: ConnectionArgs,
     /// Validate reports and drop them instead of storing (benchmark baseline).
     #[arg(long, hide = true)]
     discard: bool,
+}
+
+/// Where the private side listens: its own address, unless asked for beside ingest.
+fn private_listen(args: &ServeArgs) -> Option<SocketAddr> {
+    if !args.console_on_ingest {
+        return Some(args.console_listen);
+    }
+    tracing::warn!(
+        listen = %args.listen,
+        "--console-on-ingest: the console, its data API and /metrics are served wherever \
+         ingest is reachable"
+    );
+    None
 }
 
 /// Timeouts and connection caps, the same on ingest and on the console's listener.
@@ -145,6 +170,7 @@ async fn seed_demo_data(args: SeedArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let private = private_listen(&args);
     let db_shown = beacon_store::redact_url(&args.db);
     let store = beacon_collector::open_store(&args.db)
         .await
@@ -173,7 +199,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let console = beacon_console::router(Arc::clone(&store), console_options);
     let bound = Collector::bind_store(config, Arc::clone(&store))
         .await?
-        .with_console(console, args.dashboard_listen)?;
+        .with_console(console, private)?;
     let console_url = bound.console_url().unwrap_or_else(|| bound.url());
     let discarding = if args.discard {
         ", discarding reports"

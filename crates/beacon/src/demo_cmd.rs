@@ -78,7 +78,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     )
     .await
     .context("cannot start the demo collector")?
-    .with_console(console, None)
+    // Its own loopback port, as `beacon collector` does by default.
+    .with_console(console, Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))))
     .context("cannot mount the demo collector's console")?;
     let collector_url = collector.url();
     let console_url = collector

@@ -307,3 +307,97 @@ async fn a_password_in_the_storage_url_is_never_printed() {
         "the password is printed: {printed}"
     );
 }
+
+/// The start lines' ingest and console base URLs, as reachable on loopback.
+async fn start_urls(
+    lines: &mut tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+) -> (String, String) {
+    let mut url_after = async |prefix: &str| {
+        let line = next_line(lines, START_TIMEOUT).await.expect("a start line");
+        line.strip_prefix(prefix)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("unexpected start line: {line}"))
+            .trim_end_matches("/console/")
+            .replace("0.0.0.0", "127.0.0.1")
+    };
+    let ingest = url_after("beacon collector listening on ").await;
+    let console = url_after("beacon collector console on ").await;
+    (ingest, console)
+}
+
+/// GET `url`'s status.
+async fn status_of(url: &str) -> u16 {
+    let answer = client(None).get(url).send().await;
+    answer
+        .unwrap_or_else(|error| panic!("GET {url}: {error}"))
+        .status()
+        .as_u16()
+}
+
+/// Private means not on the public network: by default the console, its data API and
+/// `/metrics` are not on the ingest address (even when ingest listens on every interface)
+/// but on a loopback address of their own; `--console-on-ingest` puts them beside ingest,
+/// with a warning.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_and_metrics_are_on_loopback_not_on_ingest() {
+    let test_db = TestDb::sqlite();
+    let (mut child, mut lines) = spawn_reading(
+        beacon(&["collector", "--listen", "0.0.0.0:0", "--db", test_db.url()])
+            .stdin(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    let (ingest, console) = start_urls(&mut lines).await;
+    assert!(console.starts_with("http://127.0.0.1:"), "{console}");
+    assert_ne!(ingest, console);
+    for path in [
+        "/console/login",
+        "/console/api/v1/charts/activity",
+        "/metrics",
+    ] {
+        assert_eq!(
+            status_of(&format!("{ingest}{path}")).await,
+            404,
+            "{path} on ingest"
+        );
+    }
+    assert_eq!(status_of(&format!("{ingest}/healthz")).await, 200);
+    assert_eq!(status_of(&format!("{console}/console/login")).await, 200);
+    assert_eq!(status_of(&format!("{console}/metrics")).await, 200);
+    assert!(terminate(&mut child).await.success());
+
+    let help = beacon(&["collector", "--help"])
+        .output()
+        .await
+        .expect("help");
+    assert!(
+        text(&help).contains("[default: 127.0.0.1:8081]"),
+        "{}",
+        text(&help)
+    );
+
+    let logs = tempfile::tempdir().expect("log dir");
+    let log_path = logs.path().join("collector.log");
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let (mut child, mut lines) = spawn_reading(
+        beacon(&[
+            "collector",
+            "--listen",
+            "127.0.0.1:0",
+            "--console-on-ingest",
+        ])
+        .args(["--db", test_db.url()])
+        .env_remove("BEACON_COLLECTOR_CONSOLE_LISTEN")
+        .stdin(Stdio::null())
+        .stderr(Stdio::from(log)),
+    );
+    let (ingest, console) = start_urls(&mut lines).await;
+    assert_eq!(ingest, console);
+    assert_eq!(status_of(&format!("{ingest}/console/login")).await, 200);
+    assert_eq!(status_of(&format!("{ingest}/metrics")).await, 200);
+    assert!(terminate(&mut child).await.success());
+    let log = read(&log_path);
+    assert!(
+        log.contains("WARN") && log.contains("--console-on-ingest"),
+        "{log}"
+    );
+}
