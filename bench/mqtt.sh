@@ -28,7 +28,8 @@ build_release beacon-node mqtt_load
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # A collector for the "telemetry on" runs.
-BEACON_LOG=warn "$BEACON" collector --listen 127.0.0.1:0 --db "sqlite://$work/collector.db" \
+BEACON_LOG=warn "$BEACON" collector --listen 127.0.0.1:0 --console-listen 127.0.0.1:0 \
+  --db "sqlite://$work/collector.db" \
   >"$work/collector.out" 2>"$work/collector.err" &
 started $!
 collector_url="$(wait_line "$work/collector.out" '^beacon collector listening on \([^ ]*\).*' $!)"
