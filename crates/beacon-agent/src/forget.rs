@@ -20,7 +20,8 @@ use crate::settings::AgentSettings;
 pub struct Forgotten {
     pub old_uuid: String,
     pub new_uuid: String,
-    /// False when the collector held nothing of this node (404): nothing was left to delete.
+    /// False when the collector held nothing of this node (404, from collectors that tell
+    /// an unknown node from a wrong secret): nothing was left to delete.
     pub collector_had_data: bool,
 }
 
@@ -53,8 +54,8 @@ pub async fn forget(settings: &AgentSettings, data_dir: &Path) -> Result<Forgott
         403 => {
             return Err(refused(
                 settings,
-                "the collector refused the secret (403): this data directory's secret is not \
-                 the one its reports announced",
+                "the collector refused (403): it holds no reports this secret can delete (the \
+                 node never reported there, or its reports announced another secret)",
             ));
         }
         status => {
