@@ -1,9 +1,7 @@
 //! `beacon broker`: runs the MQTT broker node with telemetry and the dashboard until
 //! SIGINT or SIGTERM.
 
-use std::future::Future;
 use std::io::Write;
-use std::task::Poll;
 
 use anyhow::Context;
 use beacon_node::{Node, NodeOptions, RunningNode};
@@ -25,14 +23,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     })
     .await
     .context("cannot start the broker")?;
-    let mut stop = std::pin::pin!(crate::signals::shutdown_signal());
-    // Polled once before the start lines: they invite a signal (scripts and tests send
-    // SIGTERM as soon as they read them), so the handlers must be in place first.
-    let stopped = std::future::poll_fn(|cx| Poll::Ready(stop.as_mut().poll(cx).is_ready())).await;
-    if !stopped {
-        announce(&node).context("cannot write the start lines to stdout")?;
-        stop.await;
-    }
+    // Watching before the start lines: they invite a signal (scripts and tests send
+    // SIGTERM as soon as they read them).
+    let stop = crate::signals::shutdown_signal();
+    announce(&node).context("cannot write the start lines to stdout")?;
+    stop.await;
     node.shutdown().await;
     Ok(())
 }
