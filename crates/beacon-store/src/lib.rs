@@ -44,8 +44,8 @@ use chrono::NaiveDate;
 pub use analytics::{
     Analytics, AnalyticsQuery, Bucket, CountBar, Distribution, EXPORT_PAGE_SIZE, ExportCursor,
     FeatureAdoption, FeatureShare, FilterChoices, Hardware, MAX_QUERY_WEEKS, OsVersionShare,
-    Overview, Period, PeriodTotals, Platforms, Share, VersionAdoption, VersionSeries,
-    WeekActivity, Workload, export_reports,
+    Overview, Period, PeriodTotals, Platforms, Share, VersionAdoption, VersionSeries, WeekActivity,
+    Workload, export_reports,
 };
 pub use beacon_report::facts::Facts;
 pub use error::StoreError;
