@@ -300,3 +300,67 @@ async fn the_tls_listener_has_the_same_limits() {
     );
     running.stop().await;
 }
+
+/// The status line and body of the answer to a raw request `head`. The server may close
+/// before reading all of a huge head: write and read errors end the exchange.
+async fn raw_answer(to: SocketAddr, head: &str) -> (String, String) {
+    let mut stream = connect_from(1, to).await;
+    let _ = stream.write_all(head.as_bytes()).await;
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    let read = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Ok(n @ 1..) = stream.read(&mut buf).await {
+            answer.extend_from_slice(&buf[..n]);
+        }
+    });
+    assert!(read.await.is_ok(), "no end of the answer in time");
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.lines().next().unwrap_or_default().to_owned();
+    (status, body.to_owned())
+}
+
+/// Heads too large for the service are refused in the API's JSON error shape; only a
+/// head beyond hyper's own buffer (64 KiB, a soft limit) gets hyper's empty 431.
+#[tokio::test]
+async fn heads_too_large_are_refused_in_json() {
+    let (_backend, running) = collector(ConnectionLimits::default()).await;
+    let to = addr_of(&running);
+    let long_uri = format!(
+        "GET /healthz?q={} HTTP/1.1\r\nHost: c\r\nConnection: close\r\n\r\n",
+        "a".repeat(10 * 1024)
+    );
+    let big_header = format!(
+        "GET /healthz HTTP/1.1\r\nHost: c\r\nX-Big: {}\r\nConnection: close\r\n\r\n",
+        "a".repeat(20 * 1024)
+    );
+    let many: String = (0..150).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let many_headers =
+        format!("GET /healthz HTTP/1.1\r\nHost: c\r\n{many}Connection: close\r\n\r\n");
+    for (what, head, status, code) in [
+        ("a 10 KiB URI", long_uri, "414", "URI_TOO_LONG"),
+        ("a 20 KiB header", big_header, "431", "HEADERS_TOO_LARGE"),
+        ("150 headers", many_headers, "431", "HEADERS_TOO_LARGE"),
+    ] {
+        let (line, body) = raw_answer(to, &head).await;
+        assert!(
+            line.starts_with(&format!("HTTP/1.1 {status}")),
+            "{what}: {line}"
+        );
+        let json: serde_json::Value = serde_json::from_str(&body)
+            .unwrap_or_else(|error| panic!("{what}: not JSON ({error}): {body:?}"));
+        assert_eq!(json["code"], code, "{what}: {body}");
+        assert!(
+            json["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{what}: {body}"
+        );
+    }
+    let huge = format!(
+        "GET /healthz HTTP/1.1\r\nHost: c\r\nX-Big: {}\r\nConnection: close\r\n\r\n",
+        "a".repeat(1024 * 1024)
+    );
+    let (line, body) = raw_answer(to, &huge).await;
+    assert!(line.starts_with("HTTP/1.1 431"), "{line}");
+    assert_eq!(body, "", "hyper's own refusal");
+    running.stop().await;
+}

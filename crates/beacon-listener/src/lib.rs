@@ -3,15 +3,17 @@
 //!
 //! It owns the connection-level defences: how long a client may take to send a request's
 //! headers (which is also how long a kept-alive connection may stay idle) and its body,
-//! the TLS handshake deadline, and how many connections may be open at once, in all and
-//! per source IP. Each connection is served by its own task, so a slow client never
-//! delays another.
+//! the TLS handshake deadline, how many connections may be open at once, in all and per
+//! source IP, and how large a request's head may be (refused with the JSON error shape
+//! `{"code", "message"}` of both services' APIs). Each connection is served by its own
+//! task, so a slow client never delays another.
 //!
 //! It must NOT know routes, reports, users or storage: it serves whatever
 //! [`axum::Router`] it is given. The source IP is a key of an in-memory counter only: it
 //! is never logged, stored, or kept after the last connection from it closes.
 
 mod caps;
+mod refuse;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,6 +26,7 @@ use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use tower_http::timeout::RequestBodyDeadlineLayer;
 
 pub use caps::ConnectionCaps;
+pub use refuse::{MAX_HEADER_BYTES, MAX_HEADERS, MAX_URI_BYTES};
 
 /// The limits of one listener. [`Limits::default`] gives the documented defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +77,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     listener.set_nonblocking(true)?;
     let app = app
+        .layer(axum::middleware::from_fn(refuse::oversized_head))
         .layer(RequestBodyDeadlineLayer::new(limits.body_read_timeout))
         .into_make_service_with_connect_info::<SocketAddr>();
     let caps = ConnectionCaps::new(DefaultAcceptor, &limits);
@@ -81,7 +85,9 @@ pub async fn serve(
     server
         .http_builder()
         .http1()
-        .header_read_timeout(limits.header_read_timeout);
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(refuse::HYPER_MAX_HEAD)
+        .max_headers(refuse::HYPER_MAX_HEADERS);
     // The header clock starts in hyper's HTTP/1 parser; this also bounds a connection
     // that never sends a byte, whatever the protocol detection does.
     let server = server.first_request_timeout(limits.header_read_timeout);
