@@ -1,7 +1,10 @@
 //! Beacon's collector HTTP service: `POST /api/telemetry` (content type and encoding
 //! checks, size limits on the wire and after gunzip, per-IP rate limiting, validation via
 //! `beacon_report`, privacy redaction, then a durable insert through `beacon_store`),
-//! `GET /healthz`, `GET /metrics` (Prometheus), optionally over TLS.
+//! `GET /healthz`, `GET /metrics` (Prometheus), optionally over TLS. `/metrics` is private:
+//! it is served with the console that [`BoundCollector::with_console`] mounts, on the
+//! console's own listener unless told to go beside ingest. Every listener gets the
+//! connection limits of `beacon_listener` (timeouts, connection caps).
 //!
 //! It owns HTTP and the mapping from a parsed report to a row. It must NOT contain SQL or
 //! know a storage backend (that is `beacon_store`), must NOT validate report fields itself
@@ -17,7 +20,8 @@
 //! 2. `state`: [`AppState`], what every handler shares;
 //! 3. the handlers and jobs: `ingest`, `forget`, `health` (`/healthz`, `/metrics`),
 //!    `retention`;
-//! 4. `routes`: [`router`], paths, the one rate-limit layer of ingest and delete;
+//! 4. `routes`: [`router`] (public) and [`private_router`], paths, the one rate-limit
+//!    layer of ingest and delete;
 //! 5. `serve`: [`Collector`] and [`BoundCollector`]: binding, TLS, background jobs,
 //!    shutdown.
 
