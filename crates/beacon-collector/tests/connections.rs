@@ -8,11 +8,12 @@ mod support;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use beacon_collector::{CollectorConfig, ConnectionLimits, RateLimit, TlsFiles};
+use beacon_collector::{CollectorConfig, ConnectionLimits, RateLimit};
+use beacon_listener::testing::{closed_after, connect_from};
 use beacon_report::fixtures::SEED_5_0_9;
 use support::{Running, client, local, seed_with};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 
 /// Short timeouts, so that the tests wait seconds, not minutes.
 fn quick() -> ConnectionLimits {
@@ -35,32 +36,6 @@ async fn collector(limits: ConnectionLimits) -> (support::Backend, Running) {
 fn addr_of(running: &Running) -> SocketAddr {
     let authority = running.base.rsplit("://").next().expect("a base URL");
     authority.parse().expect("an IP:port base URL")
-}
-
-/// A TCP connection to `to` from the loopback address 127.0.0.`host`.
-async fn connect_from(host: u8, to: SocketAddr) -> TcpStream {
-    let socket = TcpSocket::new_v4().expect("socket");
-    socket
-        .bind(SocketAddr::from(([127, 0, 0, host], 0)))
-        .expect("bind a loopback source address");
-    socket.connect(to).await.expect("connect")
-}
-
-/// How long until the server closes `stream` (end of stream or reset), reading what it
-/// sends meanwhile; `None` if it is still open after `limit`.
-async fn closed_after(stream: &mut TcpStream, limit: Duration) -> Option<Duration> {
-    let started = Instant::now();
-    let mut buf = [0u8; 4096];
-    let closed = tokio::time::timeout(limit, async {
-        loop {
-            match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-        }
-    })
-    .await;
-    closed.ok().map(|()| started.elapsed())
 }
 
 /// A refused connection is closed before it is served: at once.
@@ -258,26 +233,15 @@ async fn connections_over_the_caps_are_closed_at_once() {
 
 #[tokio::test]
 async fn the_tls_listener_has_the_same_limits() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let issued = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).expect("cert");
-    let cert = dir.path().join("cert.pem");
-    let key = dir.path().join("key.pem");
-    std::fs::write(&cert, issued.cert.pem()).expect("write cert");
-    std::fs::write(&key, issued.signing_key.serialize_pem()).expect("write key");
-    let trusted = reqwest::Certificate::from_pem(issued.cert.pem().as_bytes()).expect("pem");
-    let https = reqwest::Client::builder()
-        .no_proxy()
-        .tls_certs_only([trusted])
-        .build()
-        .expect("https client");
+    let https = support::https();
     let backend = support::sqlite().await;
     let mut config = CollectorConfig::new(local());
-    config.tls = Some(TlsFiles { cert, key });
+    config.tls = Some(https.files.clone());
     config.connections = ConnectionLimits {
         max_connections_per_ip: 2,
         ..quick()
     };
-    let running = Running::with_config(backend.store.clone(), config, https).await;
+    let running = Running::with_config(backend.store.clone(), config, https.client).await;
     let to = addr_of(&running);
 
     // Connected, never starting the handshake: closed by the handshake timeout.

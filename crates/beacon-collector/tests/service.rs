@@ -46,23 +46,11 @@ async fn a_source_over_its_budget_gets_429_with_retry_after() {
 
 #[tokio::test]
 async fn serves_https_with_the_given_certificate() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let issued = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).expect("cert");
-    let cert = dir.path().join("cert.pem");
-    let key = dir.path().join("key.pem");
-    std::fs::write(&cert, issued.cert.pem()).expect("write cert");
-    std::fs::write(&key, issued.signing_key.serialize_pem()).expect("write key");
-    let trusted = reqwest::Certificate::from_pem(issued.cert.pem().as_bytes()).expect("pem");
-    let https = reqwest::Client::builder()
-        .no_proxy()
-        .tls_certs_only([trusted])
-        .build()
-        .expect("https client");
-
+    let https = support::https();
     let backend = support::sqlite().await;
     let mut config = CollectorConfig::new(local());
-    config.tls = Some(TlsFiles { cert, key });
-    let collector = Running::with_config(backend.store.clone(), config, https).await;
+    config.tls = Some(https.files.clone());
+    let collector = Running::with_config(backend.store.clone(), config, https.client).await;
     assert!(
         collector.base.starts_with("https://127.0.0.1:"),
         "{}",

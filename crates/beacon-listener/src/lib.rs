@@ -14,6 +14,8 @@
 
 mod caps;
 mod refuse;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -5,37 +5,14 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
+use beacon_listener::testing::{closed_after, connect_from};
+use tokio::io::AsyncWriteExt;
 
 const LIMITS: &str = "dashboard.listeners.http.header_read_timeout = 2s\n\
                       dashboard.listeners.http.max_connections = 3\n\
                       dashboard.listeners.http.max_connections_per_ip = 2\n";
-
-async fn connect_from(host: u8, to: SocketAddr) -> TcpStream {
-    let socket = TcpSocket::new_v4().expect("socket");
-    socket
-        .bind(SocketAddr::from(([127, 0, 0, host], 0)))
-        .expect("bind a loopback source address");
-    socket.connect(to).await.expect("connect")
-}
-
-/// How long until the node closes `stream`; `None` if still open after `limit`.
-async fn closed_after(stream: &mut TcpStream, limit: Duration) -> Option<Duration> {
-    let started = Instant::now();
-    let mut buf = [0u8; 1024];
-    let closed = tokio::time::timeout(limit, async {
-        while let Ok(n) = stream.read(&mut buf).await {
-            if n == 0 {
-                break;
-            }
-        }
-    })
-    .await;
-    closed.ok().map(|()| started.elapsed())
-}
 
 #[tokio::test]
 async fn the_dashboard_closes_slow_clients_and_connections_over_its_caps() {

@@ -5,7 +5,9 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use beacon_collector::{BoundCollector, Collector, CollectorConfig, CollectorError, RateLimit};
+use beacon_collector::{
+    BoundCollector, Collector, CollectorConfig, CollectorError, RateLimit, TlsFiles,
+};
 use beacon_store::testing::TestDb;
 use beacon_store::{ReportStore, Store, StoredReport};
 use tokio::sync::oneshot;
@@ -49,6 +51,33 @@ pub async fn backends() -> Vec<Backend> {
 
 pub fn local() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+/// A self-signed certificate for 127.0.0.1 in PEM files, and a client that trusts only it.
+pub struct Https {
+    pub files: TlsFiles,
+    pub client: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+pub fn https() -> Https {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let issued = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).expect("cert");
+    let cert = dir.path().join("cert.pem");
+    let key = dir.path().join("key.pem");
+    std::fs::write(&cert, issued.cert.pem()).expect("write cert");
+    std::fs::write(&key, issued.signing_key.serialize_pem()).expect("write key");
+    let trusted = reqwest::Certificate::from_pem(issued.cert.pem().as_bytes()).expect("pem");
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .tls_certs_only([trusted])
+        .build()
+        .expect("https client");
+    Https {
+        files: TlsFiles { cert, key },
+        client,
+        _dir: dir,
+    }
 }
 
 pub fn client() -> reqwest::Client {
