@@ -19,7 +19,7 @@ pub(crate) const DEFAULT_MAX_CONNECTIONS: usize = 512;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// The dashboard's limits from the config; unset keys keep their defaults.
-fn limits(config: &Config) -> Result<Limits, NodeError> {
+pub(crate) fn limits(config: &Config) -> Result<Limits, NodeError> {
     let count = |name: &str, default: usize| -> Result<usize, NodeError> {
         let value = config.u64(&format!("{PREFIX}.{name}"))?;
         Ok(value.map_or(default, |v| usize::try_from(v.value).unwrap_or(usize::MAX)))
@@ -39,21 +39,17 @@ fn limits(config: &Config) -> Result<Limits, NodeError> {
     })
 }
 
-/// Serves `app` on `listener` within the configured limits until `stopped` resolves.
+/// Serves `app` on `listener` (bound at `addr`) within `limits` until `stopped` resolves.
 pub(crate) fn serve_dashboard(
-    config: &Config,
     listener: tokio::net::TcpListener,
+    addr: SocketAddr,
+    limits: Limits,
     app: axum::Router,
     stopped: oneshot::Receiver<()>,
 ) -> Result<JoinHandle<()>, NodeError> {
-    let limits = limits(config)?;
-    let addr = listener.local_addr();
     let listener = listener
         .into_std()
-        .map_err(|source| NodeError::DashboardBind {
-            addr: addr.unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0))),
-            source,
-        })?;
+        .map_err(|source| NodeError::DashboardBind { addr, source })?;
     let handle = Handle::<SocketAddr>::new();
     let stopper = handle.clone();
     tokio::spawn(async move {

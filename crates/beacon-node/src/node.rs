@@ -58,6 +58,7 @@ impl Node {
         } = options;
         let settings = AgentSettings::from_config(&config, do_not_track)?;
         let dashboard_addr = dashboard_bind(&config)?;
+        let limits = crate::listen::limits(&config)?;
         let allowed_hosts = AllowedHosts::from_config(&config, dashboard_addr)?;
         let (credentials, generated_password) = Credentials::load_or_create(
             &data_dir,
@@ -102,7 +103,7 @@ impl Node {
         });
         let (stop, stopped) = oneshot::channel();
         let app = api::router(Arc::clone(&state));
-        let server = crate::listen::serve_dashboard(&config, listener, app, stopped)?;
+        let server = crate::listen::serve_dashboard(listener, http_addr, limits, app, stopped)?;
         tracing::info!(dashboard = %http_addr, mqtt = ?state.mqtt_addr, "node started");
         Ok(RunningNode {
             state: Some(state),
