@@ -1,17 +1,21 @@
 //! The connection caps: a count of open connections in all and per source IP, checked
-//! when a connection is accepted and given back when it closes.
+//! when a connection is accepted and given back when it closes; and the keep-alive idle
+//! timeout, which only the stream can see (nothing read since the last write).
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::io;
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum_server::accept::Accept;
 use futures::future::Either;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
 
 use crate::Limits;
 
@@ -22,6 +26,7 @@ use crate::Limits;
 pub struct ConnectionCaps<A> {
     inner: A,
     open: Arc<Open>,
+    idle: Duration,
 }
 
 #[derive(Debug)]
@@ -41,6 +46,7 @@ impl<A> ConnectionCaps<A> {
     pub fn new(inner: A, limits: &Limits) -> Self {
         Self {
             inner,
+            idle: limits.idle_timeout,
             open: Arc::new(Open {
                 max_total: limits.max_connections,
                 max_per_ip: limits.max_connections_per_ip,
@@ -95,11 +101,26 @@ impl Drop for Permit {
     }
 }
 
-/// A TCP stream that holds its connection's place in the counts while it lives.
+/// A TCP stream that holds its connection's place in the counts while it lives, and
+/// ends when it has been idle too long: nothing read since accept or since the last
+/// write (an answer), for the idle timeout.
 #[derive(Debug)]
 pub struct Counted {
     stream: TcpStream,
     _permit: Permit,
+    idle: Duration,
+    /// Armed while nothing has been read since the last write.
+    idle_deadline: Option<Pin<Box<Sleep>>>,
+}
+
+impl Counted {
+    fn arm(&mut self) {
+        let deadline = Instant::now() + self.idle;
+        match &mut self.idle_deadline {
+            Some(sleep) => sleep.as_mut().reset(deadline),
+            None => self.idle_deadline = Some(Box::pin(tokio::time::sleep_until(deadline))),
+        }
+    }
 }
 
 type Refused<T> = std::future::Ready<io::Result<T>>;
@@ -118,13 +139,16 @@ where
             .ok()
             .and_then(|peer| self.open.admit(peer.ip()));
         match permit {
-            Some(permit) => Either::Left(self.inner.accept(
-                Counted {
+            Some(permit) => {
+                let mut counted = Counted {
                     stream,
                     _permit: permit,
-                },
-                service,
-            )),
+                    idle: self.idle,
+                    idle_deadline: None,
+                };
+                counted.arm();
+                Either::Left(self.inner.accept(counted, service))
+            }
             // Dropping the stream closes the connection.
             None => Either::Right(std::future::ready(Err(io::Error::other(
                 "connection cap reached",
@@ -139,7 +163,17 @@ impl AsyncRead for Counted {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let read = Pin::new(&mut self.stream).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.idle_deadline = None;
+        } else if read.is_pending()
+            && let Some(deadline) = &mut self.idle_deadline
+            && deadline.as_mut().poll(cx).is_ready()
+        {
+            return Poll::Ready(Err(io::ErrorKind::TimedOut.into()));
+        }
+        read
     }
 }
 
@@ -149,7 +183,11 @@ impl AsyncWrite for Counted {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        let written = Pin::new(&mut self.stream).poll_write(cx, buf);
+        if matches!(written, Poll::Ready(Ok(1..))) {
+            self.arm();
+        }
+        written
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -165,7 +203,11 @@ impl AsyncWrite for Counted {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        let written = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        if matches!(written, Poll::Ready(Ok(1..))) {
+            self.arm();
+        }
+        written
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -2,7 +2,7 @@
 //! collector's ingest and console listeners, the node's dashboard).
 //!
 //! It owns the connection-level defences: how long a client may take to send a request's
-//! headers (which is also how long a kept-alive connection may stay idle) and its body,
+//! headers and its body, how long a kept-alive connection may stay idle,
 //! the TLS handshake deadline, how many connections may be open at once, in all and per
 //! source IP, and how large a request's head may be (refused with the JSON error shape
 //! `{"code", "message"}` of both services' APIs). Each connection is served by its own
@@ -35,9 +35,12 @@ pub use refuse::{MAX_HEADER_BYTES, MAX_HEADERS, MAX_URI_BYTES};
 pub struct Limits {
     /// A request's headers must be complete this long after the connection starts to
     /// wait for them: after accept (or the TLS handshake) and after each answer on a
-    /// kept-alive connection, so this is also the keep-alive idle timeout. It bounds the
-    /// TLS handshake too.
+    /// kept-alive connection. It bounds the TLS handshake too.
     pub header_read_timeout: Duration,
+    /// A connection that has sent nothing since its last answer (or since accept) is
+    /// closed after this long: the keep-alive idle timeout. Only a shorter value than
+    /// `header_read_timeout` changes anything, since that one runs from the same moment.
+    pub idle_timeout: Duration,
     /// A request's whole body must arrive this long after its headers.
     pub body_read_timeout: Duration,
     /// Connections open at once on this listener; the excess is closed at accept.
@@ -49,6 +52,7 @@ pub struct Limits {
 impl Limits {
     pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
     pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+    pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
     /// EMQX's default `dashboard.listeners.http.max_connections` is 512; a collector
     /// answering many nodes at once gets the same order of magnitude.
     pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
@@ -61,6 +65,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             header_read_timeout: Self::DEFAULT_HEADER_READ_TIMEOUT,
+            idle_timeout: Self::DEFAULT_IDLE_TIMEOUT,
             body_read_timeout: Self::DEFAULT_BODY_READ_TIMEOUT,
             max_connections: Self::DEFAULT_MAX_CONNECTIONS,
             max_connections_per_ip: Self::DEFAULT_MAX_CONNECTIONS_PER_IP,

@@ -1,6 +1,6 @@
 //! The dashboard's listener: served through `beacon_listener` with the limits of
 //! `dashboard.listeners.http` (EMQX's `max_connections`, and Beacon's per-IP cap and
-//! timeouts under the same listener).
+//! timeouts under the same listener; `idle_timeout` is the name of EMQX's MQTT listeners).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -31,6 +31,7 @@ pub(crate) fn limits(config: &Config) -> Result<Limits, NodeError> {
     Ok(Limits {
         header_read_timeout: time("header_read_timeout", Limits::DEFAULT_HEADER_READ_TIMEOUT)?,
         body_read_timeout: time("body_read_timeout", Limits::DEFAULT_BODY_READ_TIMEOUT)?,
+        idle_timeout: time("idle_timeout", Limits::DEFAULT_IDLE_TIMEOUT)?,
         max_connections: count("max_connections", DEFAULT_MAX_CONNECTIONS)?,
         max_connections_per_ip: count(
             "max_connections_per_ip",

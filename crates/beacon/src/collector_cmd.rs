@@ -113,9 +113,13 @@ fn private_listen(args: &ServeArgs) -> Option<SocketAddr> {
 #[derive(Debug, clap::Args)]
 struct ConnectionArgs {
     /// Seconds a client has to send a request's headers, counted from accept (including
-    /// the TLS handshake) or from the previous answer: also the keep-alive idle timeout.
+    /// the TLS handshake) or from the previous answer.
     #[arg(long, value_name = "SECS", default_value_t = ConnectionLimits::DEFAULT_HEADER_READ_TIMEOUT.as_secs())]
     header_read_timeout: u64,
+    /// Seconds a kept-alive connection may stay silent after an answer before it is
+    /// closed (the keep-alive idle timeout); at most --header-read-timeout in effect.
+    #[arg(long, value_name = "SECS", default_value_t = ConnectionLimits::DEFAULT_IDLE_TIMEOUT.as_secs())]
+    idle_timeout: u64,
     /// Seconds a client has to send a request's whole body after its headers.
     #[arg(long, value_name = "SECS", default_value_t = ConnectionLimits::DEFAULT_BODY_READ_TIMEOUT.as_secs())]
     body_read_timeout: u64,
@@ -133,6 +137,7 @@ impl ConnectionArgs {
         ConnectionLimits {
             header_read_timeout: std::time::Duration::from_secs(self.header_read_timeout),
             body_read_timeout: std::time::Duration::from_secs(self.body_read_timeout),
+            idle_timeout: std::time::Duration::from_secs(self.idle_timeout),
             max_connections: self.max_connections,
             max_connections_per_ip: self.max_connections_per_ip,
         }
