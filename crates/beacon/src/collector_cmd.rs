@@ -18,6 +18,8 @@ use beacon_collector::{
     TlsFiles,
 };
 
+use crate::progress::Progress;
+
 #[derive(Debug, clap::Args)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct Args {
@@ -159,17 +161,21 @@ async fn seed_demo_data(args: SeedArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot open storage {db_shown}"))?;
     let today = chrono::Utc::now().date_naive();
-    let started = std::time::Instant::now();
-    let reports = beacon_seed::generate(args.reports, today, args.seed);
+    let progress = Progress::start("beacon collector: seeded", "reports", args.reports as u64);
+    let reports = progress.count(beacon_seed::generate(args.reports, today, args.seed));
     let outcome = store
         .bulk_insert(Box::new(reports))
         .await
         .with_context(|| format!("cannot store the generated reports in {db_shown}"))?;
+    let elapsed = progress.finish();
+    let stored = outcome.inserted + outcome.replaced;
     println!(
-        "beacon collector: seeded {} reports ({} replaced) into {db_shown} in {:.1} s",
-        outcome.inserted + outcome.replaced,
+        "beacon collector: seeded {stored} reports ({} inserted, {} replaced, {} refused) \
+         into {db_shown} {}",
+        outcome.inserted,
         outcome.replaced,
-        started.elapsed().as_secs_f64()
+        outcome.refused,
+        elapsed.with_rate(stored)
     );
     Ok(())
 }

@@ -21,6 +21,7 @@ use rumqttc::{AsyncClient, MqttOptions, QoS};
 use tokio::task::JoinSet;
 
 use crate::node_config;
+use crate::progress::Progress;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -196,10 +197,13 @@ async fn prepare_console(store: &Arc<dyn Store>, password: &str) -> anyhow::Resu
             "beacon demo: seeding {DEMO_HISTORY} synthetic reports of history (first run only)"
         );
         let today = chrono::Utc::now().date_naive();
+        let progress = Progress::start("beacon demo: seeded", "reports", DEMO_HISTORY as u64);
+        let history = progress.count(beacon_seed::generate(DEMO_HISTORY, today, 1));
         store
-            .bulk_insert(Box::new(beacon_seed::generate(DEMO_HISTORY, today, 1)))
+            .bulk_insert(Box::new(history))
             .await
             .context("cannot seed the demo history")?;
+        progress.finish();
     }
     if store.password_hash("admin").await?.is_none() {
         let hash = beacon_auth::hash_password(password)?;

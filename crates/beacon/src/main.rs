@@ -5,6 +5,7 @@ mod broker_cmd;
 mod collector_cmd;
 mod demo_cmd;
 mod node_config;
+mod progress;
 mod signals;
 mod telemetry_cmd;
 

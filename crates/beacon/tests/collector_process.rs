@@ -272,6 +272,48 @@ async fn seed_demo_data_fills_a_database_with_history() {
     );
 }
 
+/// Seeding reports where it is going while it runs: on a stderr that is not a terminal, a
+/// plain line every `BEACON_PROGRESS_EVERY`, then the summary on stdout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_demo_data_prints_progress_and_a_summary() {
+    let test_db = TestDb::sqlite();
+    let output = beacon(&[
+        "collector",
+        "seed-demo-data",
+        "--reports",
+        "30000",
+        "--db",
+        test_db.url(),
+    ])
+    .env("BEACON_PROGRESS_EVERY", "200ms")
+    .stderr(Stdio::piped())
+    .output()
+    .await
+    .expect("run seed-demo-data");
+    assert!(output.status.success(), "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let progress: Vec<&str> = stderr
+        .lines()
+        .filter(|line| {
+            line.starts_with("beacon collector: seeded ") && line.contains("/30000 reports")
+        })
+        .collect();
+    assert!(
+        progress
+            .iter()
+            .any(|line| line.contains("/s, ETA ") || line.contains(", finishing (")),
+        "no periodic progress line on stderr:\n{stderr}"
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let summary = stdout
+        .lines()
+        .find(|line| line.starts_with("beacon collector: seeded 30000 reports"))
+        .unwrap_or_else(|| panic!("no summary on stdout:\n{stdout}"));
+    for part in ["(30000 inserted, 0 replaced, 0 refused)", " s (", "/s)"] {
+        assert!(summary.contains(part), "{part:?} missing from {summary:?}");
+    }
+}
+
 /// A password given as `?password=` in the storage URL is shown as `***`: on the start
 /// line, and in the error when the storage cannot be opened.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
