@@ -1,5 +1,6 @@
 // The collector console in headless Chromium: log in, the overview shows the expected
-// headline numbers, charts have data points, the date range and a filter change the
+// headline numbers (complete weeks only) and draws the week in progress as "so far",
+// charts have data points, the date range and a filter change the
 // charts and the URL, and exports download and parse. Screenshots are artifacts.
 import { readFile } from 'node:fs/promises';
 import { launch, screenshotPath, required, check } from './lib.mjs';
@@ -30,6 +31,28 @@ try {
   }
   const overviewPoints = await page.locator('svg.chart .point').count();
   check(overviewPoints > 0, `the overview chart has data points (${overviewPoints})`);
+  check(/in progress/.test(await page.textContent('#headline-partial')), 'the headlines say the week in progress is left out');
+
+  // The week in progress: each line's last point is hollow, reached by a dashed segment,
+  // and the week is labelled "so far"; the point before it is an ordinary one.
+  const overviewChart = page.locator('svg.chart[data-chart="overview-activity"]');
+  const points = await overviewChart.locator('circle.point').evaluateAll((circles) => circles.map((c) => ({
+    partial: c.classList.contains('partial'),
+    fill: getComputedStyle(c).fill,
+    title: c.querySelector('title').textContent,
+  })));
+  const lines = 2;
+  const perLine = points.length / lines;
+  for (let line = 1; line <= lines; line++) {
+    const last = points[line * perLine - 1];
+    const before = points[line * perLine - 2];
+    check(last.partial && last.fill === 'rgb(255, 255, 255)', `the last point is hollow: ${JSON.stringify(last)}`);
+    check(/\(so far\): \d/.test(last.title), `the last point says "so far": ${last.title}`);
+    check(!before.partial && before.fill !== 'rgb(255, 255, 255)', `the week before is complete: ${JSON.stringify(before)}`);
+  }
+  check((await overviewChart.locator('polyline.partial[stroke-dasharray]').count()) === lines, 'each line ends dashed');
+  const label = (await overviewChart.locator('.partial-week text').textContent()).trim();
+  check(label === 'so far', `the week in progress is labelled: ${label}`);
   const hover = await page.locator('svg.chart .point title').first().textContent();
   check(/week of \d{4}-\d{2}-\d{2}: \d/.test(hover), `a data point shows its value on hover: ${hover}`);
   await page.screenshot({ path: shot('overview'), fullPage: true });

@@ -116,10 +116,10 @@ impl Answer {
                     .collect(),
             },
             Self::Activity(weeks) => Table {
-                columns: &["week", "clusters", "nodes", "new_nodes"],
+                columns: &["week", "clusters", "nodes", "new_nodes", "complete"],
                 rows: weeks
                     .iter()
-                    .map(|w| row![w.week, w.clusters, w.nodes, w.new_nodes])
+                    .map(|w| row![w.week, w.clusters, w.nodes, w.new_nodes, w.complete])
                     .collect(),
             },
             Self::Versions(v) => Table {

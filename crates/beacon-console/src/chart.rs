@@ -44,9 +44,11 @@ impl Chart {
     pub(crate) fn summary(self) -> &'static str {
         match self {
             Self::Overview => {
-                "Average weekly active clusters and nodes and new installations, against the previous period of the same length"
+                "Average weekly active clusters and nodes and new installations over the range's complete weeks, against as many weeks before them; the week in progress (`partial_week`) is left out of both"
             }
-            Self::Activity => "Active clusters, active nodes and new installations per ISO week",
+            Self::Activity => {
+                "Active clusters, active nodes and new installations per ISO week; `complete: false` marks the week in progress (counted so far)"
+            }
             Self::Versions => "Active clusters per EMQX version per week",
             Self::Platforms => "OS, OS version and edition shares of cluster-weeks",
             Self::Hardware => "CPU count, memory and cluster size histograms of cluster-weeks",

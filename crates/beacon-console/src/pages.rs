@@ -93,6 +93,7 @@ fn activity(weeks: &[WeekActivity], filters: &Filters) -> String {
             y: "New installations (nodes)",
         },
         &dates,
+        complete_weeks(weeks),
         &[Series {
             name: "New nodes".into(),
             values: weeks.iter().map(|w| w.new_nodes as f64).collect(),
@@ -311,6 +312,11 @@ fn shares(values: &[Share]) -> Vec<(String, f64, u64)> {
         .collect()
 }
 
+/// How many weeks from the first had ended (the store marks the week in progress).
+fn complete_weeks(weeks: &[WeekActivity]) -> usize {
+    weeks.iter().take_while(|w| w.complete).count()
+}
+
 fn activity_chart(weeks: &[WeekActivity], id: &str) -> String {
     let dates: Vec<_> = weeks.iter().map(|w| w.week).collect();
     svg::weekly_lines(
@@ -320,6 +326,7 @@ fn activity_chart(weeks: &[WeekActivity], id: &str) -> String {
             y: "Active per week",
         },
         &dates,
+        complete_weeks(weeks),
         &[
             Series {
                 name: "Clusters".into(),
@@ -372,7 +379,13 @@ fn headlines(overview: &Overview) -> String {
             )
         })
         .collect();
-    format!("<div class=\"headlines\">{html}</div>")
+    let partial = overview.partial_week.map_or(String::new(), |week| {
+        format!(
+            "<p class=\"partial-note\" id=\"headline-partial\">Complete weeks only: the week \
+             of {week} is still in progress, drawn as \"so far\" and left out of these numbers.</p>"
+        )
+    });
+    format!("<div class=\"headlines\">{html}</div>{partial}")
 }
 
 fn headline_number(value: f64) -> String {

@@ -1,7 +1,8 @@
 //! Server-rendered SVG charts: weekly lines, weekly stacked bars, horizontal share bars and
 //! histograms. Each has axis labels with units, a legend where there is more than one
 //! series, and every data point carries a `<title>` (its value on hover) and the class
-//! `point`.
+//! `point`. Weeks that had not ended are drawn as such (class `partial`, labelled "so
+//! far"): a week counted for two days is not a drop.
 
 use std::fmt::Write;
 
@@ -34,8 +35,14 @@ pub(crate) struct Labels<'a> {
     pub(crate) y: &'a str,
 }
 
-/// A line per series over weeks.
-pub(crate) fn weekly_lines(labels: &Labels, weeks: &[NaiveDate], series: &[Series]) -> String {
+/// A line per series over weeks. The first `complete` weeks had ended; the rest (the week
+/// in progress) are shaded, reached by a dashed segment, drawn hollow and labelled "so far".
+pub(crate) fn weekly_lines(
+    labels: &Labels,
+    weeks: &[NaiveDate],
+    complete: usize,
+    series: &[Series],
+) -> String {
     if weeks.is_empty() || series.is_empty() {
         return empty(labels);
     }
@@ -45,6 +52,10 @@ pub(crate) fn weekly_lines(labels: &Labels, weeks: &[NaiveDate], series: &[Serie
         .fold(0.0, f64::max);
     let mut svg = Frame::new(labels, series.len(), max);
     svg.week_axis(weeks);
+    let complete = complete.min(weeks.len());
+    if complete < weeks.len() {
+        svg.so_far(complete, weeks.len());
+    }
     for (index, line) in series.iter().enumerate() {
         let color = PALETTE[index % PALETTE.len()];
         let points: Vec<(f64, f64)> = line
@@ -53,19 +64,32 @@ pub(crate) fn weekly_lines(labels: &Labels, weeks: &[NaiveDate], series: &[Serie
             .enumerate()
             .map(|(i, value)| (svg.column_center(i, weeks.len()), svg.y(*value)))
             .collect();
-        let path: String = points
+        let ended = complete.min(points.len());
+        svg.polyline(&points[..ended], color, "");
+        if ended < points.len() {
+            // From the last complete point on, so that the line stays unbroken.
+            let dashed = " class=\"partial\" stroke-dasharray=\"5 4\"";
+            svg.polyline(&points[ended.saturating_sub(1)..], color, dashed);
+        }
+        for (i, ((x, y), (week, value))) in points
             .iter()
-            .map(|(x, y)| format!("{x:.1},{y:.1} "))
-            .collect();
-        let _ = write!(
-            svg.body,
-            "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{path}\"/>"
-        );
-        for ((x, y), (week, value)) in points.iter().zip(weeks.iter().zip(&line.values)) {
+            .zip(weeks.iter().zip(&line.values))
+            .enumerate()
+        {
+            // A hollow point: the value of a week not over yet.
+            let (class, paint, when) = if i < complete {
+                ("point", format!("fill=\"{color}\""), "")
+            } else {
+                (
+                    "point partial",
+                    format!("fill=\"#fff\" stroke=\"{color}\" stroke-width=\"2\""),
+                    " (so far)",
+                )
+            };
             let _ = write!(
                 svg.body,
-                "<circle class=\"point\" cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"3.5\" fill=\"{color}\">\
-                 <title>{}, week of {week}: {}</title></circle>",
+                "<circle class=\"{class}\" cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"3.5\" {paint}>\
+                 <title>{}, week of {week}{when}: {}</title></circle>",
                 esc(&line.name),
                 number(*value)
             );
@@ -252,6 +276,37 @@ impl<'a> Frame<'a> {
         PLOT_LEFT + self.plot_width() * (index as f64 + 0.5) / columns as f64
     }
 
+    fn polyline(&mut self, points: &[(f64, f64)], color: &str, attributes: &str) {
+        if points.is_empty() {
+            return;
+        }
+        let path: String = points
+            .iter()
+            .map(|(x, y)| format!("{x:.1},{y:.1} "))
+            .collect();
+        let _ = write!(
+            self.body,
+            "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\"{attributes} \
+             points=\"{path}\"/>"
+        );
+    }
+
+    /// Shades the columns from `first` on (weeks not over yet), labelled "so far" above the
+    /// plot, where no line can cover the label.
+    fn so_far(&mut self, first: usize, columns: usize) {
+        let column = self.plot_width() / columns as f64;
+        let left = PLOT_LEFT + column * first as f64;
+        let right = WIDTH - PLOT_RIGHT;
+        let _ = write!(
+            self.body,
+            "<g class=\"partial-week\"><rect x=\"{left:.1}\" y=\"{PLOT_TOP}\" width=\"{:.1}\" \
+             height=\"{PLOT_HEIGHT}\"/><text x=\"{right:.1}\" y=\"{:.1}\" text-anchor=\"end\">\
+             so far</text><title>The week in progress: counted so far, not a full week</title></g>",
+            right - left,
+            PLOT_TOP - 4.0,
+        );
+    }
+
     /// About eight dates under the plot.
     fn week_axis(&mut self, weeks: &[NaiveDate]) {
         let every = weeks.len().div_ceil(8);
@@ -383,17 +438,21 @@ mod tests {
         assert_eq!(bytes(512 << 20), "512 MiB");
     }
 
+    const LABELS: Labels<'static> = Labels {
+        id: "t",
+        x: "Week",
+        y: "Clusters",
+    };
+
+    /// `n` weeks from Monday 5 January 2026.
+    fn mondays(n: u64) -> Vec<NaiveDate> {
+        let first = NaiveDate::from_ymd_opt(2026, 1, 5).unwrap();
+        (0..n).map(|i| first + chrono::Days::new(7 * i)).collect()
+    }
+
     #[test]
     fn every_data_point_has_a_hover_title() {
-        let weeks = [
-            NaiveDate::from_ymd_opt(2026, 1, 5).unwrap(),
-            NaiveDate::from_ymd_opt(2026, 1, 12).unwrap(),
-        ];
-        let labels = Labels {
-            id: "t",
-            x: "Week",
-            y: "Clusters",
-        };
+        let (weeks, labels) = (mondays(2), LABELS);
         let series = [
             Series {
                 name: "a<b".into(),
@@ -404,7 +463,7 @@ mod tests {
                 values: vec![3.0, 0.0],
             },
         ];
-        let svg = weekly_lines(&labels, &weeks, &series);
+        let svg = weekly_lines(&labels, &weeks, 2, &series);
         assert_eq!(svg.matches("class=\"point\"").count(), 4);
         assert!(
             svg.contains("<title>a&lt;b, week of 2026-01-12: 2</title>"),
@@ -420,6 +479,34 @@ mod tests {
             stacked.matches("class=\"point bar\"").count(),
             3,
             "zero layers are not drawn"
+        );
+    }
+
+    #[test]
+    fn the_week_in_progress_is_drawn_as_so_far() {
+        let (weeks, labels) = (mondays(3), LABELS);
+        let series = [Series {
+            name: "Clusters".into(),
+            values: vec![10.0, 20.0, 2.0],
+        }];
+        let svg = weekly_lines(&labels, &weeks, 2, &series);
+        let points: Vec<&str> = svg.split("<circle ").skip(1).collect();
+        assert_eq!(points.len(), 3);
+        assert!(points[1].starts_with("class=\"point\""), "{svg}");
+        assert!(
+            points[2].starts_with("class=\"point partial\"") && points[2].contains("fill=\"#fff\""),
+            "the last point is hollow: {svg}"
+        );
+        assert!(
+            points[2].contains("week of 2026-01-19 (so far): 2"),
+            "{svg}"
+        );
+        assert_eq!(svg.matches("stroke-dasharray").count(), 1, "{svg}");
+        assert!(svg.contains(">so far</text>"), "{svg}");
+        let ended = weekly_lines(&labels, &weeks, 3, &series);
+        assert!(
+            !ended.contains("partial") && !ended.contains("so far"),
+            "{ended}"
         );
     }
 }

@@ -7,12 +7,16 @@
 //! (distributions, adoption, histograms, percentiles) count *cluster-weeks*: each cluster
 //! once for every week it reported in, which is the average over the weeks of the range
 //! weighted by how many clusters were active each week.
+//!
+//! The week in progress (the one holding today, UTC) and any later week are *incomplete*:
+//! weekly series mark them (`complete: false`) and the overview's headline numbers leave
+//! them out, so that a week only a few days old is never read as a collapse.
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use chrono::{Days, NaiveDate};
+use chrono::{Days, NaiveDate, Utc};
 use futures::Stream;
 use serde::{Deserialize, Serialize};
 
@@ -62,6 +66,14 @@ pub struct WeekActivity {
     pub nodes: u64,
     /// Nodes whose first report ever fell in this week (new installations).
     pub new_nodes: u64,
+    /// Whether the week had ended when asked; the week in progress counts "so far".
+    #[serde(default = "ended")]
+    pub complete: bool,
+}
+
+/// Answers serialized before `complete` existed held finished weeks only.
+fn ended() -> bool {
+    true
 }
 
 /// Active clusters per week and version, for a stacked chart; series share `weeks`.
@@ -195,6 +207,7 @@ pub struct Workload {
 /// Headline numbers of one period.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PeriodTotals {
+    /// The complete weeks counted (`weeks` is 0 when the range has none yet).
     pub period: Period,
     /// Active clusters per week, averaged over the period's weeks.
     pub avg_weekly_clusters: f64,
@@ -204,7 +217,7 @@ pub struct PeriodTotals {
     pub new_nodes: u64,
 }
 
-/// The chosen period against the one of the same length just before it.
+/// The complete weeks of the chosen range against as many weeks just before them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Overview {
     pub current: PeriodTotals,
@@ -214,6 +227,10 @@ pub struct Overview {
     pub clusters_change: Option<f64>,
     pub nodes_change: Option<f64>,
     pub new_nodes_change: Option<f64>,
+    /// Monday of the first incomplete week the range reaches (the week in progress), left
+    /// out of both periods; `None` when every week of the range had ended.
+    #[serde(default)]
+    pub partial_week: Option<NaiveDate>,
 }
 
 /// The values a dashboard's filter lists offer for a range: versions newest first, OS
@@ -243,7 +260,8 @@ impl From<&StoredReport> for ExportCursor {
 /// Dashboard and data API queries; none of them reads raw reports except the export.
 #[async_trait::async_trait]
 pub trait Analytics: Send + Sync + 'static {
-    /// Active clusters, active nodes and new installations, every week of the range.
+    /// Active clusters, active nodes and new installations, every week of the range; the
+    /// week in progress is marked incomplete.
     async fn activity(&self, query: &AnalyticsQuery) -> Result<Vec<WeekActivity>, StoreError>;
     async fn version_adoption(&self, query: &AnalyticsQuery)
     -> Result<VersionAdoption, StoreError>;
@@ -251,7 +269,7 @@ pub trait Analytics: Send + Sync + 'static {
     async fn hardware(&self, query: &AnalyticsQuery) -> Result<Hardware, StoreError>;
     async fn features(&self, query: &AnalyticsQuery) -> Result<FeatureAdoption, StoreError>;
     async fn workload(&self, query: &AnalyticsQuery) -> Result<Workload, StoreError>;
-    /// The range against the range of as many weeks just before it.
+    /// The range's complete weeks against as many weeks just before them.
     async fn overview(&self, query: &AnalyticsQuery) -> Result<Overview, StoreError>;
     /// Every version ever counted, newest first, for a filter list.
     async fn distinct_versions(&self) -> Result<Vec<String>, StoreError>;
@@ -367,7 +385,7 @@ impl<S: Source + WriterQueue> Analytics for S {
     async fn activity(&self, query: &AnalyticsQuery) -> Result<Vec<WeekActivity>, StoreError> {
         let scope = scope(query)?;
         let rows = rollups::<WeekRow, _>(self, &scope, ACTIVITY).await?;
-        Ok(weekly_activity(&scope, &rows))
+        Ok(weekly_activity(&scope, &rows, today()))
     }
 
     async fn version_adoption(
@@ -418,22 +436,14 @@ impl<S: Source + WriterQueue> Analytics for S {
     }
 
     async fn overview(&self, query: &AnalyticsQuery) -> Result<Overview, StoreError> {
-        let current = scope(query)?;
-        let previous = previous(&current);
+        let range = scope(query)?;
+        // Every week either period can cover: the range and as many weeks before it.
         let both = Scope {
-            first_week: previous.first_week,
-            ..current.clone()
+            first_week: previous(&range).first_week,
+            ..range.clone()
         };
         let rows = rollups::<WeekRow, _>(self, &both, ACTIVITY).await?;
-        let current = totals(&current, &rows);
-        let previous = totals(&previous, &rows);
-        Ok(Overview {
-            clusters_change: change(current.avg_weekly_clusters, previous.avg_weekly_clusters),
-            nodes_change: change(current.avg_weekly_nodes, previous.avg_weekly_nodes),
-            new_nodes_change: change(current.new_nodes as f64, previous.new_nodes as f64),
-            current,
-            previous,
-        })
+        Ok(overview(&range, &rows, today()))
     }
 
     async fn distinct_versions(&self) -> Result<Vec<String>, StoreError> {
@@ -502,6 +512,16 @@ impl<S: Source + WriterQueue> Analytics for S {
 }
 
 const ACTIVITY: &[&str] = &[kind::CLUSTERS, kind::NODES, kind::NEW_NODES];
+
+/// The day (UTC) that decides which weeks are complete.
+fn today() -> NaiveDate {
+    Utc::now().date_naive()
+}
+
+/// Whether the week starting on Monday `week` had ended by `today`.
+fn complete(week: NaiveDate, today: NaiveDate) -> bool {
+    week < week_of(today)
+}
 
 /// Reads rollups once every report committed before the call is counted.
 async fn rollups<T: RollupRow, S: Source + WriterQueue>(
@@ -598,7 +618,7 @@ fn ratio(part: u64, whole: u64) -> f64 {
     }
 }
 
-fn weekly_activity(scope: &Scope, rows: &[WeekRow]) -> Vec<WeekActivity> {
+fn weekly_activity(scope: &Scope, rows: &[WeekRow], today: NaiveDate) -> Vec<WeekActivity> {
     let mut by_week: BTreeMap<NaiveDate, WeekActivity> = weeks(scope)
         .into_iter()
         .map(|week| {
@@ -607,6 +627,7 @@ fn weekly_activity(scope: &Scope, rows: &[WeekRow]) -> Vec<WeekActivity> {
                 clusters: 0,
                 nodes: 0,
                 new_nodes: 0,
+                complete: complete(week, today),
             };
             (week, empty)
         })
@@ -644,6 +665,38 @@ fn totals(scope: &Scope, rows: &[WeekRow]) -> PeriodTotals {
         avg_weekly_clusters: ratio(clusters, weeks),
         avg_weekly_nodes: ratio(nodes, weeks),
         new_nodes,
+    }
+}
+
+/// The headline numbers of `range` on `today`: its complete weeks against as many weeks
+/// just before them, from `rows` covering both. Leaving the week in progress out of only
+/// the current period would compare a shorter period with a longer one, so the previous
+/// period shrinks with it.
+fn overview(range: &Scope, rows: &[WeekRow], today: NaiveDate) -> Overview {
+    let partial_week = weeks(range)
+        .into_iter()
+        .find(|week| !complete(*week, today));
+    let last_complete = match partial_week {
+        // No complete week yet: an empty period (its last week before its first).
+        Some(week) => week
+            .checked_sub_days(Days::new(7))
+            .unwrap_or(NaiveDate::MIN),
+        None => range.last_week,
+    };
+    let current = Scope {
+        last_week: last_complete,
+        ..range.clone()
+    };
+    let previous = previous(&current);
+    let current = totals(&current, rows);
+    let previous = totals(&previous, rows);
+    Overview {
+        clusters_change: change(current.avg_weekly_clusters, previous.avg_weekly_clusters),
+        nodes_change: change(current.avg_weekly_nodes, previous.avg_weekly_nodes),
+        new_nodes_change: change(current.new_nodes as f64, previous.new_nodes as f64),
+        current,
+        previous,
+        partial_week,
     }
 }
 
@@ -897,6 +950,117 @@ mod tests {
             (Some(10.0), Some(10.0), Some(3000.0))
         );
         assert_eq!(distribution([].iter()).p50, None);
+    }
+
+    /// Weekly rows of `kind`, one per value, the first on `first` (a Monday).
+    fn weekly(kind: &'static str, first: NaiveDate, values: &[i64]) -> Vec<WeekRow> {
+        values
+            .iter()
+            .zip(0u64..)
+            .map(|(n, i)| WeekRow {
+                kind,
+                week: first + Days::new(7 * i),
+                k1: String::new(),
+                n: *n,
+            })
+            .collect()
+    }
+
+    fn day(month: u32, day: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, month, day).expect("day")
+    }
+
+    /// Every version and OS, from Monday 2 March 2026 to `last_week`.
+    fn from_march(last_week: NaiveDate) -> Scope {
+        Scope {
+            version: ALL.into(),
+            os: ALL.into(),
+            first_week: day(3, 2),
+            last_week,
+        }
+    }
+
+    #[test]
+    fn the_week_in_progress_is_left_out_of_the_headlines() {
+        // Four weeks from Monday 2 March; today is Wednesday of the fourth.
+        let range = from_march(day(3, 23));
+        let today = day(3, 25);
+        let mut rows = weekly(kind::CLUSTERS, day(2, 2), &[99, 10, 10, 10, 10, 20, 30, 2]);
+        rows.extend(weekly(
+            kind::NODES,
+            day(2, 2),
+            &[99, 30, 30, 30, 20, 40, 60, 4],
+        ));
+        rows.extend(weekly(
+            kind::NEW_NODES,
+            day(2, 2),
+            &[100, 1, 1, 1, 1, 2, 3, 9],
+        ));
+        let overview = overview(&range, &rows, today);
+        let (now, before) = (&overview.current, &overview.previous);
+        assert_eq!(overview.partial_week, Some(day(3, 23)));
+        assert_eq!(
+            (now.period.first_week, now.period.last_week),
+            (day(3, 2), day(3, 16))
+        );
+        assert_eq!(now.period.weeks, 3);
+        // (10 + 20 + 30) / 3, not (10 + 20 + 30 + 2) / 4 = 15.5.
+        assert_eq!(
+            (now.avg_weekly_clusters, now.avg_weekly_nodes),
+            (20.0, 40.0)
+        );
+        assert_eq!(now.new_nodes, 6);
+        // The three weeks before: 9 February to 23 February (2 February is a fourth).
+        assert_eq!(
+            (before.period.first_week, before.period.weeks),
+            (day(2, 9), 3)
+        );
+        assert_eq!(
+            (before.avg_weekly_clusters, before.avg_weekly_nodes),
+            (10.0, 30.0)
+        );
+        assert_eq!(before.new_nodes, 3);
+        assert_eq!(overview.clusters_change, Some(1.0));
+        assert_eq!(overview.new_nodes_change, Some(1.0));
+
+        // On Monday 30 March the fourth week has ended: all four count.
+        let later = super::overview(&range, &rows, day(3, 30));
+        assert_eq!(later.partial_week, None);
+        assert_eq!(later.current.avg_weekly_clusters, 15.5);
+        // A range only in the week in progress has no complete week to show yet.
+        let this_week = Scope {
+            first_week: day(3, 23),
+            ..range.clone()
+        };
+        let empty = super::overview(&this_week, &rows, today);
+        assert_eq!(empty.partial_week, Some(day(3, 23)));
+        assert_eq!(
+            (
+                empty.current.period.weeks,
+                empty.current.avg_weekly_clusters
+            ),
+            (0, 0.0)
+        );
+        assert_eq!(empty.clusters_change, None);
+    }
+
+    #[test]
+    fn weekly_series_mark_the_week_in_progress() {
+        let range = from_march(day(3, 30));
+        let rows = weekly(kind::CLUSTERS, day(3, 2), &[10, 20, 30, 2]);
+        // Sunday 29 March still belongs to the week of 23 March; 30 March is to come.
+        let weeks = weekly_activity(&range, &rows, day(3, 29));
+        let marks: Vec<_> = weeks.iter().map(|w| (w.clusters, w.complete)).collect();
+        assert_eq!(
+            marks,
+            [(10, true), (20, true), (30, true), (2, false), (0, false)]
+        );
+        let json = serde_json::to_value(weeks[3]).expect("json");
+        assert_eq!(json["complete"], false, "{json}");
+        let old: WeekActivity =
+            serde_json::from_str(r#"{"week":"2026-03-02","clusters":1,"nodes":1,"new_nodes":0}"#)
+                .expect("an answer without `complete`");
+        assert!(old.complete);
     }
 
     #[test]
