@@ -3,7 +3,8 @@
 //!
 //! Off means off: the task does nothing but wait while disabled, and a switch-off drops
 //! the period in progress (timer, report build, DNS lookup, connection, request) before
-//! [`AgentHandle::set_enabled`] returns.
+//! [`AgentHandle::set_enabled`] returns. [`AgentHandle::forget`] pauses the task the same
+//! way, so that no report under the old uuid is in flight while the collector deletes.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -17,6 +18,7 @@ use tracing::{debug, info, warn};
 
 use crate::builder::{self, Inputs};
 use crate::datadir::{DataDir, RUNTIME_FILE};
+use crate::forget::{self, Forgotten};
 use crate::identity::Identity;
 use crate::probe::{BrokerProbe, SystemFacts};
 use crate::rates::CounterSnapshot;
@@ -129,6 +131,26 @@ impl AgentHandle {
         Ok(self.status())
     }
 
+    /// Has the collector delete this node's reports (proved with the deletion secret in the
+    /// data directory), then switches at once to new ids, a new secret and an empty record
+    /// of sends, as [`crate::forget`] does for a stopped node. The next report carries the
+    /// new uuid and waits the initial delay, as after a first start. When the collector
+    /// does not delete, nothing changes.
+    pub async fn forget(&self) -> Result<Forgotten, AgentError> {
+        let _one_at_a_time = self.switching.lock().await;
+        let enabled = self.shared.live().decision.enable;
+        // A stopped task sends nothing, so there is nothing to pause or resume: its error
+        // is not this call's.
+        if enabled {
+            self.signal(false).await.ok();
+        }
+        let forgotten = self.shared.forget().await;
+        if enabled {
+            self.signal(true).await.ok();
+        }
+        forgotten
+    }
+
     /// The report as it would be sent now, built the same way (also while disabled).
     /// Nothing is sent and nothing is saved.
     pub fn preview(&self) -> Report {
@@ -212,7 +234,6 @@ enum Attempt {
 struct Shared {
     settings: AgentSettings,
     data: DataDir,
-    identity: Identity,
     facts: SystemFacts,
     broker: Arc<dyn BrokerProbe>,
     sender: Sender,
@@ -232,6 +253,8 @@ impl std::fmt::Debug for Shared {
 /// What changes while the agent runs.
 #[derive(Debug)]
 struct Live {
+    /// Replaced when the node forgets its data.
+    identity: Identity,
     runtime: Option<bool>,
     decision: Decision,
     /// When telemetry was last switched on in this run (or the start): the initial
@@ -260,6 +283,7 @@ impl Shared {
         let decision = settings.switches.resolve(runtime);
         log_start(&settings, &decision);
         let live = Live {
+            identity: Identity::load_or_create(&data),
             runtime,
             decision,
             enabled_since: Utc::now(),
@@ -270,7 +294,6 @@ impl Shared {
             last_error: None,
         };
         Ok(Self {
-            identity: Identity::load_or_create(&data),
             facts: SystemFacts::collect(),
             sent: Mutex::new(SentLog::load(&data)),
             live: Mutex::new(live),
@@ -288,6 +311,7 @@ impl Shared {
     fn status(&self) -> TelemetryStatus {
         let live = self.live();
         let progress = Progress {
+            uuid: Some(live.identity.uuid.clone()),
             running: true,
             last_report_at: live.state.last_report_at,
             next_report_at: live.next_report_at.filter(|_| live.decision.enable),
@@ -313,14 +337,33 @@ impl Shared {
 
     fn build(&self, now: DateTime<Utc>) -> (Report, CounterSnapshot) {
         let broker = self.broker.read();
-        let previous = self.live().state.counters;
+        let (previous, identity) = {
+            let live = self.live();
+            (live.state.counters, live.identity.clone())
+        };
         builder::build(Inputs {
             facts: &self.facts,
-            identity: &self.identity,
+            identity: &identity,
             previous: previous.as_ref(),
             broker,
             now,
         })
+    }
+
+    /// Deletes at the collector, then starts over in memory as the files just did.
+    async fn forget(&self) -> Result<Forgotten, AgentError> {
+        let (forgotten, identity) =
+            forget::forget_with(&self.settings, &self.sender, &self.data).await?;
+        *lock(&self.sent) = SentLog::default();
+        let mut live = self.live();
+        live.identity = identity;
+        live.state = ReportState::default();
+        live.enabled_since = Utc::now();
+        live.not_before = None;
+        live.next_report_at = None;
+        live.consecutive_failures = 0;
+        live.last_error = None;
+        Ok(forgotten)
     }
 
     async fn report_forever(&self) {

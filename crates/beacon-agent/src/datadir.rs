@@ -51,6 +51,12 @@ impl DataDir {
         }
     }
 
+    /// The content of `file` as trimmed text (lossy UTF-8), or `None` when it does not exist.
+    pub(crate) fn read_text(&self, file: &str) -> io::Result<Option<String>> {
+        let bytes = self.read(file)?;
+        Ok(bytes.map(|b| String::from_utf8_lossy(&b).trim().to_owned()))
+    }
+
     /// Deletes `file`; one that does not exist is not an error.
     pub(crate) fn remove(&self, file: &str) -> io::Result<()> {
         match fs::remove_file(self.path(file)) {

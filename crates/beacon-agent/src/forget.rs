@@ -2,10 +2,12 @@
 //! the deletion secret kept in the data directory (the reports carried only its SHA-256),
 //! then starts the node over with new ids, a new secret and an empty record of sends.
 //!
-//! Works on a stopped node: a running agent holds its ids in memory and would report
-//! again under the old uuid.
+//! [`forget`] works on a stopped node's data directory; a running agent forgets through
+//! [`crate::AgentHandle::forget`], which also swaps the ids it holds in memory.
 
 use std::path::Path;
+
+use serde::{Deserialize, Serialize};
 
 use crate::AgentError;
 use crate::datadir::{
@@ -16,7 +18,7 @@ use crate::sender::{Network, Sender};
 use crate::settings::AgentSettings;
 
 /// What the collector said, and the node's new uuid.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Forgotten {
     pub old_uuid: String,
     pub new_uuid: String,
@@ -27,8 +29,19 @@ pub struct Forgotten {
 
 /// Sends `DELETE <telemetry.url>/<uuid>` with the secret, then starts over with new ids.
 pub async fn forget(settings: &AgentSettings, data_dir: &Path) -> Result<Forgotten, AgentError> {
+    let sender = Sender::new(settings, Network::default())?;
     let data = DataDir::new(data_dir.to_path_buf());
-    let old_uuid = read_text(&data, NODE_UUID_FILE)?
+    Ok(forget_with(settings, &sender, &data).await?.0)
+}
+
+/// [`forget`] through `sender`, also returning the new identity; when the collector does
+/// not delete, nothing in `data` changes.
+pub(crate) async fn forget_with(
+    settings: &AgentSettings,
+    sender: &Sender,
+    data: &DataDir,
+) -> Result<(Forgotten, Identity), AgentError> {
+    let old_uuid = read_text(data, NODE_UUID_FILE)?
         .filter(|id| is_id(id))
         .ok_or_else(|| {
             refused(
@@ -36,7 +49,7 @@ pub async fn forget(settings: &AgentSettings, data_dir: &Path) -> Result<Forgott
                 "this node has no telemetry id yet: nothing was ever sent",
             )
         })?;
-    let secret = read_text(&data, SECRET_FILE)?.ok_or_else(|| {
+    let secret = read_text(data, SECRET_FILE)?.ok_or_else(|| {
         refused(
             settings,
             "the deletion secret is missing from the data directory",
@@ -44,7 +57,7 @@ pub async fn forget(settings: &AgentSettings, data_dir: &Path) -> Result<Forgott
     })?;
     let url = format!("{}/{old_uuid}", settings.url.as_str().trim_end_matches('/'));
     let body = serde_json::json!({ "secret": secret }).to_string();
-    let answer = Sender::new(settings, Network::default())?
+    let answer = sender
         .delete(&url, &body)
         .await
         .map_err(|reason| refused(settings, &reason))?;
@@ -77,21 +90,22 @@ pub async fn forget(settings: &AgentSettings, data_dir: &Path) -> Result<Forgott
             source,
         })?;
     }
-    let new_uuid = Identity::load_or_create(&data).uuid;
+    let identity = Identity::load_or_create(data);
+    let new_uuid = identity.uuid.clone();
     tracing::info!(%old_uuid, %new_uuid, collector_had_data, "telemetry data deleted; node starts over");
-    Ok(Forgotten {
+    let forgotten = Forgotten {
         old_uuid,
         new_uuid,
         collector_had_data,
-    })
+    };
+    Ok((forgotten, identity))
 }
 
 fn read_text(data: &DataDir, file: &str) -> Result<Option<String>, AgentError> {
-    let bytes = data.read(file).map_err(|source| AgentError::Read {
+    data.read_text(file).map_err(|source| AgentError::Read {
         path: data.path(file),
         source,
-    })?;
-    Ok(bytes.map(|b| String::from_utf8_lossy(&b).trim().to_owned()))
+    })
 }
 
 fn refused(settings: &AgentSettings, reason: &str) -> AgentError {

@@ -9,8 +9,8 @@ use chrono::Utc;
 
 use crate::AgentError;
 use crate::builder::{self, Inputs};
-use crate::datadir::DataDir;
-use crate::identity::Identity;
+use crate::datadir::{DataDir, NODE_UUID_FILE};
+use crate::identity::{Identity, is_id};
 use crate::probe::{BrokerReading, SystemFacts};
 use crate::settings::AgentSettings;
 use crate::state::{self, ReportState};
@@ -27,7 +27,13 @@ pub fn read_status(
     let settings = AgentSettings::from_config(config, do_not_track)?;
     let data = DataDir::new(data_dir.to_path_buf());
     let decision = settings.switches.resolve(state::read_runtime(&data));
+    let uuid = data
+        .read_text(NODE_UUID_FILE)
+        .ok()
+        .flatten()
+        .filter(|id| is_id(id));
     let progress = Progress {
+        uuid,
         last_report_at: ReportState::load(&data).last_report_at,
         ..Progress::default()
     };

@@ -18,6 +18,9 @@ pub struct TelemetryStatus {
     pub source: SwitchSource,
     /// Whether an agent is running (false when read from a stopped node's files).
     pub running: bool,
+    /// The node's telemetry id (`node.uuid`); none while a stopped node has not made one.
+    #[serde(default)]
+    pub uuid: Option<String>,
     pub url: String,
     /// EMQX-style duration, e.g. `7d`.
     pub interval: String,
@@ -35,6 +38,7 @@ pub struct TelemetryStatus {
 /// The parts of a status that the running agent adds to the settings and the decision.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Progress {
+    pub(crate) uuid: Option<String>,
     pub(crate) running: bool,
     pub(crate) last_report_at: Option<DateTime<Utc>>,
     pub(crate) next_report_at: Option<DateTime<Utc>>,
@@ -48,6 +52,7 @@ impl TelemetryStatus {
             enable: decision.enable,
             source: decision.source,
             running: progress.running,
+            uuid: progress.uuid,
             url: settings.url.to_string(),
             interval: format_duration(settings.interval),
             initial_delay: format_duration(settings.initial_delay),

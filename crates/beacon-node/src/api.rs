@@ -13,7 +13,9 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
-use beacon_agent::{AgentHandle, SwitchError, SwitchSource, TelemetryStatus};
+use beacon_agent::{
+    AgentError, AgentHandle, Forgotten, SwitchError, SwitchSource, TelemetryStatus,
+};
 use beacon_auth::{Busy, LoginThrottle, Sessions, Throttled};
 use beacon_broker::RunningBroker;
 use chrono::{DateTime, Utc};
@@ -50,6 +52,7 @@ pub(crate) fn router(state: Shared) -> Router {
         )
         .route("/api/v5/telemetry/data", get(telemetry_data))
         .route("/api/v5/telemetry/sent", get(telemetry_sent))
+        .route("/api/v5/telemetry/forget", post(forget_telemetry))
         .route("/api/v5/overview", get(overview))
         .route("/api/v5/api_key", get(list_api_keys).post(create_api_key))
         .route("/api/v5/api_key/{name}", delete(revoke_api_key))
@@ -392,6 +395,20 @@ async fn telemetry_data(State(state): State<Shared>) -> Response {
 
 async fn telemetry_sent(State(state): State<Shared>) -> Json<Value> {
     Json(json!({ "reports": state.agent.sent_log() }))
+}
+
+/// Has the collector delete this node's reports; the node goes on at once under new ids.
+/// A collector that does not delete is a 502 naming its answer; nothing changed then.
+async fn forget_telemetry(State(state): State<Shared>) -> Result<Json<Forgotten>, ApiError> {
+    match state.agent.forget().await {
+        Ok(forgotten) => Ok(Json(forgotten)),
+        Err(error @ AgentError::Forget { .. }) => Err(ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "COLLECTOR_REFUSED",
+            error.to_string(),
+        )),
+        Err(error) => Err(ApiError::internal(error.to_string())),
+    }
 }
 
 async fn overview(State(state): State<Shared>) -> Json<Value> {

@@ -111,6 +111,7 @@ function showStatus(status) {
   $('telemetry-next').textContent = status.enable ? when(status.next_report_at) : 'never (telemetry is off)';
   $('telemetry-url').textContent = status.url;
   $('telemetry-interval').textContent = status.interval;
+  $('telemetry-uuid').textContent = status.uuid || '–';
   const badge = $('preview-state');
   badge.textContent = status.enable ? 'will be sent' : 'not sent: telemetry is off';
   badge.classList.toggle('off', !status.enable);
@@ -171,10 +172,32 @@ async function toggleTelemetry() {
   }
 }
 
+// The deletion cannot be undone, so it asks first.
+async function forgetNode() {
+  const button = $('telemetry-forget');
+  $('forget-result').hidden = true;
+  $('forget-error').hidden = true;
+  if (!window.confirm('Delete this node\'s reports at the collector and start over with new ids? This cannot be undone.')) return;
+  button.disabled = true;
+  try {
+    const { data } = await api('POST', '/api/v5/telemetry/forget');
+    const what = data.collector_had_data ? 'deleted this node\'s reports' : 'held no report of this node';
+    $('forget-result').textContent = `The collector ${what}. This node now reports as ${data.new_uuid} (was ${data.old_uuid}).`;
+    $('forget-result').hidden = false;
+    await loadSettings();
+  } catch (error) {
+    $('forget-error').textContent = error.message;
+    $('forget-error').hidden = false;
+  } finally {
+    button.disabled = false;
+  }
+}
+
 document.addEventListener('DOMContentLoaded', () => {
   $('login-form').addEventListener('submit', login);
   $('logout').addEventListener('click', logout);
   $('telemetry-toggle').addEventListener('change', toggleTelemetry);
+  $('telemetry-forget').addEventListener('click', forgetNode);
   window.addEventListener('hashchange', route);
   route();
 });
