@@ -5,8 +5,9 @@
 use std::io::Write;
 
 use anyhow::Context;
-use beacon_agent::{AgentSettings, SentRecord, TelemetryStatus};
+use beacon_agent::{AgentSettings, Forgotten, SentRecord, TelemetryStatus};
 use beacon_node::{LOCAL_API_FILE, LocalApi};
+use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -32,7 +33,8 @@ enum Command {
     /// The last reports sent from this node, with the collector's answers.
     Sent,
     /// Ask the collector to delete this node's reports (proved with the node's deletion
-    /// secret), then start over with new ids. The broker must be stopped.
+    /// secret), then start over with new ids: through a running broker's API (it switches
+    /// at once, no restart), or in the data directory of a stopped one.
     Forget,
 }
 
@@ -73,22 +75,17 @@ async fn forget(
     source: &Source,
     json: bool,
 ) -> anyhow::Result<()> {
-    if let Source::Running(api) = source {
-        anyhow::bail!(
-            "the broker is running (dashboard {}): stop it first, since a running node keeps \
-             its ids in memory and would report again under the old uuid",
-            api.url
-        );
-    }
     let settings = AgentSettings::from_config(&paths.load()?, node_config::do_not_track())?;
-    let forgotten = beacon_agent::forget(&settings, &paths.data_dir).await?;
+    let forgotten: Forgotten = match source {
+        Source::Running(_) => {
+            source
+                .request(Method::POST, "/api/v5/telemetry/forget")
+                .await?
+        }
+        Source::Stopped => beacon_agent::forget(&settings, &paths.data_dir).await?,
+    };
     if json {
-        let answer = serde_json::json!({
-            "old_uuid": forgotten.old_uuid,
-            "new_uuid": forgotten.new_uuid,
-            "collector_had_data": forgotten.collector_had_data,
-        });
-        writeln!(out, "{}", serde_json::to_string_pretty(&answer)?)?;
+        writeln!(out, "{}", serde_json::to_string_pretty(&forgotten)?)?;
     } else {
         let what = if forgotten.collector_had_data {
             "deleted this node's reports"
@@ -162,6 +159,10 @@ impl Source {
     }
 
     async fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        self.request(Method::GET, path).await
+    }
+
+    async fn request<T: DeserializeOwned>(&self, method: Method, path: &str) -> anyhow::Result<T> {
         let Self::Running(api) = self else {
             anyhow::bail!("the node is not running");
         };
@@ -173,7 +174,7 @@ impl Source {
             .build()
             .context("cannot build an HTTP client")?;
         let response = client
-            .get(&url)
+            .request(method, &url)
             .basic_auth(&api.key, Some(&api.secret))
             .send()
             .await
