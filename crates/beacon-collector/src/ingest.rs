@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::body::{check_content_type, content_encoding, decode, read_limited};
-use crate::config::IngestMode;
+use crate::config::{IngestMode, MAX_DECODED_BODY};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -27,27 +27,85 @@ pub(crate) async fn ingest(
     let encoding = content_encoding(&parts.headers)?;
     let wire = read_limited(&parts.headers, body).await?;
     let received_at = Utc::now();
-    let (parsed, document) = beacon_report::parse_document(&decode(wire, encoding)?)?;
+    let stored = store_document(&state, &decode(wire, encoding)?, received_at).await?;
+    let status = match stored.outcome {
+        Outcome::Stored => StatusCode::CREATED,
+        Outcome::Replaced => StatusCode::OK,
+        Outcome::Discarded => StatusCode::ACCEPTED,
+    };
+    Ok(reply(
+        status,
+        stored.outcome.word(),
+        &stored.uuid,
+        received_at,
+    ))
+}
+
+/// What became of an accepted report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The node's first report of its day.
+    Stored,
+    /// A later report of the same node and day replaced the earlier one.
+    Replaced,
+    /// Validated and dropped: the collector runs with [`IngestMode::Discard`].
+    Discarded,
+}
+
+impl Outcome {
+    /// The word the ingest answer and `collector import` use.
+    pub fn word(self) -> &'static str {
+        match self {
+            Self::Stored => "stored",
+            Self::Replaced => "replaced",
+            Self::Discarded => "discarded",
+        }
+    }
+}
+
+/// An accepted report: whose it is and what became of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    pub uuid: String,
+    pub outcome: Outcome,
+}
+
+/// The one path from a report's JSON text (already off the wire: gunzipped) to a durable
+/// row, shared by `POST /api/telemetry` and `beacon collector import`: the decoded size
+/// limit, validation, redaction, facts, the insert (one row per node and day) and the
+/// deletion-hash claim. Returns once the store committed.
+pub async fn store_document(
+    state: &AppState,
+    document: &[u8],
+    received_at: DateTime<Utc>,
+) -> Result<Stored, ApiError> {
+    if document.len() > MAX_DECODED_BODY {
+        return Err(ApiError::DecodedTooLarge {
+            limit: MAX_DECODED_BODY,
+        });
+    }
+    let (parsed, document) = beacon_report::parse_document(document)?;
     let format = parsed.format;
     if state.mode() == IngestMode::Discard {
         state.metrics().accepted(format);
-        let uuid = &parsed.report.uuid;
-        return Ok(reply(StatusCode::ACCEPTED, "discarded", uuid, received_at));
+        let uuid = parsed.report.uuid;
+        let outcome = Outcome::Discarded;
+        return Ok(Stored { uuid, outcome });
     }
-    let (parsed, facts) = redact(&state, parsed, document)?;
+    let (parsed, facts) = redact(state, parsed, document)?;
     let row = new_row(parsed, facts, received_at);
     let uuid = row.uuid.clone();
     let started = Instant::now();
-    let outcome = state.store().insert(row).await.map_err(store_error)?;
+    let inserted = state.store().insert(row).await.map_err(store_error)?;
     state.metrics().commit(started.elapsed());
-    let (status, word) = match outcome {
-        InsertOutcome::Inserted => (StatusCode::CREATED, "stored"),
-        InsertOutcome::Replaced => (StatusCode::OK, "replaced"),
+    let outcome = match inserted {
+        InsertOutcome::Inserted => Outcome::Stored,
+        InsertOutcome::Replaced => Outcome::Replaced,
         InsertOutcome::HashMismatch => return Err(ApiError::HashMismatch),
     };
     state.metrics().accepted(format);
-    tracing::debug!(%uuid, outcome = word, "report stored");
-    Ok(reply(status, word, &uuid, received_at))
+    tracing::debug!(%uuid, outcome = outcome.word(), "report stored");
+    Ok(Stored { uuid, outcome })
 }
 
 /// Removes identifying values from the document (`parsed` as JSON). A clean document keeps

@@ -18,8 +18,9 @@
 //! 1. `config`, `error`, `metrics`, `rate_limit`, `body`, `facts`: settings, answers,
 //!    counters, the limiter table, request body checks, and the facts a report gives;
 //! 2. `state`: [`AppState`], what every handler shares;
-//! 3. the handlers and jobs: `ingest`, `forget`, `health` (`/healthz`, `/metrics`),
-//!    `retention`;
+//! 3. the handlers and jobs: `ingest` (also [`store_document`], the one path from a
+//!    report's text to a row, which `beacon collector import` uses too), `forget`,
+//!    `health` (`/healthz`, `/metrics`), `retention`;
 //! 4. `routes`: [`router`] (public) and [`private_router`], paths, the one rate-limit
 //!    layer of ingest and delete;
 //! 5. `serve`: [`Collector`] and [`BoundCollector`]: binding, TLS, background jobs,
@@ -46,6 +47,7 @@ pub use config::{
 };
 pub use error::{ApiError, CollectorError};
 pub use facts::{open_store, stored_report_facts};
+pub use ingest::{Outcome, Stored, store_document};
 pub use metrics::Metrics;
 pub use routes::{FORGET_PATH, HEALTH_PATH, INGEST_PATH, METRICS_PATH, private_router, router};
 pub use serve::{BoundCollector, Collector};
