@@ -92,6 +92,24 @@ impl TestCollector {
     }
 }
 
+/// `beacon broker` on `data_dir`, once it has reported to `collector`.
+async fn broker_after_first_report(
+    store: &Arc<dyn Store>,
+    data_dir: &Path,
+    collector: &str,
+) -> tokio::process::Child {
+    let broker = beacon(&["broker"], data_dir, collector)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start the broker");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while count(store).await == 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(count(store).await, 1, "the broker reported once");
+    broker
+}
+
 /// `beacon telemetry ARGS --json` on the running node, as JSON.
 async fn telemetry_json(args: &[&str], data_dir: &Path, collector: &str) -> serde_json::Value {
     let mut all = vec!["telemetry"];
@@ -111,14 +129,8 @@ async fn telemetry_forget_on_a_running_broker_switches_to_new_ids_without_restar
     let (store, collector) = (Arc::clone(&running.store), running.url.clone());
     let dir = tempfile::tempdir().expect("tempdir");
     let data_dir = dir.path().join("node");
-    let mut broker = beacon(&["broker"], &data_dir, &collector)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("start the broker");
+    let mut broker = broker_after_first_report(&store, &data_dir, &collector).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while count(&store).await == 0 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let old_uuid = std::fs::read_to_string(data_dir.join("node.uuid")).expect("node.uuid");
     let old_uuid = old_uuid.trim().to_owned();
     wait_for_uuids(&store, &[&old_uuid]).await;
@@ -194,15 +206,7 @@ async fn telemetry_forget_deletes_the_nodes_reports_at_the_collector() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data_dir = dir.path().join("node");
 
-    let mut broker = beacon(&["broker"], &data_dir, &collector)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("start the broker");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while count(&store).await == 0 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(count(&store).await, 1, "the broker reported once");
+    let mut broker = broker_after_first_report(&store, &data_dir, &collector).await;
     terminate(&mut broker).await;
     let old_uuid = std::fs::read_to_string(data_dir.join("node.uuid")).expect("node.uuid");
 
