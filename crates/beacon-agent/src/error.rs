@@ -32,6 +32,9 @@ pub enum AgentError {
     /// The collector did not delete this node's data ([`crate::forget`]); nothing changed.
     #[error("deleting this node's telemetry data at {url} failed: {reason}")]
     Forget { url: String, reason: String },
+    /// An exported report was not accepted by the collector ([`crate::upload`]).
+    #[error("uploading the report to {url} failed: {reason}")]
+    Upload { url: String, reason: String },
     /// [`crate::Agent::start`] was called outside a tokio runtime.
     #[error("the telemetry agent must be started inside a tokio runtime")]
     NoRuntime,

@@ -44,6 +44,7 @@ mod settings;
 mod state;
 mod status;
 mod switch;
+mod upload;
 
 pub use agent::{Agent, AgentHandle};
 pub use error::{AgentError, SwitchError};
@@ -59,6 +60,7 @@ pub use settings::{
 };
 pub use status::TelemetryStatus;
 pub use switch::{BootSwitches, Decision, ENABLE_KEY, SwitchSource, do_not_track_set};
+pub use upload::{Uploaded, upload};
 
 /// Name resolution types, for injecting a resolver through [`Network`].
 pub use reqwest::dns;

@@ -1,6 +1,8 @@
-//! `beacon telemetry status|preview|sent`: what telemetry does on this node, from the
-//! running broker's API (with the local key it leaves in its data directory), or from the
-//! data directory itself when the broker is stopped.
+//! `beacon telemetry status|preview|sent|export|upload|forget`: what telemetry does on
+//! this node, from the running broker's API (with the local key it leaves in its data
+//! directory), or from the data directory itself when the broker is stopped.
+
+mod airgap;
 
 use std::io::Write;
 
@@ -32,6 +34,11 @@ enum Command {
     Preview,
     /// The last reports sent from this node, with the collector's answers.
     Sent,
+    /// Write the report that would be sent now to a file, for a node with no route to
+    /// the collector (also while telemetry is off); nothing is sent.
+    Export(airgap::ExportArgs),
+    /// Send a file written by `export` to the collector, from any machine with a route.
+    Upload(airgap::UploadArgs),
     /// Ask the collector to delete this node's reports (proved with the node's deletion
     /// secret), then start over with new ids: through a running broker's API (it switches
     /// at once, no restart), or in the data directory of a stopped one.
@@ -64,6 +71,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             }
         }
         Command::Forget => forget(&mut out, paths, &source, json).await?,
+        Command::Export(export) => {
+            airgap::export(&mut out, paths, &source, export, json).await?;
+        }
+        Command::Upload(upload) => airgap::upload(&mut out, paths, upload, json).await?,
     }
     out.flush()?;
     Ok(())

@@ -6,26 +6,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use support::{
-    START_TIMEOUT, beacon_node, broker_command, lines_until, shipped_config, spawn_reading,
-    terminate,
+    START_TIMEOUT, beacon_node, broker_command, counting_listener, lines_until, shipped_config,
+    spawn_reading, terminate,
 };
 
 mod support;
 
 /// A "proxy" that counts the connections it is offered and closes them.
 async fn counting_proxy() -> (String, Arc<AtomicUsize>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind the proxy");
-    let url = format!("http://{}", listener.local_addr().expect("proxy address"));
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let counter = Arc::clone(&accepted);
-    tokio::spawn(async move {
-        while listener.accept().await.is_ok() {
-            counter.fetch_add(1, Ordering::SeqCst);
-        }
-    });
-    (url, accepted)
+    let (addr, accepted) = counting_listener().await;
+    (format!("http://{addr}"), accepted)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
