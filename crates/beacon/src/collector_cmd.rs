@@ -3,8 +3,10 @@
 //! second line: the console) and serves until SIGINT or SIGTERM. The private side (the
 //! console, its data API and `/metrics`) listens on `--console-listen`, loopback by
 //! default; only `--console-on-ingest` puts it beside ingest. The console's admins are
-//! managed with `beacon collector user`.
+//! managed with `beacon collector user`; reports carried from air-gapped sites are
+//! stored with `beacon collector import`.
 
+mod import;
 mod users;
 
 use std::io::Write;
@@ -35,6 +37,9 @@ enum Subcommand {
     SeedDemoData(SeedArgs),
     /// Manage the console's admin users (kept in the collector database).
     User(users::Args),
+    /// Store reports received another way (exported from air-gapped nodes): JSON or
+    /// NDJSON files, gzip accepted, through the same checks as ingest.
+    Import(import::Args),
 }
 
 #[derive(Debug, clap::Args)]
@@ -150,6 +155,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
         Some(Subcommand::SeedDemoData(seed)) => seed_demo_data(seed).await,
         Some(Subcommand::User(users)) => users::run(users).await,
+        Some(Subcommand::Import(import)) => import::run(import).await,
         None => serve(args.serve).await,
     }
 }

@@ -1,7 +1,9 @@
 //! Air-gapped sites: a node with telemetry off exports its report to a file without
 //! touching the network, the file is uploaded from elsewhere to a real collector over
-//! verified TLS, and a tampered file is refused before any connection.
+//! verified TLS, a tampered file is refused before any connection, and the collector
+//! imports an NDJSON bundle through its ingest path.
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -153,4 +155,60 @@ async fn export_with_telemetry_off_then_upload_over_verified_tls() {
 
     let _ = stop.send(());
     serving.await.expect("join").expect("collector ran");
+}
+
+/// The seed fixture as one NDJSON line, under `uuid`.
+fn report_line(uuid: &str) -> String {
+    let mut doc: Value =
+        serde_json::from_str(beacon_report::fixtures::SEED_5_0_9).expect("fixture");
+    doc["uuid"] = Value::from(uuid);
+    doc.to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collector_import_stores_the_good_reports_and_names_the_bad_lines() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = TestDb::sqlite();
+    let (one, two) = (
+        uuid::Uuid::new_v4().to_string().to_uppercase(),
+        uuid::Uuid::new_v4().to_string().to_uppercase(),
+    );
+    let lines = [
+        report_line(&one),
+        "{\"uuid\": 5".to_owned(),
+        report_line(&two),
+        String::new(),
+        report_line(&one),
+        report_line("not a uuid"),
+    ];
+    let bundle = dir.path().join("bundle.ndjson.gz");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(lines.join("\n").as_bytes()).expect("gzip");
+    std::fs::write(&bundle, gz.finish().expect("gzip")).expect("write");
+
+    let output = beacon(&["collector", "import", "--db", db.url()])
+        .arg(&bundle)
+        .output()
+        .await
+        .expect("run import");
+    let shown = text(&output);
+    assert!(!output.status.success(), "some were refused: {shown}");
+    assert!(
+        shown.contains("imported 3 reports (2 stored, 1 replaced"),
+        "{shown}"
+    );
+    assert!(shown.contains("2 refused"), "{shown}");
+    let bundle_name = bundle.display().to_string();
+    assert!(shown.contains(&format!("{bundle_name}:2: ")), "{shown}");
+    assert!(
+        shown.contains(&format!("{bundle_name}:6: field `uuid`")),
+        "{shown}"
+    );
+
+    let store = beacon_store::open_store(db.url()).await.expect("store");
+    assert_eq!(
+        store.count().await.expect("count"),
+        2,
+        "one row per node and day"
+    );
 }
