@@ -130,6 +130,42 @@ async fn status_api_switches_and_refuses_as_emqx_does() {
     node.shutdown().await;
 }
 
+/// The collector of the test config (port 9) answers nothing: the node keeps its ids and
+/// says why; only an administrator may ask at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forget_api_needs_an_administrator_and_changes_nothing_when_not_deleted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = start(dir.path(), "", &[]).await;
+    let api = Api::login(&node).await;
+    let uuid = api.get("/api/v5/telemetry/status").await["uuid"].clone();
+    assert!(uuid.is_string(), "{uuid}");
+
+    let (code, key) = api
+        .call(
+            Method::POST,
+            "/api/v5/api_key",
+            Some(r#"{"name": "reader", "role": "viewer"}"#),
+        )
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{key}");
+    let (code, body) = api
+        .with_key(&key)
+        .call(Method::POST, "/api/v5/telemetry/forget", None)
+        .await;
+    assert_eq!(code, StatusCode::FORBIDDEN, "{body}");
+
+    let (code, body) = api
+        .call(Method::POST, "/api/v5/telemetry/forget", None)
+        .await;
+    assert_eq!(code, StatusCode::BAD_GATEWAY, "{body}");
+    assert_eq!(body["code"], "COLLECTOR_REFUSED", "{body}");
+    let message = body["message"].as_str().expect("message");
+    assert!(message.contains("127.0.0.1:9"), "{message}");
+    assert_eq!(api.get("/api/v5/telemetry/status").await["uuid"], uuid);
+    assert_eq!(api.get("/api/v5/telemetry/data").await["uuid"], uuid);
+    node.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_is_served_without_valid_credentials() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -141,6 +177,7 @@ async fn nothing_is_served_without_valid_credentials() {
         (Method::PUT, "/api/v5/telemetry/status"),
         (Method::GET, "/api/v5/telemetry/data"),
         (Method::GET, "/api/v5/telemetry/sent"),
+        (Method::POST, "/api/v5/telemetry/forget"),
         (Method::GET, "/api/v5/overview"),
         (Method::POST, "/api/v5/api_key"),
         (Method::POST, "/api/v5/logout"),
