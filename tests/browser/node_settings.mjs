@@ -1,6 +1,6 @@
 // The broker dashboard's Settings page in headless Chromium: log in, switch telemetry
-// off, see it in the page and in the API, reload, still off. With LOCKED_BY set, the
-// toggle must be disabled and say why.
+// off, see it in the page and in the API, reload, still off; "Delete my data" asks first.
+// With LOCKED_BY set, the toggle must be disabled and say why.
 import { launch, screenshotPath, required, check } from './lib.mjs';
 
 const base = required('BASE_URL');
@@ -55,6 +55,23 @@ try {
     const badge = await page.textContent('#preview-state');
     check(badge.includes('not sent'), `the preview is marked as not sent: ${badge}`);
     await page.screenshot({ path: shot('settings-after-reload'), fullPage: true });
+
+    // Forgetting asks first: cancelled, nothing is sent; confirmed, the API is called and
+    // its refusal (the test's collector never answers) is shown, the ids unchanged.
+    const uuid = (await apiStatus()).uuid;
+    check((await page.textContent('#telemetry-uuid')) === uuid, `the page shows the node id ${uuid}`);
+    const asked = [];
+    page.once('dialog', (dialog) => { asked.push(dialog.message()); dialog.dismiss(); });
+    await page.click('#telemetry-forget');
+    check(asked.length === 1 && asked[0].includes('cannot be undone'), `a confirmation is asked: ${asked}`);
+    check(await page.isHidden('#forget-error') && await page.isHidden('#forget-result'), 'cancelled: nothing happens');
+    page.once('dialog', (dialog) => dialog.accept());
+    await page.click('#telemetry-forget');
+    await page.waitForSelector('#forget-error:not([hidden])');
+    const refused = await page.textContent('#forget-error');
+    check(refused.includes('failed'), `the refusal is shown: ${refused}`);
+    check((await apiStatus()).uuid === uuid, 'a refused forget keeps the ids');
+    await page.screenshot({ path: shot('settings-forget-refused'), fullPage: true });
   }
   console.log('node settings: ok');
 } finally {
