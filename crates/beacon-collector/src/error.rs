@@ -11,6 +11,10 @@ use axum::response::{IntoResponse, Response};
 use beacon_report::ReportError;
 use serde::Serialize;
 
+/// `Retry-After` of a 503 answer: the store recovers from a lost database connection by
+/// itself within seconds, and a sender that waits this long does not add to the load.
+const STORAGE_RETRY_AFTER_SECS: u64 = 5;
+
 /// Why the collector could not start or stopped serving.
 #[derive(Debug, thiserror::Error)]
 pub enum CollectorError {
@@ -133,6 +137,16 @@ impl ApiError {
         }
     }
 
+    /// When to ask again, for the refusals that are not the request's fault: a 503 without
+    /// it leaves a sender guessing whether to retry at all.
+    fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Self::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            Self::StorageUnavailable | Self::Unhealthy { .. } => Some(STORAGE_RETRY_AFTER_SECS),
+            _ => None,
+        }
+    }
+
     fn field(&self) -> Option<&str> {
         match self {
             Self::Report(err) => err.field(),
@@ -174,10 +188,10 @@ impl IntoResponse for ApiError {
         };
         let mut response = (self.status(), Json(body)).into_response();
         response.extensions_mut().insert(Refused(self.code()));
-        if let Self::RateLimited { retry_after_secs } = self {
+        if let Some(seconds) = self.retry_after_secs() {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

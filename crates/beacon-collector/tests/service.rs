@@ -130,10 +130,14 @@ impl ReportStore for ClosedStore {
 #[tokio::test]
 async fn a_failing_store_gives_503_never_2xx() {
     let collector = Running::start(Arc::new(ClosedStore)).await;
-    let (status, body) = json_of(collector.post_json(SEED_5_0_9).await).await;
+    let response = collector.post_json(SEED_5_0_9).await;
+    // A sender must be told when to ask again, not left to guess whether to retry.
+    assert_eq!(response.headers()["retry-after"], "5");
+    let (status, body) = json_of(response).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["code"], "STORAGE_UNAVAILABLE");
     let response = collector.get("/healthz").await;
+    assert_eq!(response.headers()["retry-after"], "5");
     let (status, body) = json_of(response).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["backend"], "closed");

@@ -1,14 +1,16 @@
 //! Tests of the real `beacon collector` process: crash safety under SIGKILL, graceful
 //! SIGTERM, and that the client IP reaches neither storage nor logs.
 
+use std::collections::HashSet;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use beacon_store::testing::TestDb;
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use serde_json::Value;
 use support::{START_TIMEOUT, beacon, next_line, spawn_reading, terminate, text};
 use tokio::process::Child;
@@ -88,32 +90,83 @@ fn new_uuid() -> String {
     uuid::Uuid::new_v4().hyphenated().to_string().to_uppercase()
 }
 
-/// Posts one report; `Some(day)` when the collector answered 2xx.
-async fn post(
+/// How the collector answered one report.
+#[derive(Debug)]
+struct Answer {
+    uuid: String,
+    status: u16,
+    retry_after: Option<String>,
+    /// The day it was stored under, when answered 2xx.
+    day: Option<NaiveDate>,
+}
+
+/// Posts one report of node `uuid`.
+async fn post_answer(
     client: &reqwest::Client,
     url: &str,
     uuid: &str,
-) -> Result<Option<NaiveDate>, reqwest::Error> {
+) -> Result<Answer, reqwest::Error> {
     let response = client
         .post(url)
         .header("content-type", "application/json")
         .body(report(uuid))
         .send()
         .await?;
-    if !response.status().is_success() {
-        return Ok(None);
-    }
+    let status = response.status();
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
     let body: Value = response.json().await?;
-    Ok(body["day"].as_str().and_then(|day| day.parse().ok()))
+    let day = body["day"].as_str().and_then(|day| day.parse().ok());
+    Ok(Answer {
+        uuid: uuid.to_owned(),
+        status: status.as_u16(),
+        retry_after,
+        day: day.filter(|_| status.is_success()),
+    })
+}
+
+/// Posts one report; `Some(day)` when the collector answered 2xx.
+async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    uuid: &str,
+) -> Result<Option<NaiveDate>, reqwest::Error> {
+    Ok(post_answer(client, url, uuid).await?.day)
 }
 
 type Acked = Arc<Mutex<Vec<(String, NaiveDate)>>>;
 
-/// Posts distinct reports until the connection fails (the process is gone).
-async fn keep_posting(url: String, acked: Acked) {
+/// Concurrent clients of the load tests.
+const CLIENTS: usize = 50;
+/// Nodes every client posts for now and then, so that one node's reports race each other.
+const SHARED_NODES: usize = 10;
+
+/// The node of a client's `n`th post: mostly its own, each posted three times in a row (a
+/// node reporting several times a day), every fourth post one of the shared nodes.
+fn node_for(n: usize, own: &mut String, shared: &[String]) -> String {
+    if n % 4 == 3 {
+        return shared[n % SHARED_NODES].clone();
+    }
+    if n.is_multiple_of(3) {
+        *own = new_uuid();
+    }
+    own.clone()
+}
+
+/// Posts reports until the connection fails (the process is gone); every node it posted
+/// for goes to `posted`, every acknowledged report to `acked`.
+async fn keep_posting(url: String, shared: Arc<Vec<String>>, posted: Acked, acked: Acked) {
     let client = client(None);
-    loop {
-        let uuid = new_uuid();
+    let mut own = String::new();
+    for n in 0.. {
+        let uuid = node_for(n, &mut own, &shared);
+        let today = chrono::Utc::now().date_naive();
+        posted
+            .lock()
+            .expect("post list")
+            .push((uuid.clone(), today));
         match post(&client, &url, &uuid).await {
             Ok(Some(day)) => acked.lock().expect("ack list").push((uuid, day)),
             Ok(None) => {}
@@ -122,29 +175,133 @@ async fn keep_posting(url: String, acked: Acked) {
     }
 }
 
+/// The database behind a store URL, read with SQL.
+enum Sql {
+    Sqlite(rusqlite::Connection),
+    Postgres(tokio_postgres::Client),
+}
+
+impl Sql {
+    async fn open(test_db: &TestDb) -> Self {
+        if let Some(dir) = test_db.dir() {
+            let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY;
+            let conn = rusqlite::Connection::open_with_flags(dir.join("collector.db"), flags);
+            return Self::Sqlite(conn.expect("open the database read-only"));
+        }
+        let schema = test_db.url().split("schema=").nth(1).expect("a schema");
+        let schema = schema.split('&').next().expect("the schema's name");
+        let base = std::env::var("TEST_DATABASE_URL").expect("TEST_DATABASE_URL");
+        let (client, connection) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+            .await
+            .expect("connect to PostgreSQL");
+        tokio::spawn(connection);
+        client
+            .batch_execute(&format!("SET search_path TO {schema}"))
+            .await
+            .expect("search_path");
+        Self::Postgres(client)
+    }
+
+    /// The first column of the one row `sql` answers.
+    async fn value<T>(&self, sql: &str) -> T
+    where
+        T: rusqlite::types::FromSql + for<'a> tokio_postgres::types::FromSql<'a>,
+    {
+        let value = match self {
+            Self::Sqlite(conn) => conn
+                .query_row(sql, [], |row| row.get(0))
+                .map_err(|error| error.to_string()),
+            Self::Postgres(client) => client
+                .query_one(sql, &[])
+                .await
+                .map(|row| row.get(0))
+                .map_err(|error| error.to_string()),
+        };
+        value.unwrap_or_else(|error| panic!("{sql}: {error}"))
+    }
+}
+
+/// Nodes and rows the rollups and `reports` hold for the week of today, after the checks
+/// that the database is whole: one row per node and day, every node in `reports` counted
+/// once, nothing left uncounted.
+async fn check_whole(store: &dyn beacon_store::Store, sql: &Sql, db: &str) -> (i64, i64) {
+    let duplicates: i64 = sql
+        .value("SELECT count(*) FROM (SELECT day, uuid FROM reports GROUP BY day, uuid HAVING count(*) > 1) d")
+        .await;
+    assert_eq!(duplicates, 0, "{db}: a node and day stored twice");
+    let rows: i64 = sql.value("SELECT count(*) FROM reports").await;
+    let nodes: i64 = sql.value("SELECT count(DISTINCT uuid) FROM reports").await;
+    match sql {
+        Sql::Sqlite(_) => {
+            let check: String = sql.value("PRAGMA integrity_check").await;
+            assert_eq!(check, "ok", "{db}: integrity check");
+            let log: i64 = sql.value("SELECT count(*) FROM incoming").await;
+            assert_eq!(log, 0, "{db}: uncounted after a graceful stop");
+        }
+        Sql::Postgres(_) => {
+            let pending: i64 = sql.value("SELECT count(*) FROM rollup_pending").await;
+            assert_eq!(pending, 0, "{db}: uncounted after a graceful stop");
+        }
+    }
+    let known: i64 = sql.value("SELECT count(*) FROM nodes").await;
+    assert_eq!(
+        known, nodes,
+        "{db}: nodes known to the rollups against nodes in reports"
+    );
+    let today = chrono::Utc::now().date_naive();
+    let monday = today - chrono::Days::new(u64::from(today.weekday().num_days_from_monday()));
+    let query = beacon_store::AnalyticsQuery {
+        from: monday,
+        to: today,
+        version: None,
+        os: None,
+    };
+    let weeks = store.activity(&query).await.expect("activity");
+    let week = weeks.iter().find(|w| w.week == monday).expect("this week");
+    assert_eq!(
+        week.nodes, nodes as u64,
+        "{db}: this week's active nodes: {weeks:?}"
+    );
+    (nodes, rows)
+}
+
+/// 50 clients post for distinct and repeated nodes; the collector is SIGKILLed mid-load and
+/// restarted on the same database: every acknowledged report is there once, each node is
+/// counted once, and the database is whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_report_survives_sigkill() {
     let dir = tempfile::tempdir().expect("temp dir");
     for test_db in TestDb::each() {
         let db = test_db.url();
+        let started = std::time::Instant::now();
         let mut process = Process::start(db, dir.path(), &["--rate-limit-per-minute", "0"]).await;
-        let acked: Acked = Arc::default();
-        let posters: Vec<_> = (0..8)
-            .map(|_| tokio::spawn(keep_posting(process.ingest_url(), Arc::clone(&acked))))
+        let shared: Arc<Vec<String>> = Arc::new((0..SHARED_NODES).map(|_| new_uuid()).collect());
+        let (posted, acked): (Acked, Acked) = Default::default();
+        let posters: Vec<_> = (0..CLIENTS)
+            .map(|_| {
+                let lists = (Arc::clone(&posted), Arc::clone(&acked));
+                tokio::spawn(keep_posting(
+                    process.ingest_url(),
+                    Arc::clone(&shared),
+                    lists.0,
+                    lists.1,
+                ))
+            })
             .collect();
         let enough = async {
-            while acked.lock().expect("ack list").len() < 300 {
-                tokio::time::sleep(Duration::from_millis(20)).await;
+            while acked.lock().expect("ack list").len() < 1500 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
             }
         };
         tokio::time::timeout(START_TIMEOUT, enough)
             .await
-            .expect("300 reports acknowledged");
+            .expect("1500 reports acknowledged");
         process.child.kill().await.expect("SIGKILL the collector");
         for poster in posters {
             poster.await.expect("poster task");
         }
         let acked = acked.lock().expect("ack list").clone();
+        let posted: HashSet<_> = posted.lock().expect("post list").iter().cloned().collect();
 
         // The restarted collector must open the same storage and serve again.
         let restarted = Process::start(db, dir.path(), &[]).await;
@@ -155,7 +312,7 @@ async fn every_acknowledged_report_survives_sigkill() {
         assert_eq!(health.expect("healthz").status(), 200);
         restarted.terminate().await;
 
-        let store = beacon_store::open(db).await.expect("open storage");
+        let store = beacon_store::open_store(db).await.expect("open storage");
         for (uuid, day) in &acked {
             let row = store.get(uuid, *day).await.expect("read storage");
             assert!(
@@ -163,8 +320,175 @@ async fn every_acknowledged_report_survives_sigkill() {
                 "{db}: acknowledged report {uuid} lost after SIGKILL"
             );
         }
-        assert!(store.count().await.expect("count") >= acked.len() as u64);
+        let sql = Sql::open(&test_db).await;
+        let (nodes, rows) = check_whole(&*store, &sql, db).await;
+        let acked_rows: HashSet<_> = acked.iter().collect();
+        let acked_nodes: HashSet<_> = acked.iter().map(|(uuid, _)| uuid).collect();
+        // Unacknowledged reports may be stored too (committed, then killed before the
+        // answer), but nothing that was never posted.
+        assert!(
+            (acked_rows.len()..=posted.len()).contains(&(rows as usize)),
+            "{db}: {rows} rows, {} acknowledged, {} posted",
+            acked_rows.len(),
+            posted.len()
+        );
+        assert!(
+            nodes as usize >= acked_nodes.len(),
+            "{db}: {nodes} nodes counted"
+        );
+        drop((sql, store));
+        eprintln!(
+            "{db}: {} acknowledged ({} nodes), {rows} rows stored, {:?}",
+            acked.len(),
+            acked_nodes.len(),
+            started.elapsed()
+        );
     }
+}
+
+/// Posts reports of new nodes until `stop`; every answer goes to `answers`, every failed
+/// exchange (no answer at all) to `failed`.
+async fn post_until(
+    url: String,
+    stop: Arc<AtomicBool>,
+    answers: Arc<Mutex<Vec<Answer>>>,
+    failed: Arc<Mutex<Vec<String>>>,
+) {
+    let client = client(None);
+    while !stop.load(Ordering::Relaxed) {
+        match post_answer(&client, &url, &new_uuid()).await {
+            Ok(answer) => answers.lock().expect("answers").push(answer),
+            Err(error) => failed.lock().expect("failures").push(error.to_string()),
+        }
+    }
+}
+
+/// `/healthz` statuses every 20 ms until `stop`.
+async fn poll_health(base: String, stop: Arc<AtomicBool>) -> Vec<u16> {
+    let client = client(None);
+    let mut seen = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        let answer = client.get(format!("{base}/healthz")).send().await;
+        seen.push(answer.map_or(0, |answer| answer.status().as_u16()));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    seen
+}
+
+/// Ends this test's collector sessions (named by `application_name`) `rounds` times, a
+/// little apart; returns how many were ended. Other tests' sessions and other databases'
+/// are left alone.
+async fn terminate_sessions(application_name: &str, rounds: usize) -> u64 {
+    let base = std::env::var("TEST_DATABASE_URL").expect("TEST_DATABASE_URL");
+    let (admin, connection) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+        .await
+        .expect("connect to PostgreSQL");
+    tokio::spawn(connection);
+    let mut ended = 0;
+    for _ in 0..rounds {
+        let row = admin
+            .query_one(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND pid <> pg_backend_pid() \
+                 AND application_name = $1",
+                &[&application_name],
+            )
+            .await
+            .expect("terminate the collector's sessions");
+        ended += u64::try_from(row.get::<_, i64>(0)).expect("a count");
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    ended
+}
+
+/// PostgreSQL ends the collector's sessions while 50 clients post: every answer is 2xx or
+/// 503 with `Retry-After`, every 2xx report is stored, and the collector recovers by
+/// itself (a new report is stored within 10 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_lost_mid_load_answers_503_with_retry_after_and_recovers() {
+    let Some(test_db) = TestDb::postgres() else {
+        return;
+    };
+    let schema = test_db.url().split("schema=").nth(1).expect("a schema");
+    // The sessions to end are told apart by their name: this test's schema.
+    let db = format!("{}&application_name={schema}", test_db.url());
+    let dir = tempfile::tempdir().expect("temp dir");
+    let process = Process::start(&db, dir.path(), &["--rate-limit-per-minute", "0"]).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let answers: Arc<Mutex<Vec<Answer>>> = Arc::default();
+    let failed: Arc<Mutex<Vec<String>>> = Arc::default();
+    let posters: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let (stop, answers, failed) = (stop.clone(), answers.clone(), failed.clone());
+            tokio::spawn(post_until(process.ingest_url(), stop, answers, failed))
+        })
+        .collect();
+    let health = tokio::spawn(poll_health(process.base.clone(), stop.clone()));
+    let loaded = async {
+        while answers.lock().expect("answers").len() < 200 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(START_TIMEOUT, loaded)
+        .await
+        .expect("200 answers under load");
+
+    let ended = terminate_sessions(schema, 5).await;
+    assert!(ended > 0, "no session of the collector was found to end");
+    let lost_at = std::time::Instant::now();
+    let recovered = loop {
+        let answer = post_answer(&client(None), &process.ingest_url(), &new_uuid()).await;
+        if answer.is_ok_and(|answer| answer.day.is_some()) {
+            break lost_at.elapsed();
+        }
+        assert!(
+            lost_at.elapsed() < Duration::from_secs(10),
+            "no report stored within 10 s of the last session ended"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    for poster in posters {
+        poster.await.expect("poster task");
+    }
+    let health = health.await.expect("health task");
+    process.terminate().await;
+
+    let answers = std::mem::take(&mut *answers.lock().expect("answers"));
+    let failed = std::mem::take(&mut *failed.lock().expect("failures"));
+    assert!(failed.is_empty(), "requests without an answer: {failed:?}");
+    let unclear: Vec<_> = answers
+        .iter()
+        .filter(|a| a.day.is_none() && !(a.status == 503 && a.retry_after.is_some()))
+        .collect();
+    assert!(
+        unclear.is_empty(),
+        "answers neither 2xx nor 503 with Retry-After: {unclear:?}"
+    );
+    let store = beacon_store::open(test_db.url())
+        .await
+        .expect("open storage");
+    for answer in &answers {
+        if let Some(day) = answer.day {
+            let row = store.get(&answer.uuid, day).await.expect("read storage");
+            assert!(
+                row.is_some(),
+                "report {} answered 2xx, not stored",
+                answer.uuid
+            );
+        }
+    }
+    drop(store);
+    let unavailable = answers.iter().filter(|a| a.status == 503).count();
+    let unhealthy = health.iter().filter(|status| **status != 200).count();
+    assert_eq!(health.last(), Some(&200), "healthy again: {health:?}");
+    eprintln!(
+        "{ended} sessions ended; {} answers, {unavailable} of them 503; /healthz unhealthy \
+         {unhealthy} of {} polls; a report stored again {recovered:?} after the last end",
+        answers.len(),
+        health.len()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
