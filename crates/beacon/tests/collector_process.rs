@@ -175,6 +175,18 @@ async fn keep_posting(url: String, shared: Arc<Vec<String>>, posted: Acked, acke
     }
 }
 
+/// Waits until the clients have put `len` entries in `list` (answers, acknowledgements).
+async fn wait_for_len<T>(list: &Mutex<Vec<T>>, len: usize) {
+    let filled = async {
+        while list.lock().expect("the list").len() < len {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(START_TIMEOUT, filled)
+        .await
+        .unwrap_or_else(|_| panic!("{len} entries in time"));
+}
+
 /// The database behind a store URL, read with SQL.
 enum Sql {
     Sqlite(rusqlite::Connection),
@@ -288,14 +300,7 @@ async fn every_acknowledged_report_survives_sigkill() {
                 ))
             })
             .collect();
-        let enough = async {
-            while acked.lock().expect("ack list").len() < 1500 {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        };
-        tokio::time::timeout(START_TIMEOUT, enough)
-            .await
-            .expect("1500 reports acknowledged");
+        wait_for_len(&acked, 1500).await;
         process.child.kill().await.expect("SIGKILL the collector");
         for poster in posters {
             poster.await.expect("poster task");
@@ -424,14 +429,7 @@ async fn postgres_lost_mid_load_answers_503_with_retry_after_and_recovers() {
         })
         .collect();
     let health = tokio::spawn(poll_health(process.base.clone(), stop.clone()));
-    let loaded = async {
-        while answers.lock().expect("answers").len() < 200 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    };
-    tokio::time::timeout(START_TIMEOUT, loaded)
-        .await
-        .expect("200 answers under load");
+    wait_for_len(&answers, 200).await;
 
     let ended = terminate_sessions(schema, 5).await;
     assert!(ended > 0, "no session of the collector was found to end");
