@@ -2,6 +2,7 @@
 //! directories, HTTP and TLS on 127.0.0.1, the real collector and store.
 
 mod delivery;
+mod hostile;
 mod identity;
 mod off_means_off;
 mod privacy;

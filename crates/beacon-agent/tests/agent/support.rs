@@ -360,15 +360,21 @@ impl TestCa {
 
     /// A server certificate for 127.0.0.1 and localhost: returns (cert file, key file).
     pub fn issue_server(&self, dir: &Path, stem: &str) -> (PathBuf, PathBuf) {
-        let key = rcgen::KeyPair::generate().expect("server key");
         let params = rcgen::CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()])
             .expect("params");
-        let cert = params.signed_by(&key, &self.issuer).expect("server cert");
+        let (cert, key) = self.sign(&params);
         let cert_path = dir.join(format!("{stem}.crt"));
         let key_path = dir.join(format!("{stem}.key"));
-        std::fs::write(&cert_path, cert.pem()).expect("write cert");
-        std::fs::write(&key_path, key.serialize_pem()).expect("write key");
+        std::fs::write(&cert_path, cert).expect("write cert");
+        std::fs::write(&key_path, key).expect("write key");
         (cert_path, key_path)
+    }
+
+    /// A certificate with `params` issued by this CA: (certificate PEM, key PEM).
+    pub fn sign(&self, params: &rcgen::CertificateParams) -> (String, String) {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = params.signed_by(&key, &self.issuer).expect("cert");
+        (cert.pem(), key.serialize_pem())
     }
 
     pub fn write(&self, dir: &Path, name: &str) -> PathBuf {
