@@ -16,11 +16,15 @@ use tokio_rustls::rustls::crypto::aws_lc_rs;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::support::{CountingListener, Logs, TestCa, capture_logs, settings, start, wait_until};
+use crate::support::{CountingListener, TestCa, capture_logs, settings, start, wait_until};
 
 const NOT_DELIVERED: &str = "telemetry report not delivered";
 /// Scheduling and loopback latency on a loaded 2-core CI machine.
 const SLACK: Duration = Duration::from_millis(700);
+/// An interval whose retries come quickly: the first after 1/64 of it, about 31 ms.
+const QUICK_RETRIES: Duration = Duration::from_secs(2);
+/// An interval with one period per test: one send, no retries before the next.
+const HOUR: Duration = Duration::from_secs(3600);
 
 /// What a hostile server does once the request has started to arrive.
 #[derive(Clone)]
@@ -170,35 +174,38 @@ fn params_for(names: &[&str]) -> rcgen::CertificateParams {
         .expect("params")
 }
 
-/// An agent sending to `url` every `interval`, trusting `ca`, with `timeout`.
+/// An agent sending to `url` every `interval`, trusting `ca`, with `timeout`. The
+/// interval is set directly, so that tests may go below `MIN_INTERVAL`.
 fn agent_for(
     url: &str,
-    interval: &str,
+    interval: Duration,
     timeout: Duration,
     ca: &TestCa,
     dir: &std::path::Path,
 ) -> AgentHandle {
-    let mut settings: AgentSettings = settings(
-        &format!("url = \"{url}\"\ninterval = {interval}\ninitial_delay = 0s"),
-        &[],
-    );
+    let mut settings: AgentSettings =
+        settings(&format!("url = \"{url}\"\ninitial_delay = 0s"), &[]);
+    settings.interval = interval;
     settings.timeout = timeout;
     settings.ca_file = Some(ca.write(dir, "ca.pem"));
     start(settings, &dir.join("data"))
 }
 
-/// Runs an agent against `hostile` until `failures` attempts failed, then checks that
-/// nothing was delivered, one warning was logged and every connection ended in time.
+/// Runs an agent trusting `ca` against a server playing `script` until `failures`
+/// attempts failed, then checks that nothing was delivered, one warning was logged and
+/// every connection ended within `timeout`. Returns the server and the error shown.
 async fn fails_quietly_and_in_time(
-    hostile: &Hostile,
-    scheme: &str,
+    script: Script,
+    tls: Option<TlsAcceptor>,
+    ca: &TestCa,
     timeout: Duration,
     failures: u64,
-    logs: &Logs,
-) -> String {
+) -> (Hostile, String) {
+    let (logs, _guard) = capture_logs();
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let hostile = Hostile::start(script, tls).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let ca = TestCa::new("Trusted CA");
-    let agent = agent_for(&hostile.url(scheme), "2s", timeout, &ca, dir.path());
+    let agent = agent_for(&hostile.url(scheme), QUICK_RETRIES, timeout, ca, dir.path());
     wait_until("failed attempts", || {
         agent.status().consecutive_failures >= failures
     })
@@ -219,32 +226,32 @@ async fn fails_quietly_and_in_time(
         lasted.iter().all(|d| *d <= timeout + SLACK),
         "connections lasted {lasted:?} with a {timeout:?} timeout"
     );
-    status.last_error.expect("an error is shown")
+    (hostile, status.last_error.expect("an error is shown"))
+}
+
+/// A plain-HTTP server playing `script` makes every send time out after `timeout`.
+async fn times_out(script: Script, timeout: Duration, failures: u64) {
+    let ca = TestCa::new("Trusted CA");
+    let (_, error) = fails_quietly_and_in_time(script, None, &ca, timeout, failures).await;
+    assert!(error.contains("timed out"), "{error}");
 }
 
 #[tokio::test]
 async fn a_collector_that_never_answers_times_out() {
-    let (logs, _guard) = capture_logs();
-    let hostile = Hostile::start(Script::Silent, None).await;
-    let error =
-        fails_quietly_and_in_time(&hostile, "http", Duration::from_millis(500), 3, &logs).await;
-    assert!(error.contains("timed out"), "{error}");
+    times_out(Script::Silent, Duration::from_millis(500), 3).await;
 }
 
 #[tokio::test]
 async fn a_collector_answering_one_byte_per_second_times_out() {
-    let (logs, _guard) = capture_logs();
-    let hostile = Hostile::start(Script::Trickle, None).await;
-    let error =
-        fails_quietly_and_in_time(&hostile, "http", Duration::from_millis(1500), 2, &logs).await;
-    assert!(error.contains("timed out"), "{error}");
+    // The first byte comes after 1 s: the status line is still incomplete at 1.5 s.
+    times_out(Script::Trickle, Duration::from_millis(1500), 2).await;
 }
 
 #[tokio::test]
 async fn a_collector_hanging_up_mid_answer_is_a_failure() {
-    let (logs, _guard) = capture_logs();
-    let hostile = Hostile::start(Script::HangUp, None).await;
-    fails_quietly_and_in_time(&hostile, "http", Duration::from_secs(1), 3, &logs).await;
+    let ca = TestCa::new("Trusted CA");
+    let (hostile, _) =
+        fails_quietly_and_in_time(Script::HangUp, None, &ca, Duration::from_secs(1), 3).await;
     assert!(hostile.requests() >= 3);
 }
 
@@ -257,7 +264,7 @@ async fn a_one_gigabyte_answer_is_not_read_past_its_start() {
     let started = Instant::now();
     let agent = agent_for(
         &hostile.url("http"),
-        "1h",
+        HOUR,
         Duration::from_secs(10),
         &ca,
         dir.path(),
@@ -308,43 +315,18 @@ fn untrusted_certificates(trusted: &TestCa) -> Vec<(&'static str, String, String
 async fn untrusted_certificates_are_refused_before_any_request() {
     let trusted = TestCa::new("Trusted CA");
     for (what, cert, key) in untrusted_certificates(&trusted) {
-        let (logs, _guard) = capture_logs();
-        let hostile = Hostile::start(Script::Silent, Some(acceptor(&cert, &key))).await;
-        let dir = tempfile::tempdir().expect("tempdir");
-        let agent = agent_for(
-            &hostile.url("https"),
-            "2s",
-            Duration::from_secs(2),
-            &trusted,
-            dir.path(),
-        );
-        wait_until("refused attempts", || {
-            agent.status().consecutive_failures >= 2
-        })
-        .await;
-        let status = agent.status();
-        agent.shutdown().await;
-        let error = status.last_error.expect("an error is shown");
+        let tls = Some(acceptor(&cert, &key));
+        let timeout = Duration::from_secs(2);
+        let (hostile, error) =
+            fails_quietly_and_in_time(Script::Silent, tls, &trusted, timeout, 2).await;
         assert!(
             error.to_lowercase().contains("certificate"),
             "{what}: {error}"
         );
-        assert_eq!(status.last_report_at, None, "{what}");
         assert_eq!(
             hostile.requests(),
             0,
-            "{what}: no request bytes after the handshake"
-        );
-        assert!(
-            read_sent_log(&dir.path().join("data"))
-                .expect("log")
-                .is_empty()
-        );
-        assert_eq!(
-            logs.count("WARN", NOT_DELIVERED),
-            1,
-            "{what}: {}",
-            logs.text()
+            "{what}: no request after the handshake"
         );
     }
 }
@@ -369,7 +351,7 @@ async fn redirects_are_not_followed() {
             let dir = tempfile::tempdir().expect("tempdir");
             let agent = agent_for(
                 &hostile.url("https"),
-                "1h",
+                HOUR,
                 Duration::from_secs(2),
                 &ca,
                 dir.path(),
@@ -423,15 +405,9 @@ async fn a_hundred_timed_out_sends_leak_nothing() {
     let hostile = Hostile::start(Script::Silent, Some(acceptor(&cert, &key))).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let timeout = Duration::from_millis(100);
-    let mut settings = settings(
-        &format!("url = \"{}\"\ninitial_delay = 0s", hostile.url("https")),
-        &[],
-    );
     // Below MIN_INTERVAL on purpose, so that a hundred periods fit in seconds.
-    settings.interval = Duration::from_millis(200);
-    settings.timeout = timeout;
-    settings.ca_file = Some(ca.write(dir.path(), "ca.pem"));
-    let agent = start(settings, &dir.path().join("data"));
+    let interval = Duration::from_millis(200);
+    let agent = agent_for(&hostile.url("https"), interval, timeout, &ca, dir.path());
 
     wait_until("warm-up sends", || hostile.lasted().len() >= WARM_UP).await;
     let before = (proc_status("Threads"), open_fds(), proc_status("VmRSS"));
