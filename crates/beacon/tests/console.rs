@@ -123,6 +123,25 @@ fn collector(db: &str, extra: &[&str]) -> tokio::process::Command {
     command
 }
 
+/// Spawns the collector `command`; the process and the base URLs of its ingest and console,
+/// read from the lines it prints when it listens.
+async fn started(command: &mut tokio::process::Command) -> (tokio::process::Child, String, String) {
+    let (child, mut lines) = spawn_reading(command);
+    let mut url_after = async |prefix: &str| {
+        let line = next_line(&mut lines, Duration::from_secs(30))
+            .await
+            .expect("collector running");
+        line.strip_prefix(prefix)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("unexpected line: {line}"))
+            .trim_end_matches("/console/")
+            .to_owned()
+    };
+    let ingest = url_after("beacon collector listening on ").await;
+    let console = url_after("beacon collector console on ").await;
+    (child, ingest, console)
+}
+
 /// The overview's headline numbers as the page prints them, for the default range:
 /// computed here from the weekly activity, over complete weeks only.
 async fn expected_headlines(db: &str) -> [String; 3] {
@@ -230,6 +249,46 @@ fn report(version: &str, os: &str) -> String {
     doc.to_string()
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_text_in_reports_renders_as_text_on_every_console_page() {
+    const HOSTILE: &str =
+        r#"<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">"#;
+    let test_db = TestDb::sqlite();
+    let db = test_db.url().to_owned();
+    let add = user(&db, &["add", "admin"], &format!("{PASSWORD}\n")).await;
+    assert!(add.status.success(), "{}", text(&add));
+    let (mut collector, ingest, console) = started(collector(&db, &[]).stdin(Stdio::null())).await;
+
+    // Three clusters: enough cluster-weeks for the filter lists to offer the values.
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    for _ in 0..3 {
+        let mut doc: Value = serde_json::from_str(&report(HOSTILE, HOSTILE)).expect("JSON");
+        doc["os_version"] = HOSTILE.into();
+        let answer = client
+            .post(format!("{ingest}/api/telemetry"))
+            .header("content-type", "application/json")
+            .body(doc.to_string())
+            .send()
+            .await
+            .expect("post report");
+        assert!(answer.status().is_success(), "{}", answer.status());
+    }
+
+    run_browser_check(
+        "hostile.mjs",
+        &[
+            ("CONSOLE_URL", &console),
+            ("ADMIN_PASSWORD", PASSWORD),
+            ("HOSTILE_TEXT", HOSTILE),
+        ],
+    )
+    .await;
+    terminate(&mut collector).await;
+}
+
 /// Posts the login form as `user`; the session cookie it set, empty when refused.
 async fn sign_in(client: &reqwest::Client, base: &str, user: &str, password: &str) -> String {
     let page = client
@@ -292,24 +351,13 @@ async fn junk_sent_by_anyone_floods_neither_the_filter_lists_nor_the_log() {
     let logs = tempfile::tempdir().expect("log dir");
     let log_path = logs.path().join("collector.log");
     let log = std::fs::File::create(&log_path).expect("log file");
-    let (mut collector, mut lines) = spawn_reading(
+    let (mut collector, ingest, console) = started(
         collector(&db, &["--rate-limit-per-minute", "0"])
             .env("BEACON_LOG", "info")
             .stdin(Stdio::null())
             .stderr(Stdio::from(log)),
-    );
-    let mut url_after = async |prefix: &str| {
-        let line = next_line(&mut lines, Duration::from_secs(30))
-            .await
-            .expect("collector running");
-        line.strip_prefix(prefix)
-            .and_then(|rest| rest.split_whitespace().next())
-            .unwrap_or_else(|| panic!("unexpected line: {line}"))
-            .trim_end_matches("/console/")
-            .to_owned()
-    };
-    let ingest = url_after("beacon collector listening on ").await;
-    let console = url_after("beacon collector console on ").await;
+    )
+    .await;
 
     let client = reqwest::Client::builder()
         .no_proxy()
