@@ -246,15 +246,14 @@ pub(crate) struct ClusterWeek {
     pub(crate) profile: Profile,
 }
 
-/// A node ever seen: its first report, and the latest deletion secret hash it sent.
+/// A node ever seen: its first report. (Who may delete its reports is its claim, kept at
+/// ingest: `claims.rs`.)
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Node {
     pub(crate) uuid: String,
     pub(crate) first_day: NaiveDate,
     pub(crate) first_at: DateTime<Utc>,
     pub(crate) dims: Dims,
-    pub(crate) secret_sha256: Option<String>,
-    pub(crate) secret_at: Option<DateTime<Utc>>,
 }
 
 /// A change to one counter.
@@ -468,10 +467,8 @@ impl State {
         }
     }
 
-    /// First seen is the earliest report by (day, received_at); the deletion secret is
-    /// the one of the latest report that carried one.
+    /// First seen is the earliest report by (day, received_at).
     fn node(&mut self, report: &NewReport, dims: Dims) {
-        let secret = report.analytics.deletion_secret_sha256.clone();
         let slot = match self.nodes.entry(report.uuid.clone()) {
             Entry::Vacant(vacant) => {
                 self.deltas
@@ -482,8 +479,6 @@ impl State {
                         first_day: report.day,
                         first_at: report.received_at,
                         dims,
-                        secret_at: secret.as_ref().map(|_| report.received_at),
-                        secret_sha256: secret,
                     },
                     changed: true,
                 });
@@ -499,11 +494,6 @@ impl State {
             self.deltas
                 .add(kind::NEW_NODES, week_of(report.day), &dims, "", "", 1);
             (node.first_day, node.first_at, node.dims) = (report.day, report.received_at, dims);
-            slot.changed = true;
-        }
-        if secret.is_some() && node.secret_at.is_none_or(|at| report.received_at >= at) {
-            node.secret_sha256 = secret;
-            node.secret_at = Some(report.received_at);
             slot.changed = true;
         }
     }

@@ -91,8 +91,6 @@ pub(crate) fn node<R: Row>(row: &R) -> Result<Node, R::Error> {
         first_day: row.get("first_day")?,
         first_at: row.get("first_at")?,
         dims: dims(row)?,
-        secret_sha256: row.get("secret_sha256")?,
-        secret_at: row.get("secret_at")?,
     })
 }
 

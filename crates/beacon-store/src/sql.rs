@@ -52,11 +52,10 @@ macro_rules! upsert {
     };
     (nodes, $rows:literal) => {
         concat!(
-            "INSERT INTO nodes (uuid, first_day, first_at, version, os, secret_sha256, secret_at) ",
+            "INSERT INTO nodes (uuid, first_day, first_at, version, os) ",
             $rows,
             " ON CONFLICT (uuid) DO UPDATE SET first_day = excluded.first_day,
-            first_at = excluded.first_at, version = excluded.version, os = excluded.os,
-            secret_sha256 = excluded.secret_sha256, secret_at = excluded.secret_at"
+            first_at = excluded.first_at, version = excluded.version, os = excluded.os"
         )
     };
     (node_weeks, $rows:literal) => {

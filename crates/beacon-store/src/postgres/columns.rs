@@ -49,8 +49,6 @@ columns!(NodeColumns of Node {
     first_at: DateTime<Utc> = |n| n.first_at,
     version: &'a str = |n| n.dims.version.as_str(),
     os: &'a str = |n| n.dims.os.as_str(),
-    secret_sha256: Option<&'a str> = |n| n.secret_sha256.as_deref(),
-    secret_at: Option<DateTime<Utc>> = |n| n.secret_at,
 });
 
 columns!(NodeWeekColumns of NodeWeek {

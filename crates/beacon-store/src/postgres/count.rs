@@ -24,7 +24,7 @@ const READ_UNCOUNTED: &str = "SELECT uuid, cluster_uuid, day, received_at, emqx_
         os_name, os_version, edition, node_count, format, raw, p.facts
     FROM reports JOIN rollup_pending p USING (day, uuid) ORDER BY received_at";
 
-const GET_NODES: &str = "SELECT uuid, first_day, first_at, version, os, secret_sha256, secret_at
+const GET_NODES: &str = "SELECT uuid, first_day, first_at, version, os
     FROM nodes WHERE uuid = ANY($1::text[])";
 const GET_NODE_WEEKS: &str = "SELECT w.uuid, w.week, w.received_at, w.version, w.os
     FROM node_weeks w JOIN unnest($1::text[], $2::date[]) AS k (uuid, week)
@@ -35,8 +35,7 @@ const GET_CLUSTER_WEEKS: &str =
         ON w.cluster_key = k.cluster_key AND w.week = k.week";
 const PUT_NODES: &str = sql::upsert!(
     nodes,
-    "SELECT * FROM unnest($1::text[], $2::date[], $3::timestamptz[], $4::text[], $5::text[],
-        $6::text[], $7::timestamptz[])"
+    "SELECT * FROM unnest($1::text[], $2::date[], $3::timestamptz[], $4::text[], $5::text[])"
 );
 const PUT_NODE_WEEKS: &str = sql::upsert!(
     node_weeks,

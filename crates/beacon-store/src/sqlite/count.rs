@@ -32,13 +32,13 @@ const READ_CHUNK: &str = concat!(
 );
 const DROP_COUNTED: &str = "DELETE FROM incoming WHERE id <= ?1";
 
-const GET_NODE: &str = "SELECT uuid, first_day, first_at, version, os, secret_sha256, secret_at
+const GET_NODE: &str = "SELECT uuid, first_day, first_at, version, os
     FROM nodes WHERE uuid = ?1";
 const GET_NODE_WEEK: &str =
     "SELECT uuid, week, received_at, version, os FROM node_weeks WHERE uuid = ?1 AND week = ?2";
 const GET_CLUSTER_WEEK: &str = "SELECT cluster_key, week, received_at, version, os, profile
     FROM cluster_weeks WHERE cluster_key = ?1 AND week = ?2";
-const PUT_NODE: &str = sql::upsert!(nodes, "VALUES ($1, $2, $3, $4, $5, $6, $7)");
+const PUT_NODE: &str = sql::upsert!(nodes, "VALUES ($1, $2, $3, $4, $5)");
 const PUT_NODE_WEEK: &str = sql::upsert!(node_weeks, "VALUES ($1, $2, $3, $4, $5)");
 const PUT_CLUSTER_WEEK: &str = sql::upsert!(cluster_weeks, "VALUES ($1, $2, $3, $4, $5, $6)");
 const ADD_DELTA: &str = sql::upsert!(rollups, "VALUES ($1, $2, $3, $4, $5, $6, $7)");
@@ -171,16 +171,7 @@ fn write_changes(conn: &Connection, changes: &Changes) -> rusqlite::Result<()> {
     let mut put = conn.prepare_cached(PUT_NODE)?;
     for n in &changes.nodes {
         let (version, os) = (&n.dims.version, &n.dims.os);
-        let secret = (&n.secret_sha256, &n.secret_at);
-        put.execute(params![
-            n.uuid,
-            n.first_day,
-            n.first_at,
-            version,
-            os,
-            secret.0,
-            secret.1
-        ])?;
+        put.execute(params![n.uuid, n.first_day, n.first_at, version, os])?;
     }
     let mut put = conn.prepare_cached(PUT_NODE_WEEK)?;
     for w in &changes.node_weeks {
