@@ -13,6 +13,7 @@ use tracing::{debug, error, info, warn};
 use crate::BrokerError;
 use crate::authn::AuthnHandler;
 use crate::authz::AuthzHandler;
+use crate::cluster::{Cluster, ClusterPlan, RunningCluster};
 use crate::config::{BrokerConfig, SessionLimits};
 use crate::plugins::{self, PlannedPlugin, StartedPlugin};
 use crate::probe::{CountingHandler, MessageCounters, Reading};
@@ -37,16 +38,27 @@ impl Broker {
             .map(|addr| bind(addr, config.authentication.is_empty(), config.session))
             .transpose()?;
         let mqtt_addr = listener.as_ref().map(local_addr).transpose()?;
-        let planned = plugins::plan(&config);
-        let scx = context(&planned).await;
+        let mut cluster = match &config.cluster {
+            Some(cluster) => Some(ClusterPlan::prepare(cluster).await?),
+            None => None,
+        };
+        let planned = plugins::plan(&config, cluster.as_ref());
+        let scx = context(&planned, cluster.as_ref()).await;
+        if let Some(cluster) = &mut cluster {
+            cluster.serve_grpc(&scx);
+        }
         let counters = Arc::new(MessageCounters::default());
-        let hooks = install_hooks(&scx, &config, &counters).await;
+        let hooks = install_hooks(&scx, &config, &counters, cluster.as_ref()).await;
         let started = match plugins::start(&scx, &planned).await {
             Ok(started) => started,
             Err(e) => {
                 hooks.stop().await;
                 return Err(e);
             }
+        };
+        let cluster = match cluster {
+            Some(plan) => Some(plan.started(&scx).await),
+            None => None,
         };
         let server = listener.map(|l| serve(&scx, l));
         info!(addr = ?mqtt_addr, plugins = started.len(), "MQTT broker started");
@@ -58,16 +70,20 @@ impl Broker {
             hooks,
             plugins: started,
             counters,
+            cluster,
         })
     }
 }
 
-async fn context(planned: &[PlannedPlugin]) -> ServerContext {
-    planned
-        .iter()
-        .fold(ServerContext::new(), |builder, p| {
-            builder.plugins_config_map_add(p.name(), p.config())
-        })
+async fn context(planned: &[PlannedPlugin], cluster: Option<&ClusterPlan>) -> ServerContext {
+    let builder = planned.iter().fold(ServerContext::new(), |builder, p| {
+        builder.plugins_config_map_add(p.name(), p.config())
+    });
+    let builder = match cluster {
+        Some(cluster) => cluster.context(builder),
+        None => builder,
+    };
+    builder
         // The busy check refuses clients under a high load average and keeps a
         // monitoring task alive forever; a shared CI machine trips it.
         .busy_check_enable(false)
@@ -109,8 +125,16 @@ async fn install_hooks(
     scx: &ServerContext,
     config: &BrokerConfig,
     counters: &Arc<MessageCounters>,
+    cluster: Option<&ClusterPlan>,
 ) -> Box<dyn Register> {
     let register = scx.extends.hook_mgr().register();
+    if let Some(cluster) = cluster {
+        // Ahead of the cluster plugin's handler, which ignores types it does not own.
+        let handler = Box::new(cluster.handler());
+        register
+            .add_priority(Type::GrpcMessageReceived, 100, handler)
+            .await;
+    }
     for typ in [Type::MessagePublish, Type::MessageDelivered] {
         let handler = CountingHandler::new(Arc::clone(counters));
         register.add(typ, Box::new(handler)).await;
@@ -173,9 +197,15 @@ pub struct RunningBroker {
     plugins: Vec<StartedPlugin>,
     counters: Arc<MessageCounters>,
     configured: Configured,
+    cluster: Option<RunningCluster>,
 }
 
 impl RunningBroker {
+    /// This node's part of the cluster; `None` when it runs alone.
+    pub fn cluster(&self) -> Option<Cluster> {
+        self.cluster.as_ref().map(|c| c.cluster.clone())
+    }
+
     /// The address the MQTT listener really bound (the real port when 0 was asked);
     /// `None` when the listener is disabled.
     pub fn mqtt_addr(&self) -> Option<SocketAddr> {

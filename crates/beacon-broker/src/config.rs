@@ -7,6 +7,7 @@ use tracing::warn;
 use crate::authn::{self, Authenticator};
 use crate::authz::{self, Authorization};
 use crate::autosub::{self, AutoSubscribeTopic};
+use crate::cluster::{self, ClusterConfig};
 use crate::rewrite::{self, RewriteRule};
 use crate::{BrokerError, setting::Setting};
 
@@ -24,6 +25,16 @@ const DEFAULT_PORT: u16 = 1883;
 /// | `authentication` | none: anonymous clients allowed (see `authn.rs`) |
 /// | `authorization` | `no_match = allow`, no sources (see `authz.rs`) |
 /// | `mqtt.max_inflight` / `mqtt.max_mqueue_len` | `32` / `1000` (0: no limit), as EMQX |
+/// | `node.name` | `beacon@127.0.0.1` (EMQX's `name@host`) |
+/// | `cluster.discovery_strategy` | `singleton`: no cluster; `static`: the seeds below; `manual`: runs alone with a warning (Beacon has no join command); others refused |
+/// | `cluster.static.seeds` | required by `static`: `["name@host:port", ...]` or `name@host` (see below) |
+///
+/// Cluster seeds (see `cluster.rs`): a seed names a node (`beacon1@127.0.0.1`) and its
+/// cluster port, which carries rmqtt's gRPC; raft listens on that port + 1000. A seed
+/// without a port gets 5370 + the number that ends its name (`beacon2` → 5372), or
+/// 5369 when the name ends in no number. `node.name` must be one of the seeds; names
+/// must not repeat, and two seeds on one host must not need the same port. Every node
+/// must list the same seeds: rmqtt node ids are positions in the seeds sorted by name.
 ///
 /// Other listeners (`listeners.ssl`, `listeners.ws`, ...) are not served; when the
 /// config enables one, a warning says so.
@@ -37,6 +48,8 @@ pub struct BrokerConfig {
     pub(crate) authentication: Vec<Authenticator>,
     pub(crate) authorization: Authorization,
     pub(crate) session: SessionLimits,
+    pub(crate) node_name: String,
+    pub(crate) cluster: Option<ClusterConfig>,
 }
 
 /// Per-session flow control: QoS 1/2 messages awaiting a client's acknowledgement, and
@@ -74,6 +87,8 @@ impl Default for BrokerConfig {
             authentication: Vec::new(),
             authorization: Authorization::default(),
             session: SessionLimits::default(),
+            node_name: cluster::DEFAULT_NODE_NAME.to_owned(),
+            cluster: None,
         }
     }
 }
@@ -81,6 +96,7 @@ impl Default for BrokerConfig {
 impl BrokerConfig {
     /// Reads the broker's settings; a bad value is refused naming its key and origin.
     pub fn from_config(config: &Config) -> Result<BrokerConfig, BrokerError> {
+        let (node_name, cluster) = cluster::parse(config)?;
         warn_unserved_listeners(config);
         let defaults = BrokerConfig::default();
         Ok(BrokerConfig {
@@ -92,7 +108,19 @@ impl BrokerConfig {
             authentication: authn::parse(config)?,
             authorization: authz::parse(config)?,
             session: session_limits(config)?,
+            node_name,
+            cluster,
         })
+    }
+
+    /// This node's EMQX name (`node.name`), also when it runs alone.
+    pub fn node_name(&self) -> &str {
+        &self.node_name
+    }
+
+    /// The cluster this node joins; `None` when it runs alone.
+    pub fn cluster(&self) -> Option<&ClusterConfig> {
+        self.cluster.as_ref()
     }
 
     /// The MQTT TCP address to bind; `None` when the listener is disabled.

@@ -19,6 +19,14 @@ pub enum BrokerError {
     /// The MQTT listener could not be opened (address in use, no permission, ...).
     #[error("cannot listen for MQTT on {addr}: {detail}")]
     Bind { addr: SocketAddr, detail: String },
+    /// A cluster port of this node (rmqtt gRPC, or raft = gRPC + 1000) cannot be
+    /// opened, or its host does not resolve.
+    #[error("cannot listen for the cluster's {role} on {addr}: {detail}")]
+    ClusterBind {
+        role: &'static str,
+        addr: String,
+        detail: String,
+    },
     /// An rmqtt plugin refused its configuration or failed to start.
     #[error("rmqtt plugin {plugin} failed to start: {detail}")]
     Plugin {

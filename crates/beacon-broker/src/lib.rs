@@ -8,6 +8,11 @@
 //! the probe: a [`Reading`] of its load and features in MQTT's terms, with the
 //! messages in and out that the rmqtt core does not count.
 //!
+//! It also owns clustering (`cluster.rs`): rmqtt's raft cluster plugin set up from
+//! EMQX's `node.name` / `cluster.*` keys ([`ClusterConfig`]), a replicated route
+//! table kept free of dead nodes' routes, and an opaque request/answer channel
+//! between nodes ([`Cluster`]) whose bytes it never interprets.
+//!
 //! It must NOT know about telemetry (switches, reports, sending: that is
 //! `beacon-agent`; `beacon-node` turns a [`Reading`] into the agent's), the dashboard
 //! or REST API, or the command line. It never writes plugin configuration files:
@@ -20,6 +25,7 @@ mod authn;
 mod authz;
 mod autosub;
 mod broker;
+mod cluster;
 mod config;
 mod error;
 mod plugin_toml;
@@ -29,6 +35,7 @@ mod rewrite;
 mod setting;
 
 pub use broker::{Broker, RunningBroker};
+pub use cluster::{Cluster, ClusterAnswerer, ClusterConfig, ClusterError};
 pub use config::BrokerConfig;
 pub use error::BrokerError;
 pub use probe::Reading;

@@ -3,6 +3,7 @@
 use rmqtt::context::ServerContext;
 use tracing::{debug, info};
 
+use crate::cluster::ClusterPlan;
 use crate::config::{BrokerConfig, Limit};
 use crate::plugin_toml::{self, TomlValue};
 use crate::{BrokerError, autosub, rewrite};
@@ -12,6 +13,7 @@ const UNKNOWN_VERSION: &str = "unknown";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Plugin {
+    ClusterRaft,
     Retainer,
     Delayed,
     TopicRewrite,
@@ -22,6 +24,7 @@ impl Plugin {
     /// The registry name, which is also the key of its configuration.
     fn name(self) -> &'static str {
         match self {
+            Plugin::ClusterRaft => "rmqtt-cluster-raft",
             Plugin::Retainer => "rmqtt-retainer",
             Plugin::Delayed => "rmqtt-delayed",
             Plugin::TopicRewrite => "rmqtt-topic-rewrite",
@@ -32,6 +35,7 @@ impl Plugin {
     /// Registers and starts the plugin (`default_startup`), mutable so it can be stopped.
     async fn start(self, scx: &ServerContext) -> rmqtt::Result<()> {
         match self {
+            Plugin::ClusterRaft => rmqtt_cluster_raft::register(scx, true, false).await,
             Plugin::Retainer => rmqtt_retainer::register(scx, true, false).await,
             Plugin::Delayed => rmqtt_delayed::register(scx, true, false).await,
             Plugin::TopicRewrite => rmqtt_topic_rewrite::register(scx, true, false).await,
@@ -65,8 +69,16 @@ pub(crate) struct StartedPlugin {
 }
 
 /// Only the features the configuration asks for run, so `active_plugins` is honest.
-pub(crate) fn plan(config: &BrokerConfig) -> Vec<PlannedPlugin> {
+/// The cluster plugin comes first: it replaces the router and the shared session
+/// registry the others work through.
+pub(crate) fn plan(config: &BrokerConfig, cluster: Option<&ClusterPlan>) -> Vec<PlannedPlugin> {
     let mut planned = Vec::new();
+    if let Some(cluster) = cluster {
+        planned.push(PlannedPlugin {
+            plugin: Plugin::ClusterRaft,
+            config: cluster.plugin_config(),
+        });
+    }
     if let Some(Limit(max)) = config.retainer {
         planned.push(PlannedPlugin {
             plugin: Plugin::Retainer,
@@ -155,8 +167,8 @@ async fn version(scx: &ServerContext, name: &str) -> String {
         .unwrap_or_else(|| UNKNOWN_VERSION.to_string())
 }
 
-/// Some plugins decline to stop (the retainer); they hold only memory that goes
-/// with the broker.
+/// Some plugins decline to stop: the retainer holds only memory that goes with the
+/// broker; the cluster plugin's raft thread runs until the process ends.
 pub(crate) async fn stop(scx: &ServerContext, started: &[StartedPlugin]) {
     for p in started.iter().rev() {
         match scx.plugins.stop(p.name).await {

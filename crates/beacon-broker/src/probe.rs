@@ -13,13 +13,15 @@ use serde::Serialize;
 pub struct Reading {
     /// MQTT connections open now.
     pub connections: u64,
-    /// Sessions held now (connected, or persistent and offline).
+    /// Sessions held now by this node (connected, or persistent and offline); in a
+    /// cluster, the other nodes' are theirs to report.
     pub sessions: u64,
     /// PUBLISH packets received from clients since start.
     pub publishes_received: u64,
     /// PUBLISH packets sent to clients since start.
     pub publishes_sent: u64,
-    /// Distinct topic filters with at least one subscription.
+    /// Distinct topic filters with at least one subscription; in a cluster, in the
+    /// whole cluster (the replicated route table, dead nodes' routes purged).
     pub topic_filters: u64,
     /// Retained messages stored.
     pub retained_messages: u64,
