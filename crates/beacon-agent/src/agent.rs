@@ -5,6 +5,11 @@
 //! the period in progress (timer, report build, DNS lookup, connection, request) before
 //! [`AgentHandle::set_enabled`] returns. [`AgentHandle::forget`] pauses the task the same
 //! way, so that no report under the old uuid is in flight while the collector deletes.
+//!
+//! In a cluster, the broker node carries the runtime switch and the cluster id between
+//! nodes; the agent only keeps them: [`AgentHandle::adopt_switch`] takes a later change
+//! made on another node (recorded even where a boot-time source keeps this node off), and
+//! [`AgentHandle::adopt_cluster_uuid`] the cluster's id.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -17,9 +22,9 @@ use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use crate::builder::{self, Inputs};
-use crate::datadir::{DataDir, RUNTIME_FILE};
+use crate::datadir::{CLUSTER_UUID_FILE, DataDir, RUNTIME_FILE};
 use crate::forget::{self, Forgotten};
-use crate::identity::Identity;
+use crate::identity::{Identity, is_id};
 use crate::probe::{BrokerProbe, SystemFacts};
 use crate::rates::CounterSnapshot;
 use crate::schedule::{Backoff, after, next_due, sleep_until};
@@ -28,7 +33,7 @@ use crate::sent_log::{SentLog, SentRecord};
 use crate::settings::{AgentSettings, SHORT_INTERVAL};
 use crate::state::{self, ReportState};
 use crate::status::{Progress, TelemetryStatus, format_duration};
-use crate::switch::Decision;
+use crate::switch::{Decision, RuntimeSwitch};
 use crate::{AgentError, SwitchError};
 
 /// Starts agents.
@@ -105,30 +110,100 @@ impl AgentHandle {
         self.shared.status()
     }
 
-    /// Sets the runtime switch and persists it in the data directory.
+    /// Sets the runtime switch and persists it in the data directory, as a new change
+    /// (see [`AgentHandle::runtime_switch`]) made on this node.
     ///
     /// Enabling is refused while the config file, the environment or `DO_NOT_TRACK` says
     /// off ([`SwitchError::Locked`] names it), and is saved before it takes effect.
     /// Disabling always takes effect: when this returns, any period in progress has been
     /// dropped and nothing more is sent. Asking for the current state is
-    /// [`SwitchError::AlreadyInState`].
+    /// [`SwitchError::AlreadyInState`], unless a boot-time source holds this node off
+    /// while the runtime setting (the cluster's) says on: switching off is a change then.
     pub async fn set_enabled(&self, enable: bool) -> Result<TelemetryStatus, SwitchError> {
         let _one_at_a_time = self.switching.lock().await;
-        if self.shared.live().decision.enable == enable {
+        let (decided, current, uuid) = {
+            let live = self.shared.live();
+            let current = live.runtime.clone();
+            (live.decision.enable, current, live.identity.uuid.clone())
+        };
+        let runtime_says_other = current.as_ref().is_some_and(|r| r.enable != enable);
+        if decided == enable && !runtime_says_other {
             return Err(SwitchError::AlreadyInState { enabled: enable });
         }
         if let Some(by) = self.shared.settings.switches.boot_off().filter(|_| enable) {
             return Err(SwitchError::Locked { by });
         }
-        let path = self.shared.data.path(RUNTIME_FILE);
-        let saved = match (enable, state::write_runtime(&self.shared.data, enable)) {
-            (true, Err(source)) => return Err(SwitchError::Persist { path, source }),
-            (_, saved) => saved,
-        };
-        self.shared.apply_runtime(enable);
-        self.signal(enable).await?;
-        saved.map_err(|source| SwitchError::NotPersisted { path, source })?;
+        let switch = RuntimeSwitch::next(enable, current.as_ref(), &uuid);
+        info!(
+            enable,
+            version = switch.version,
+            "telemetry switched at runtime"
+        );
+        self.apply_switch(switch).await?;
         Ok(self.status())
+    }
+
+    /// Takes `switch`, a change made on another node of the cluster, when it is later than
+    /// the one this node holds ([`RuntimeSwitch::supersedes`]); returns whether it did.
+    ///
+    /// It is recorded and persisted even while a boot-time source holds this node off (the
+    /// node stays off, naming that source). A switch-off takes effect as
+    /// [`AgentHandle::set_enabled`]'s does; a switch-on is saved before it takes effect.
+    pub async fn adopt_switch(&self, switch: RuntimeSwitch) -> Result<bool, SwitchError> {
+        let _one_at_a_time = self.switching.lock().await;
+        if !switch.supersedes(self.shared.live().runtime.as_ref()) {
+            return Ok(false);
+        }
+        info!(
+            enable = switch.enable,
+            version = switch.version,
+            origin = %switch.origin,
+            "telemetry switch adopted from the cluster"
+        );
+        self.apply_switch(switch).await?;
+        Ok(true)
+    }
+
+    /// The runtime setting this node holds, with its version; `None` when never set.
+    pub fn runtime_switch(&self) -> Option<RuntimeSwitch> {
+        self.shared.live().runtime.clone()
+    }
+
+    /// This node's telemetry id (`node.uuid`).
+    pub fn uuid(&self) -> String {
+        self.shared.live().identity.uuid.clone()
+    }
+
+    /// The cluster's telemetry id as this node reports it (`cluster.uuid`).
+    pub fn cluster_uuid(&self) -> String {
+        self.shared.live().identity.cluster_uuid.clone()
+    }
+
+    /// Reports `cluster_uuid` (the cluster's, as its owner gives it) from now on, and keeps
+    /// it in `cluster.uuid` for the next starts; this node's own id is given up, as EMQX
+    /// does when a node joins a cluster. Returns whether it changed. A value that is not
+    /// an id is refused; a data directory that cannot be written keeps it in memory, with a
+    /// warning, as for the ids made at start.
+    pub fn adopt_cluster_uuid(&self, cluster_uuid: &str) -> Result<bool, AgentError> {
+        if !is_id(cluster_uuid) {
+            return Err(AgentError::NotAnId {
+                value: cluster_uuid.to_owned(),
+            });
+        }
+        let mut live = self.shared.live();
+        if live.identity.cluster_uuid == cluster_uuid {
+            return Ok(false);
+        }
+        self.shared
+            .data
+            .save(CLUSTER_UUID_FILE, cluster_uuid.as_bytes());
+        info!(
+            old = %live.identity.cluster_uuid,
+            new = %cluster_uuid,
+            "this node now reports the cluster's cluster_uuid"
+        );
+        live.identity.cluster_uuid = cluster_uuid.to_owned();
+        Ok(true)
     }
 
     /// Has the collector delete this node's reports (proved with the deletion secret in the
@@ -170,6 +245,23 @@ impl AgentHandle {
         {
             warn!(%error, "telemetry agent task ended abnormally");
         }
+    }
+
+    /// Persists and applies a runtime setting (the caller holds `switching`). A switch-on
+    /// that cannot be saved is not applied; a switch-off always is.
+    async fn apply_switch(&self, switch: RuntimeSwitch) -> Result<(), SwitchError> {
+        let path = self.shared.data.path(RUNTIME_FILE);
+        let saved = match (
+            switch.enable,
+            state::write_runtime(&self.shared.data, &switch),
+        ) {
+            (true, Err(source)) => return Err(SwitchError::Persist { path, source }),
+            (_, saved) => saved,
+        };
+        if let Some(enabled) = self.shared.apply_runtime(switch) {
+            self.signal(enabled).await?;
+        }
+        saved.map_err(|source| SwitchError::NotPersisted { path, source })
     }
 
     /// Tells the task the new state and waits until it has acted on it.
@@ -255,7 +347,7 @@ impl std::fmt::Debug for Shared {
 struct Live {
     /// Replaced when the node forgets its data.
     identity: Identity,
-    runtime: Option<bool>,
+    runtime: Option<RuntimeSwitch>,
     decision: Decision,
     /// When telemetry was last switched on in this run (or the start): the initial
     /// delay counts from here, so a quick off/on flip never sends at once.
@@ -280,7 +372,9 @@ impl Shared {
         let sender = Sender::new(&settings, network)?;
         let data = DataDir::new(data_dir);
         let runtime = state::read_runtime(&data);
-        let decision = settings.switches.resolve(runtime);
+        let decision = settings
+            .switches
+            .resolve(runtime.as_ref().map(|r| r.enable));
         log_start(&settings, &decision);
         let live = Live {
             identity: Identity::load_or_create(&data),
@@ -321,18 +415,22 @@ impl Shared {
         TelemetryStatus::new(&self.settings, live.decision.clone(), progress)
     }
 
-    fn apply_runtime(&self, enable: bool) {
+    /// Holds `switch` as the runtime setting; returns the new decision when it changed
+    /// (a boot-time source saying off keeps it off).
+    fn apply_runtime(&self, switch: RuntimeSwitch) -> Option<bool> {
         let mut live = self.live();
-        live.runtime = Some(enable);
-        live.decision = self.settings.switches.resolve(live.runtime);
-        if enable {
+        let was = live.decision.enable;
+        live.decision = self.settings.switches.resolve(Some(switch.enable));
+        live.runtime = Some(switch);
+        let enabled = live.decision.enable;
+        if enabled && !was {
             live.enabled_since = Utc::now();
         }
         drop(live);
-        info!(enable, "telemetry switched at runtime");
-        if enable {
+        if enabled && !was {
             self.schedule();
         }
+        (enabled != was).then_some(enabled)
     }
 
     fn build(&self, now: DateTime<Utc>) -> (Report, CounterSnapshot) {

@@ -35,6 +35,9 @@ pub enum AgentError {
     /// An exported report was not accepted by the collector ([`crate::upload`]).
     #[error("uploading the report to {url} failed: {reason}")]
     Upload { url: String, reason: String },
+    /// A value offered as a telemetry id is not one (8-4-4-4-12 hex digits).
+    #[error("not a telemetry id (8-4-4-4-12 hex digits): {value:?}")]
+    NotAnId { value: String },
     /// [`crate::Agent::start`] was called outside a tokio runtime.
     #[error("the telemetry agent must be started inside a tokio runtime")]
     NoRuntime,

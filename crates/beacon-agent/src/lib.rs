@@ -59,7 +59,9 @@ pub use settings::{
     MIN_INTERVAL, SHORT_INTERVAL,
 };
 pub use status::TelemetryStatus;
-pub use switch::{BootSwitches, Decision, ENABLE_KEY, SwitchSource, do_not_track_set};
+pub use switch::{
+    BootSwitches, Decision, ENABLE_KEY, RuntimeSwitch, SwitchSource, do_not_track_set,
+};
 pub use upload::{Uploaded, upload};
 
 /// Name resolution types, for injecting a resolver through [`Network`].

@@ -26,7 +26,9 @@ pub fn read_status(
 ) -> Result<TelemetryStatus, AgentError> {
     let settings = AgentSettings::from_config(config, do_not_track)?;
     let data = DataDir::new(data_dir.to_path_buf());
-    let decision = settings.switches.resolve(state::read_runtime(&data));
+    let decision = settings
+        .switches
+        .resolve(state::read_runtime(&data).map(|r| r.enable));
     let uuid = data
         .read_text(NODE_UUID_FILE)
         .ok()

@@ -9,40 +9,61 @@ use tracing::warn;
 
 use crate::datadir::{DataDir, RUNTIME_FILE, STATE_FILE};
 use crate::rates::CounterSnapshot;
+use crate::switch::RuntimeSwitch;
 
+/// `telemetry/runtime.json`. Files written before versions existed hold only `enable`
+/// and `changed_at`: they read as version 0 from an unknown origin.
 #[derive(Debug, Serialize, Deserialize)]
-struct RuntimeSetting {
+struct RuntimeFile {
     enable: bool,
     changed_at: DateTime<Utc>,
+    #[serde(default)]
+    version: u64,
+    #[serde(default)]
+    origin: String,
 }
 
 /// The runtime switch, `None` when never set. A file that cannot be read or understood
-/// counts as off: it may hold an operator's "off", and off is the safe reading.
-pub(crate) fn read_runtime(data: &DataDir) -> Option<bool> {
+/// counts as off: it may hold an operator's "off", and off is the safe reading. It gets
+/// the lowest version, so that any change the cluster knows of replaces it.
+pub(crate) fn read_runtime(data: &DataDir) -> Option<RuntimeSwitch> {
     let path = data.path(RUNTIME_FILE);
+    let unreadable = RuntimeSwitch {
+        enable: false,
+        version: 0,
+        at: DateTime::UNIX_EPOCH,
+        origin: String::new(),
+    };
     let bytes = match data.read(RUNTIME_FILE) {
         Ok(bytes) => bytes?,
         Err(error) => {
             warn!(path = %path.display(), %error, "cannot read the runtime telemetry setting; treating it as off");
-            return Some(false);
+            return Some(unreadable);
         }
     };
-    match serde_json::from_slice::<RuntimeSetting>(&bytes) {
-        Ok(setting) => Some(setting.enable),
+    match serde_json::from_slice::<RuntimeFile>(&bytes) {
+        Ok(file) => Some(RuntimeSwitch {
+            enable: file.enable,
+            version: file.version,
+            at: file.changed_at,
+            origin: file.origin,
+        }),
         Err(error) => {
             warn!(path = %path.display(), %error, "runtime telemetry setting is corrupt; treating it as off");
-            Some(false)
+            Some(unreadable)
         }
     }
 }
 
 /// Persists the runtime switch atomically.
-pub(crate) fn write_runtime(data: &DataDir, enable: bool) -> io::Result<()> {
-    let setting = RuntimeSetting {
-        enable,
-        changed_at: Utc::now(),
+pub(crate) fn write_runtime(data: &DataDir, switch: &RuntimeSwitch) -> io::Result<()> {
+    let file = RuntimeFile {
+        enable: switch.enable,
+        changed_at: switch.at,
+        version: switch.version,
+        origin: switch.origin.clone(),
     };
-    data.try_save(RUNTIME_FILE, &to_json_line(&setting))
+    data.try_save(RUNTIME_FILE, &to_json_line(&file))
 }
 
 /// What the schedule and the rates need from the previous successful report.
@@ -93,10 +114,32 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let data = DataDir::new(dir.path().to_path_buf());
         assert_eq!(read_runtime(&data), None);
-        write_runtime(&data, true).expect("write");
-        assert_eq!(read_runtime(&data), Some(true));
+        let switch = RuntimeSwitch::next(true, None, "5EAAF3C2-6186-11ED-AD7C-D5AAB80CED2E");
+        write_runtime(&data, &switch).expect("write");
+        assert_eq!(read_runtime(&data), Some(switch));
         std::fs::write(data.path(RUNTIME_FILE), b"{\"enable\": tru").expect("corrupt");
-        assert_eq!(read_runtime(&data), Some(false));
+        let corrupt = read_runtime(&data).expect("set");
+        assert!(!corrupt.enable);
+        assert!(RuntimeSwitch::next(true, None, "").supersedes(Some(&corrupt)));
+    }
+
+    #[test]
+    fn runtime_files_without_a_version_read_as_version_zero() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = DataDir::new(dir.path().to_path_buf());
+        std::fs::create_dir_all(dir.path().join("telemetry")).expect("mkdir");
+        let old = "{\"enable\":false,\"changed_at\":\"2026-01-02T03:04:05Z\"}\n";
+        std::fs::write(data.path(RUNTIME_FILE), old).expect("old format");
+        let switch = read_runtime(&data).expect("set");
+        assert_eq!(
+            (
+                switch.enable,
+                switch.version,
+                switch.at.to_rfc3339(),
+                switch.origin
+            ),
+            (false, 0, "2026-01-02T03:04:05+00:00".into(), String::new())
+        );
     }
 
     #[test]

@@ -5,11 +5,16 @@
 //! file, runtime setting (the boot-time sources first, since the runtime setting cannot
 //! override them). When on: the runtime setting if it says on, else the environment, else
 //! the config file, else the default.
+//!
+//! The runtime setting is the cluster's: a [`RuntimeSwitch`] carries a version, so that
+//! nodes exchanging it keep the latest change. The boot-time sources stay this node's own.
 
+use std::cmp::Ordering;
 use std::fmt;
 use std::path::PathBuf;
 
 use beacon_config::{Config, ConfigError, Origin, Sourced};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The config key of the switch.
@@ -85,6 +90,41 @@ impl<'de> Deserialize<'de> for SwitchSource {
         let label = String::deserialize(deserializer)?;
         Self::from_label(&label)
             .ok_or_else(|| serde::de::Error::custom(format!("unknown switch source {label:?}")))
+    }
+}
+
+/// The runtime setting as nodes share it: the value, and the version that orders changes
+/// made on different nodes. A change takes the highest version its node knows plus one;
+/// changes made concurrently on two nodes are ordered by time, then by origin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuntimeSwitch {
+    pub enable: bool,
+    /// Counts changes across the cluster; 0 for a setting saved before versions existed.
+    pub version: u64,
+    /// When the change was made.
+    pub at: DateTime<Utc>,
+    /// The `uuid` of the node where it was made; empty when unknown.
+    pub origin: String,
+}
+
+impl RuntimeSwitch {
+    /// The change after `current` (`None`: never set), made now on the node `origin`.
+    pub fn next(enable: bool, current: Option<&RuntimeSwitch>, origin: &str) -> Self {
+        Self {
+            enable,
+            version: current.map_or(0, |c| c.version) + 1,
+            at: Utc::now(),
+            origin: origin.to_owned(),
+        }
+    }
+
+    /// Whether this change is later than `current` (any change is later than none).
+    pub fn supersedes(&self, current: Option<&RuntimeSwitch>) -> bool {
+        current.is_none_or(|current| self.order(current) == Ordering::Greater)
+    }
+
+    fn order(&self, other: &Self) -> Ordering {
+        (self.version, self.at, &self.origin).cmp(&(other.version, other.at, &other.origin))
     }
 }
 
@@ -195,6 +235,41 @@ mod tests {
             assert_eq!(SwitchSource::from_label(&source.to_string()), Some(source));
         }
         assert_eq!(SwitchSource::from_label("somewhere"), None);
+    }
+
+    #[test]
+    fn later_switches_supersede_by_version_then_time_then_origin() {
+        let first = RuntimeSwitch::next(false, None, "A");
+        assert_eq!(first.version, 1);
+        assert!(first.supersedes(None));
+        assert!(
+            !first.supersedes(Some(&first)),
+            "a change does not supersede itself"
+        );
+        let second = RuntimeSwitch::next(true, Some(&first), "B");
+        assert!(second.supersedes(Some(&first)));
+        assert!(!first.supersedes(Some(&second)));
+        let older_but_later_clock = RuntimeSwitch {
+            at: second.at + chrono::TimeDelta::hours(1),
+            ..first.clone()
+        };
+        assert!(
+            second.supersedes(Some(&older_but_later_clock)),
+            "version first"
+        );
+        let same_version_later = RuntimeSwitch {
+            at: second.at + chrono::TimeDelta::seconds(1),
+            ..second.clone()
+        };
+        assert!(same_version_later.supersedes(Some(&second)), "then time");
+        let same_time_other_origin = RuntimeSwitch {
+            origin: "C".into(),
+            ..second.clone()
+        };
+        assert!(
+            same_time_other_origin.supersedes(Some(&second)),
+            "then origin"
+        );
     }
 
     #[test]
