@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use rmqtt::context::ServerContext;
 use rmqtt::hook::{Register, Type};
-use rmqtt::net::{Builder, Listener};
 use rmqtt::server::MqttServer;
 use rmqtt::types::{Id, ListenerId};
 use tokio::task::JoinHandle;
@@ -14,30 +13,31 @@ use crate::BrokerError;
 use crate::authn::AuthnHandler;
 use crate::authz::AuthzHandler;
 use crate::cluster::{Cluster, ClusterPlan, RunningCluster};
-use crate::config::{BrokerConfig, SessionLimits};
+use crate::config::BrokerConfig;
+use crate::listeners::{self, Bound};
 use crate::plugins::{self, PlannedPlugin, StartedPlugin};
 use crate::probe::{CountingHandler, MessageCounters, Reading};
 
-/// rmqtt keys listener settings by an id; there is one listener.
-const LISTENER_ID: ListenerId = 1;
-/// EMQX's id for the listener `listeners.tcp.default`.
-const LISTENER_NAME: &str = "tcp:default";
+/// EMQX's id for the listener `listeners.tcp.default`, the one [`RunningBroker::mqtt_addr`] names.
+const TCP_DEFAULT: &str = "tcp:default";
 
 /// Starts brokers. Each has its own rmqtt context: several can run in one process.
 #[derive(Debug)]
 pub struct Broker;
 
 impl Broker {
-    /// Binds the MQTT listener, starts the plugins and hooks the configuration asks
+    /// Binds the MQTT listeners, starts the plugins and hooks the configuration asks
     /// for, then serves clients in a background task until [`RunningBroker::shutdown`].
     pub async fn start(config: BrokerConfig) -> Result<RunningBroker, BrokerError> {
-        // The listener first: a taken port is the likeliest failure, and nothing
+        // The listeners first: a taken port is the likeliest failure, and nothing
         // needs undoing yet.
-        let listener = config
-            .listener
-            .map(|addr| bind(addr, config.authentication.is_empty(), config.session))
-            .transpose()?;
-        let mqtt_addr = listener.as_ref().map(local_addr).transpose()?;
+        let bound = listeners::bind_all(
+            &config.listeners,
+            config.authentication.is_empty(),
+            config.session,
+        )?;
+        let listeners: Vec<(String, SocketAddr)> =
+            bound.iter().map(|b| (b.id.clone(), b.addr)).collect();
         let mut cluster = match &config.cluster {
             Some(cluster) => Some(ClusterPlan::prepare(cluster).await?),
             None => None,
@@ -60,12 +60,12 @@ impl Broker {
             Some(plan) => Some(plan.started(&scx).await),
             None => None,
         };
-        let server = listener.map(|l| serve(&scx, l));
-        info!(addr = ?mqtt_addr, plugins = started.len(), "MQTT broker started");
+        let server = (!bound.is_empty()).then(|| serve(&scx, bound));
+        info!(listeners = ?listeners, plugins = started.len(), "MQTT broker started");
         Ok(RunningBroker {
             configured: Configured::of(&config),
             scx,
-            mqtt_addr,
+            listeners,
             server,
             hooks,
             plugins: started,
@@ -89,36 +89,6 @@ async fn context(planned: &[PlannedPlugin], cluster: Option<&ClusterPlan>) -> Se
         .busy_check_enable(false)
         .build()
         .await
-}
-
-fn bind(
-    addr: SocketAddr,
-    allow_anonymous: bool,
-    session: SessionLimits,
-) -> Result<Listener, BrokerError> {
-    Builder::new()
-        .name(LISTENER_NAME)
-        .laddr(addr)
-        // Lets a restarted broker take its port back while old connections linger
-        // in TIME_WAIT; a port another process listens on is still refused.
-        .reuseaddr(Some(true))
-        // Anonymous clients skip the authentication hook entirely in rmqtt.
-        .allow_anonymous(allow_anonymous)
-        .max_inflight(session.max_inflight)
-        .max_mqueue_len(session.max_mqueue_len)
-        .bind()
-        .and_then(Listener::tcp)
-        .map_err(|e| BrokerError::Bind {
-            addr,
-            detail: format!("{e:#}"),
-        })
-}
-
-fn local_addr(listener: &Listener) -> Result<SocketAddr, BrokerError> {
-    listener.local_addr().map_err(|e| BrokerError::Bind {
-        addr: listener.cfg.laddr,
-        detail: format!("{e:#}"),
-    })
 }
 
 async fn install_hooks(
@@ -156,9 +126,15 @@ async fn install_hooks(
     register
 }
 
-fn serve(scx: &ServerContext, listener: Listener) -> JoinHandle<()> {
-    let server = MqttServer::new(scx.clone())
-        .listener_by_id(listener, LISTENER_ID)
+/// One rmqtt server for every listener, each under its own rmqtt id (1, 2, ...), by
+/// which rmqtt finds that listener's settings for its connections.
+fn serve(scx: &ServerContext, bound: Vec<Bound>) -> JoinHandle<()> {
+    let server = bound
+        .into_iter()
+        .zip(1..=ListenerId::MAX)
+        .fold(MqttServer::new(scx.clone()), |server, (b, id)| {
+            server.listener_by_id(b.listener, id)
+        })
         .build();
     tokio::spawn(async move {
         if let Err(e) = server.run().await {
@@ -191,7 +167,7 @@ impl Configured {
 /// disconnecting clients; [`RunningBroker::shutdown`] does both.
 pub struct RunningBroker {
     scx: ServerContext,
-    mqtt_addr: Option<SocketAddr>,
+    listeners: Vec<(String, SocketAddr)>,
     server: Option<JoinHandle<()>>,
     hooks: Box<dyn Register>,
     plugins: Vec<StartedPlugin>,
@@ -206,10 +182,19 @@ impl RunningBroker {
         self.cluster.as_ref().map(|c| c.cluster.clone())
     }
 
-    /// The address the MQTT listener really bound (the real port when 0 was asked);
-    /// `None` when the listener is disabled.
+    /// The address `listeners.tcp.default` really bound (the real port when 0 was
+    /// asked); `None` when it is disabled.
     pub fn mqtt_addr(&self) -> Option<SocketAddr> {
-        self.mqtt_addr
+        self.listeners
+            .iter()
+            .find(|(id, _)| id == TCP_DEFAULT)
+            .map(|(_, addr)| *addr)
+    }
+
+    /// Every listener by EMQX's id (`tcp:default`, `ssl:default`, `ws:internal`, ...)
+    /// with the address it really bound.
+    pub fn listeners(&self) -> Vec<(String, SocketAddr)> {
+        self.listeners.clone()
     }
 
     /// Reads the broker now; message counts count from this broker's start.
@@ -244,7 +229,7 @@ impl RunningBroker {
         )
     }
 
-    /// Closes the listener (its port is free when this returns), disconnects every
+    /// Closes the listeners (their ports are free when this returns), disconnects every
     /// client, and stops hooks and plugins.
     pub async fn shutdown(mut self) {
         if let Some(server) = self.server.take() {
@@ -273,7 +258,7 @@ impl Drop for RunningBroker {
 impl fmt::Debug for RunningBroker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RunningBroker")
-            .field("mqtt_addr", &self.mqtt_addr)
+            .field("listeners", &self.listeners)
             .field("plugins", &self.plugins)
             .finish_non_exhaustive()
     }

@@ -1,23 +1,22 @@
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::num::NonZeroU16;
 
 use beacon_config::Config;
-use tracing::warn;
 
+use crate::BrokerError;
 use crate::authn::{self, Authenticator};
 use crate::authz::{self, Authorization};
 use crate::autosub::{self, AutoSubscribeTopic};
 use crate::cluster::{self, ClusterConfig};
+use crate::listeners::{self, ListenerConfig};
 use crate::rewrite::{self, RewriteRule};
-use crate::{BrokerError, setting::Setting};
-
-const DEFAULT_PORT: u16 = 1883;
 
 /// What the broker runs, read from EMQX-named keys; every key is optional.
 ///
 /// | key | default |
 /// |---|---|
 /// | `listeners.tcp.default.enable` / `.bind` | `true` / `0.0.0.0:1883` |
+/// | `listeners.{tcp,ssl,ws,wss}.<name>` | served when present (see `listeners.rs`) |
 /// | `retainer.enable` / `.max_retained_messages` | `true` / `0` (no limit) |
 /// | `delayed.enable` / `.max_delayed_messages` | `true` / `0` (no limit) |
 /// | `rewrite` | no rules (see `rewrite.rs`) |
@@ -35,12 +34,9 @@ const DEFAULT_PORT: u16 = 1883;
 /// 5369 when the name ends in no number. `node.name` must be one of the seeds; names
 /// must not repeat, and two seeds on one host must not need the same port. Every node
 /// must list the same seeds: rmqtt node ids are positions in the seeds sorted by name.
-///
-/// Other listeners (`listeners.ssl`, `listeners.ws`, ...) are not served; when the
-/// config enables one, a warning says so.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
-    pub(crate) listener: Option<SocketAddr>,
+    pub(crate) listeners: Vec<ListenerConfig>,
     pub(crate) retainer: Option<Limit>,
     pub(crate) delayed: Option<Limit>,
     pub(crate) rewrite: Vec<RewriteRule>,
@@ -79,7 +75,7 @@ impl Default for BrokerConfig {
     /// The configuration of an empty config file.
     fn default() -> Self {
         BrokerConfig {
-            listener: Some(SocketAddr::from((Ipv4Addr::UNSPECIFIED, DEFAULT_PORT))),
+            listeners: vec![ListenerConfig::tcp_default()],
             retainer: Some(Limit(0)),
             delayed: Some(Limit(0)),
             rewrite: Vec::new(),
@@ -97,10 +93,8 @@ impl BrokerConfig {
     /// Reads the broker's settings; a bad value is refused naming its key and origin.
     pub fn from_config(config: &Config) -> Result<BrokerConfig, BrokerError> {
         let (node_name, cluster) = cluster::parse(config)?;
-        warn_unserved_listeners(config);
-        let defaults = BrokerConfig::default();
         Ok(BrokerConfig {
-            listener: listener(config, defaults.listener)?,
+            listeners: listeners::parse(config)?,
             retainer: limit(config, "retainer", "max_retained_messages")?,
             delayed: limit(config, "delayed", "max_delayed_messages")?,
             rewrite: rewrite::parse(config)?,
@@ -123,30 +117,29 @@ impl BrokerConfig {
         self.cluster.as_ref()
     }
 
-    /// The MQTT TCP address to bind; `None` when the listener is disabled.
+    /// The address to bind for `listeners.tcp.default`; `None` when it is disabled.
     pub fn listener(&self) -> Option<SocketAddr> {
-        self.listener
+        self.listeners
+            .iter()
+            .find(|l| l.is_tcp_default())
+            .map(|l| l.bind)
     }
 
-    /// Replaces the MQTT listener address (port 0 picks a free port), e.g. when the
-    /// configured port is taken.
+    /// Replaces the address of `listeners.tcp.default` (port 0 picks a free port), e.g.
+    /// when the configured port is taken; `None` disables it. Other listeners stay.
     pub fn set_listener(&mut self, addr: Option<SocketAddr>) {
-        self.listener = addr;
+        self.listeners.retain(|l| !l.is_tcp_default());
+        if let Some(addr) = addr {
+            self.listeners
+                .insert(0, ListenerConfig::tcp_default_at(addr));
+        }
     }
-}
 
-fn listener(
-    config: &Config,
-    default: Option<SocketAddr>,
-) -> Result<Option<SocketAddr>, BrokerError> {
-    let enabled = config
-        .bool("listeners.tcp.default.enable")?
-        .is_none_or(|s| s.value);
-    if !enabled {
-        return Ok(None);
+    /// Every listener to serve, by EMQX's id (`tcp:default`, `ssl:default`, ...), with
+    /// the address to bind.
+    pub fn listeners(&self) -> Vec<(String, SocketAddr)> {
+        self.listeners.iter().map(|l| (l.id(), l.bind)).collect()
     }
-    let bind = config.socket_addr("listeners.tcp.default.bind")?;
-    Ok(bind.map(|s| s.value).or(default))
 }
 
 fn limit(config: &Config, section: &str, max_key: &str) -> Result<Option<Limit>, BrokerError> {
@@ -158,25 +151,6 @@ fn limit(config: &Config, section: &str, max_key: &str) -> Result<Option<Limit>,
     }
     let max = config.u64(&format!("{section}.{max_key}"))?;
     Ok(Some(Limit(max.map_or(0, |s| s.value))))
-}
-
-fn warn_unserved_listeners(config: &Config) {
-    let Some(listeners) = config.subtree("listeners").and_then(|v| v.as_object()) else {
-        return;
-    };
-    for (kind, named) in listeners {
-        let Some(named) = named.as_object() else {
-            continue;
-        };
-        for name in named.keys() {
-            let key = format!("listeners.{kind}.{name}");
-            let disabled = Setting::lookup(config, &format!("{key}.enable"))
-                .is_some_and(|s| s.boolean().is_ok_and(|enabled| !enabled));
-            if key != "listeners.tcp.default" && !disabled {
-                warn!(%key, "listener is not served: Beacon runs only listeners.tcp.default");
-            }
-        }
-    }
 }
 
 /// `mqtt.max_inflight` (1 to 65535) and `mqtt.max_mqueue_len` (0: no limit).

@@ -16,9 +16,14 @@ pub enum BrokerError {
         origin: Origin,
         message: String,
     },
-    /// The MQTT listener could not be opened (address in use, no permission, ...).
-    #[error("cannot listen for MQTT on {addr}: {detail}")]
-    Bind { addr: SocketAddr, detail: String },
+    /// An MQTT listener could not be opened (address in use, no permission, a key that
+    /// does not match its certificate, ...); `listener` is EMQX's id (`ssl:default`).
+    #[error("cannot listen for MQTT ({listener}) on {addr}: {detail}")]
+    Bind {
+        listener: String,
+        addr: SocketAddr,
+        detail: String,
+    },
     /// A cluster port of this node (rmqtt gRPC, or raft = gRPC + 1000) cannot be
     /// opened, or its host does not resolve.
     #[error("cannot listen for the cluster's {role} on {addr}: {detail}")]

@@ -2,7 +2,8 @@
 //! its live numbers.
 //!
 //! This crate owns reading the broker's EMQX-named settings from a
-//! [`beacon_config::Config`] ([`BrokerConfig`]), running rmqtt with one TCP listener,
+//! [`beacon_config::Config`] ([`BrokerConfig`]), running rmqtt with EMQX's MQTT
+//! listeners (`tcp`, `ssl`, `ws`, `wss`; see `listeners.rs`),
 //! the retained-message, delayed-publish, topic-rewrite and auto-subscription
 //! plugins, password authentication and rule-based authorization ([`Broker`]), and
 //! the probe: a [`Reading`] of its load and features in MQTT's terms, with the
@@ -28,6 +29,7 @@ mod broker;
 mod cluster;
 mod config;
 mod error;
+mod listeners;
 mod plugin_toml;
 mod plugins;
 mod probe;

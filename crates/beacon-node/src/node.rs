@@ -104,7 +104,8 @@ impl Node {
         let (stop, stopped) = oneshot::channel();
         let app = api::router(Arc::clone(&state));
         let server = crate::listen::serve_dashboard(listener, http_addr, limits, app, stopped)?;
-        tracing::info!(dashboard = %http_addr, mqtt = ?state.mqtt_addr, "node started");
+        let mqtt = listing(&state.broker.listeners());
+        tracing::info!(dashboard = %http_addr, %mqtt, "node started");
         Ok(RunningNode {
             state: Some(state),
             http_addr,
@@ -115,6 +116,18 @@ impl Node {
             local_api_file: local_api,
         })
     }
+}
+
+/// `tcp:default 0.0.0.0:1883, ssl:default 0.0.0.0:8883`, or `none`.
+fn listing(listeners: &[(String, SocketAddr)]) -> String {
+    if listeners.is_empty() {
+        return "none".to_owned();
+    }
+    let each: Vec<String> = listeners
+        .iter()
+        .map(|(id, addr)| format!("{id} {addr}"))
+        .collect();
+    each.join(", ")
 }
 
 /// `dashboard.default_password`, refused when shorter than [`MIN_PASSWORD_CHARS`];
@@ -197,6 +210,15 @@ impl RunningNode {
     /// Where the MQTT listener really bound; `None` when it is disabled.
     pub fn mqtt_addr(&self) -> Option<SocketAddr> {
         self.state.as_ref().and_then(|s| s.mqtt_addr)
+    }
+
+    /// Every MQTT listener by EMQX's id (`tcp:default`, `ssl:default`, ...) with the
+    /// address it really bound.
+    pub fn mqtt_listeners(&self) -> Vec<(String, SocketAddr)> {
+        self.state
+            .as_ref()
+            .map(|s| s.broker.listeners())
+            .unwrap_or_default()
     }
 
     /// Where the dashboard and REST API really bound.

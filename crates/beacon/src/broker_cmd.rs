@@ -35,9 +35,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 /// The lines an operator (or a script) reads at start: where to connect and log in.
 fn announce(node: &RunningNode) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
-    match node.mqtt_addr() {
-        Some(addr) => writeln!(out, "beacon broker: MQTT listening on {addr}")?,
-        None => writeln!(out, "beacon broker: MQTT listener disabled")?,
+    let listeners = node.mqtt_listeners();
+    if listeners.is_empty() {
+        writeln!(out, "beacon broker: MQTT listener disabled")?;
+    }
+    // listeners.tcp.default keeps the line scripts already read.
+    for (id, addr) in listeners {
+        match id.as_str() {
+            "tcp:default" => writeln!(out, "beacon broker: MQTT listening on {addr}")?,
+            _ => writeln!(out, "beacon broker: MQTT {id} listening on {addr}")?,
+        }
     }
     writeln!(
         out,

@@ -70,10 +70,16 @@ impl TestClient {
         credentials: Option<(&str, &str)>,
     ) -> Result<TestClient, ConnectionError> {
         let mut options = MqttOptions::new(id, addr.ip().to_string(), addr.port());
-        options.set_keep_alive(Duration::from_secs(60));
         if let Some((username, password)) = credentials {
             options.set_credentials(username, password);
         }
+        Self::try_connect_with(options).await
+    }
+
+    /// Connects with `options` as given (a TLS or WebSocket transport, say); the
+    /// keep-alive is set to outlast any test.
+    pub async fn try_connect_with(mut options: MqttOptions) -> Result<TestClient, ConnectionError> {
+        options.set_keep_alive(Duration::from_secs(60));
         let (client, mut eventloop) = AsyncClient::new(options, 64);
         let (tx, events) = mpsc::unbounded_channel();
         // Stops at the first error so a refused client does not reconnect, and
