@@ -14,6 +14,9 @@ use serde::Serialize;
 /// `Retry-After` of a 503 answer: the store recovers from a lost database connection by
 /// itself within seconds, and a sender that waits this long does not add to the load.
 const STORAGE_RETRY_AFTER_SECS: u64 = 5;
+/// `Retry-After` when the storage is full: freeing space takes a person, so senders are
+/// asked to wait longer than for a lost connection.
+const STORAGE_FULL_RETRY_AFTER_SECS: u64 = 60;
 
 /// Why the collector could not start or stopped serving.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +69,8 @@ pub enum ApiError {
     Unstorable { field: &'static str, reason: String },
     #[error("storage is unavailable, the report was not stored; retry later")]
     StorageUnavailable,
+    #[error("the collector's storage is full, the report was not stored; retry later")]
+    StorageFull,
     /// `GET /healthz` when the store does not answer; the body also names the backend.
     #[error("the storage check failed; the collector log has the cause")]
     Unhealthy { backend: &'static str },
@@ -109,7 +114,9 @@ impl ApiError {
             | Self::BadForgetRequest(_) => StatusCode::BAD_REQUEST,
             Self::WrongSecret => StatusCode::FORBIDDEN,
             Self::HashMismatch => StatusCode::CONFLICT,
-            Self::StorageUnavailable | Self::Unhealthy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::StorageUnavailable | Self::StorageFull | Self::Unhealthy { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
         }
@@ -129,6 +136,7 @@ impl ApiError {
             Self::Reread(_) => "UNREADABLE_REPORT",
             Self::Unstorable { .. } => "INVALID_FIELD",
             Self::StorageUnavailable | Self::Unhealthy { .. } => "STORAGE_UNAVAILABLE",
+            Self::StorageFull => "STORAGE_FULL",
             Self::MethodNotAllowed { .. } => "METHOD_NOT_ALLOWED",
             Self::NotFound(_) => "NOT_FOUND",
             Self::BadForgetRequest(_) => "BAD_REQUEST",
@@ -143,6 +151,7 @@ impl ApiError {
         match self {
             Self::RateLimited { retry_after_secs } => Some(*retry_after_secs),
             Self::StorageUnavailable | Self::Unhealthy { .. } => Some(STORAGE_RETRY_AFTER_SECS),
+            Self::StorageFull => Some(STORAGE_FULL_RETRY_AFTER_SECS),
             _ => None,
         }
     }

@@ -16,13 +16,22 @@ pub(crate) struct Healthy {
     backend: &'static str,
 }
 
-/// Healthy when the store answers a round trip; names the backend either way.
+/// Healthy when the store answers a round trip and its latest write did not fail; names
+/// the backend either way. Monitoring polls this every few seconds, so a failing check
+/// logs a warning only when the collector turns unhealthy, and one line when it recovers.
 pub(crate) async fn healthz(State(state): State<AppState>) -> Result<Json<Healthy>, ApiError> {
     let backend = state.store().backend();
-    state.store().health().await.map_err(|err| {
-        tracing::error!(error = %err, backend, "health check: storage unavailable");
-        ApiError::Unhealthy { backend }
-    })?;
+    if let Err(err) = state.store().health().await {
+        if state.health_changed(false) {
+            tracing::warn!(error = %err, backend, "health check: storage unavailable");
+        } else {
+            tracing::debug!(error = %err, backend, "health check: storage still unavailable");
+        }
+        return Err(ApiError::Unhealthy { backend });
+    }
+    if state.health_changed(true) {
+        tracing::warn!(backend, "health check: storage available again");
+    }
     Ok(Json(Healthy {
         status: "ok",
         backend,

@@ -160,13 +160,19 @@ fn format_code(format: PayloadFormat) -> i16 {
     }
 }
 
-/// A row the store refuses is the client's fault; any other store failure is ours.
+/// A row the store refuses is the client's fault; any other store failure is ours. The
+/// store logs a failing write once per streak, so a request adds only a debug line (a full
+/// disk refuses every report until space is freed, and must not flood the log).
 fn store_error(err: StoreError) -> ApiError {
     match err {
         StoreError::InvalidReport { field, reason } => ApiError::Unstorable { field, reason },
         other => {
-            tracing::error!(error = %other, "storing a report failed");
-            ApiError::StorageUnavailable
+            tracing::debug!(error = %other, "storing a report failed");
+            if other.is_full() {
+                ApiError::StorageFull
+            } else {
+                ApiError::StorageUnavailable
+            }
         }
     }
 }

@@ -3,6 +3,7 @@
 //! with deletion enabled.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use beacon_store::{Maintenance, ReportStore};
 
@@ -23,6 +24,8 @@ struct Shared {
     metrics: Metrics,
     limiter: IpRateLimiter,
     mode: IngestMode,
+    /// What the latest `/healthz` found, so that a change is logged once.
+    unhealthy: AtomicBool,
 }
 
 impl AppState {
@@ -42,6 +45,7 @@ impl AppState {
             maintenance,
             limiter: IpRateLimiter::new(rate_limit),
             mode,
+            unhealthy: AtomicBool::new(false),
         };
         Self {
             inner: Arc::new(shared),
@@ -66,5 +70,10 @@ impl AppState {
 
     pub(crate) fn mode(&self) -> IngestMode {
         self.inner.mode
+    }
+
+    /// Records what a health check found; true when it differs from the check before.
+    pub(crate) fn health_changed(&self, healthy: bool) -> bool {
+        self.inner.unhealthy.swap(!healthy, Ordering::Relaxed) == healthy
     }
 }

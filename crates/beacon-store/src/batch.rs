@@ -7,6 +7,8 @@
 //! writer, between batches, so they never race with ingest.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use tokio::sync::{mpsc, oneshot};
@@ -152,10 +154,19 @@ pub(crate) fn reply<T>(reply: Reply<T>, result: Result<T, StoreError>) {
     let _ = reply.send(result);
 }
 
+/// How long a failed write keeps the store unhealthy when nothing is written after it: a
+/// collector that nobody sends to (a load balancer took it out) must become healthy again
+/// by itself, and the next write tells again.
+const FAILED_WRITE_SHOWS_FOR: Duration = Duration::from_secs(30);
+
+/// What the writer did: committed batches and rows, and whether writes fail now.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     batches: AtomicU64,
     rows: AtomicU64,
+    /// The latest failed write (an ingest batch or a counting chunk) and when, while no
+    /// write has succeeded since.
+    failing: Mutex<Option<(Instant, StoreError)>>,
 }
 
 impl Counters {
@@ -164,6 +175,43 @@ impl Counters {
             batches: self.batches.load(Ordering::Relaxed),
             rows: self.rows.load(Ordering::Relaxed),
         }
+    }
+
+    /// A write failed. A full disk or a lost database fails every write until someone
+    /// fixes it, so only the first failure of a streak is a warning (saying why, and that
+    /// reports are refused meanwhile); the rest are debug lines.
+    pub(crate) fn write_failed(&self, what: &'static str, error: &StoreError) {
+        let mut failing = self.failing();
+        if failing.is_none() {
+            if error.is_full() {
+                tracing::warn!(%error, "{what} failed: storage is full; reports are refused (503) until space is freed");
+            } else {
+                tracing::warn!(%error, "{what} failed; reports are refused (503) until a write succeeds");
+            }
+        } else {
+            tracing::debug!(%error, "{what} failed again");
+        }
+        *failing = Some((Instant::now(), error.clone()));
+    }
+
+    /// A write committed: ends a failure streak, with one line saying so.
+    pub(crate) fn write_succeeded(&self) {
+        if let Some((_, error)) = self.failing().take() {
+            tracing::warn!(after = %error, "storage writes succeed again");
+        }
+    }
+
+    /// The error of the latest write, if it failed and not long ago: the store's health.
+    pub(crate) fn write_health(&self) -> Result<(), StoreError> {
+        match &*self.failing() {
+            Some((at, error)) if at.elapsed() < FAILED_WRITE_SHOWS_FOR => Err(error.clone()),
+            _ => Ok(()),
+        }
+    }
+
+    /// The state stays valid whatever a panicking holder did, so poisoning is ignored.
+    fn failing(&self) -> std::sync::MutexGuard<'_, Option<(Instant, StoreError)>> {
+        self.failing.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -177,6 +225,7 @@ pub(crate) fn answer(
     match result {
         Ok(outcomes) => {
             let rows = outcomes.len();
+            counters.write_succeeded();
             counters.batches.fetch_add(1, Ordering::Relaxed);
             counters.rows.fetch_add(rows as u64, Ordering::Relaxed);
             tracing::debug!(rows, "report batch committed");
@@ -188,8 +237,7 @@ pub(crate) fn answer(
             }
         }
         Err(error) => {
-            let rows: usize = inserts.iter().map(|insert| insert.reports.len()).sum();
-            tracing::error!(rows, %error, "report batch failed, nothing committed");
+            counters.write_failed("storing a report batch", &error);
             for insert in inserts {
                 let _ = insert.reply.send(Err(error.clone()));
             }

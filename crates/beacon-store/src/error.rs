@@ -83,6 +83,21 @@ pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
 }
 
 impl StoreError {
+    /// The database's disk (or PostgreSQL's) is full: nothing can be committed until space
+    /// is freed. SQLite says `SQLITE_FULL`, PostgreSQL `disk_full` (53100).
+    pub fn is_full(&self) -> bool {
+        match self {
+            Self::Sqlite { error, .. } => {
+                error.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull)
+            }
+            Self::Postgres { error, .. } => {
+                error.code() == Some(&tokio_postgres::error::SqlState::DISK_FULL)
+            }
+            Self::Io { error, .. } => error.kind() == std::io::ErrorKind::StorageFull,
+            _ => false,
+        }
+    }
+
     pub(crate) fn sqlite(db: &str, op: &'static str) -> impl FnOnce(rusqlite::Error) -> Self {
         move |error| Self::Sqlite {
             db: db.to_owned(),

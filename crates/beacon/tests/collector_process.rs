@@ -1,5 +1,5 @@
 //! Tests of the real `beacon collector` process: crash safety under SIGKILL, graceful
-//! SIGTERM, and that the client IP reaches neither storage nor logs.
+//! SIGTERM, a full disk, and that the client IP reaches neither storage nor logs.
 
 use std::collections::HashSet;
 use std::net::IpAddr;
@@ -96,6 +96,8 @@ struct Answer {
     uuid: String,
     status: u16,
     retry_after: Option<String>,
+    /// The JSON error's `code`, when refused.
+    code: Option<String>,
     /// The day it was stored under, when answered 2xx.
     day: Option<NaiveDate>,
 }
@@ -123,6 +125,7 @@ async fn post_answer(
         uuid: uuid.to_owned(),
         status: status.as_u16(),
         retry_after,
+        code: body["code"].as_str().map(str::to_owned),
         day: day.filter(|_| status.is_success()),
     })
 }
@@ -763,5 +766,184 @@ async fn the_console_and_metrics_are_on_loopback_not_on_ingest() {
     assert!(
         log.contains("WARN") && log.contains("--console-on-ingest"),
         "{log}"
+    );
+}
+
+/// A tmpfs of `size` mounted on a directory of its own, unmounted when dropped: a disk the
+/// test can fill without touching the machine's.
+struct SmallDisk {
+    mount: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    /// `None` (and a line saying why the test is skipped) where mounting is not allowed:
+    /// it needs root, or CAP_SYS_ADMIN in a container.
+    fn mount(size: &str) -> Option<Self> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mount = dir.path().join("disk");
+        std::fs::create_dir(&mount).expect("mount point");
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "beacon-test"])
+            .arg(&mount)
+            .stderr(Stdio::piped())
+            .output();
+        match mounted {
+            Ok(output) if output.status.success() => Some(Self { mount, _dir: dir }),
+            other => {
+                eprintln!(
+                    "SKIPPED: this test mounts a {size} tmpfs to fill it, and mounting is not \
+                     allowed here (run as root, or with CAP_SYS_ADMIN): {other:?}"
+                );
+                None
+            }
+        }
+    }
+
+    /// Writes a file until the disk is full; removing it gives the space back.
+    fn fill(&self) -> PathBuf {
+        use std::io::Write;
+        let path = self.mount.join("filler");
+        let mut file = std::fs::File::create(&path).expect("create the filler");
+        let block = vec![0xa5u8; 16 * 1024];
+        loop {
+            match file.write(&block) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(error) if error.kind() == std::io::ErrorKind::StorageFull => break,
+                Err(error) => panic!("filling the disk: {error}"),
+            }
+        }
+        let _ = file.write_all(&block[..1]);
+        let _ = file.sync_all();
+        path
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.mount)
+            .status();
+    }
+}
+
+/// The lines of `log` at WARN level that contain `text`.
+fn warnings<'a>(log: &'a str, text: &str) -> Vec<&'a str> {
+    log.lines()
+        .filter(|line| line.contains("WARN") && line.contains(text))
+        .collect()
+}
+
+/// The SQLite database's disk fills up while nodes report: every report is answered 2xx
+/// (and stored) or 503 `STORAGE_FULL` with `Retry-After`, the log says so in one warning
+/// for the whole streak, `/healthz` is unhealthy; once space is freed the collector stores
+/// again by itself, and the database it leaves holds every acknowledged report once and
+/// passes its integrity check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_is_refused_with_503_and_recovered_from_without_loss() {
+    let Some(disk) = SmallDisk::mount("8m") else {
+        return;
+    };
+    let logs = tempfile::tempdir().expect("log dir");
+    let path = disk.mount.join("collector.db");
+    let db = format!("sqlite://{}", path.display());
+    let process = Process::start(&db, logs.path(), &["--rate-limit-per-minute", "0"]).await;
+    let client = client(None);
+    let url = process.ingest_url();
+    let mut acked = Vec::new();
+    for _ in 0..20 {
+        let answer = post_answer(&client, &url, &new_uuid()).await.expect("post");
+        acked.push((answer.uuid, answer.day.expect("stored while space is left")));
+    }
+
+    let filler = disk.fill();
+    let mut refused = Vec::new();
+    for _ in 0..5000 {
+        let answer = post_answer(&client, &url, &new_uuid()).await.expect("post");
+        match answer.day {
+            Some(day) => acked.push((answer.uuid, day)),
+            None => refused.push(answer),
+        }
+        if refused.len() == 30 {
+            break;
+        }
+    }
+    assert_eq!(
+        refused.len(),
+        30,
+        "reports are refused once the disk is full"
+    );
+    let unclear: Vec<_> = refused
+        .iter()
+        .filter(|a| {
+            !(a.status == 503
+                && a.retry_after.is_some()
+                && a.code.as_deref() == Some("STORAGE_FULL"))
+        })
+        .collect();
+    assert!(
+        unclear.is_empty(),
+        "refusals not 503 STORAGE_FULL with Retry-After: {unclear:?}"
+    );
+    let health = format!("{}/healthz", process.base);
+    assert_eq!(
+        status_of(&health).await,
+        503,
+        "/healthz while the disk is full"
+    );
+
+    std::fs::remove_file(filler).expect("free the space");
+    let freed_at = std::time::Instant::now();
+    loop {
+        let answer = post_answer(&client, &url, &new_uuid()).await.expect("post");
+        if let Some(day) = answer.day {
+            acked.push((answer.uuid, day));
+            break;
+        }
+        assert!(
+            freed_at.elapsed() < Duration::from_secs(10),
+            "no report stored within 10 s of freeing space: {answer:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status_of(&health).await, 200, "/healthz once space is back");
+    let recovered = freed_at.elapsed();
+    let log = process.terminate().await;
+
+    let full = warnings(&log, "storage is full");
+    assert_eq!(
+        full.len(),
+        1,
+        "one warning for the streak of {} refusals:\n{log}",
+        refused.len()
+    );
+    assert_eq!(
+        warnings(&log, "succeed again").len(),
+        1,
+        "one line at recovery:\n{log}"
+    );
+    let store = beacon_store::open_store(&db).await.expect("open storage");
+    for (uuid, day) in &acked {
+        let row = store.get(uuid, *day).await.expect("read storage");
+        assert!(
+            row.is_some(),
+            "acknowledged report {uuid} lost to the full disk"
+        );
+    }
+    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY;
+    let sql = Sql::Sqlite(rusqlite::Connection::open_with_flags(&path, flags).expect("open"));
+    let (_, rows) = check_whole(&*store, &sql, &db).await;
+    assert_eq!(
+        rows as usize,
+        acked.len(),
+        "exactly the acknowledged reports are stored"
+    );
+    drop((sql, store));
+    eprintln!(
+        "{} acknowledged, {} refused while full, stored again {recovered:?} after space was freed",
+        acked.len(),
+        refused.len()
     );
 }

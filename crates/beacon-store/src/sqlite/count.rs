@@ -7,6 +7,7 @@ use rusqlite::{Connection, OptionalExtension, Params, Row, TransactionBehavior, 
 
 use super::uncounted::UncountedLog;
 use super::writer::row_params;
+use crate::batch::Counters;
 use crate::counting::{self, CHUNK};
 use crate::rollup::{self, Changes, Loaded, Wanted};
 use crate::{NewReport, StoreError, rows, sql};
@@ -43,16 +44,21 @@ const PUT_NODE_WEEK: &str = sql::upsert!(node_weeks, "VALUES ($1, $2, $3, $4, $5
 const PUT_CLUSTER_WEEK: &str = sql::upsert!(cluster_weeks, "VALUES ($1, $2, $3, $4, $5, $6)");
 const ADD_DELTA: &str = sql::upsert!(rollups, "VALUES ($1, $2, $3, $4, $5, $6, $7)");
 
-/// Counts one chunk; a failure is logged and the chunk stays in the log for the next try.
+/// Counts one chunk; a failure goes to the writer's failure streak (see
+/// [`Counters::write_failed`]) and the chunk stays in the log for the next try.
 pub(super) fn try_count_chunk(
     conn: &mut Connection,
     db: &str,
     uncounted: &mut UncountedLog,
+    counters: &Counters,
 ) -> bool {
     match count_chunk(conn, db, uncounted) {
-        Ok(()) => true,
+        Ok(()) => {
+            counters.write_succeeded();
+            true
+        }
         Err(error) => {
-            tracing::error!(%error, "counting the ingest log failed; it is retried");
+            counters.write_failed("counting the ingest log", &error);
             false
         }
     }

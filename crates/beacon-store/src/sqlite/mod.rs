@@ -152,6 +152,8 @@ impl ReportStore for SqliteStore {
         if self.queue.is_closed() {
             return Err(StoreError::Closed);
         }
+        // Reads work on a full disk; what cannot be written cannot be ingested.
+        self.counters.write_health()?;
         self.read("health check", |conn| {
             conn.query_row("SELECT 1", [], |_| Ok(()))
         })

@@ -80,11 +80,11 @@ fn run(mut conn: Connection, db: &str, mut jobs: mpsc::Receiver<Job>, counters: 
             }
         }
         if uncounted.full() {
-            try_count_chunk(&mut conn, db, &mut uncounted);
+            try_count_chunk(&mut conn, db, &mut uncounted, counters);
         }
         // A quiet moment: count until a job arrives, one chunk at a time.
         while uncounted.quiet() && jobs.is_empty() {
-            if !try_count_chunk(&mut conn, db, &mut uncounted) {
+            if !try_count_chunk(&mut conn, db, &mut uncounted, counters) {
                 break;
             }
         }
