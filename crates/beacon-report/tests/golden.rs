@@ -152,6 +152,28 @@ fn whole_rates_serialize_as_integers_and_fractions_as_floats() {
     );
 }
 
+/// Found by the `report` fuzz target: without correctly rounded float parsing, this rate
+/// read back one unit in the last place off, so the report changed on a round trip.
+#[test]
+fn fractional_rates_read_back_bit_for_bit() {
+    let mut report = parse(SEED_5_0_9.as_bytes()).expect("seed").report;
+    let rate = 3.777_590_464_922_207e-258;
+    let insights = report.mqtt_runtime_insights.as_mut().expect("insights");
+    insights.messages_sent_rate = Some(rate);
+    let text = report.to_json();
+    assert!(
+        text.contains("\"messages_sent_rate\":3.777590464922207e-258"),
+        "{text}"
+    );
+    let back = parse(text.as_bytes()).expect("reparsed").report;
+    let insights = back.mqtt_runtime_insights.as_ref().expect("insights");
+    assert_eq!(
+        insights.messages_sent_rate.map(f64::to_bits),
+        Some(rate.to_bits())
+    );
+    assert_eq!(back, report);
+}
+
 #[test]
 fn format_detection() {
     let base = |version: &str| Report {
