@@ -1,7 +1,7 @@
 //! The request body of an ingest: content type and encoding checks, the size limit on
 //! the wire and the size limit after gunzip.
 
-use std::io::Read;
+use std::io::{self, Read};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -21,7 +21,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How the body is encoded on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Encoding {
+pub enum Encoding {
     Identity,
     Gzip,
 }
@@ -125,7 +125,7 @@ async fn drain(mut body: Body, mut seen: u64) {
 /// A body is exactly one gzip member. RFC 1952 allows several members back to back, but
 /// no node sends them; bytes after the first member (another member or garbage) are
 /// refused rather than silently dropped, so what is stored is all that was sent.
-pub(crate) fn decode(wire: Bytes, encoding: Encoding) -> Result<Bytes, ApiError> {
+pub fn decode(wire: Bytes, encoding: Encoding) -> Result<Bytes, ApiError> {
     match encoding {
         Encoding::Identity => Ok(wire),
         Encoding::Gzip => gunzip(&wire),
@@ -133,13 +133,10 @@ pub(crate) fn decode(wire: Bytes, encoding: Encoding) -> Result<Bytes, ApiError>
 }
 
 fn gunzip(wire: &[u8]) -> Result<Bytes, ApiError> {
-    let cap = MAX_DECODED_BODY as u64 + 1;
-    let mut decoded = Vec::with_capacity(wire.len().saturating_mul(4).min(MAX_DECODED_BODY));
     // The buffered decoder consumes exactly its member, so what it leaves is what follows.
     let mut decoder = GzDecoder::new(wire);
-    (&mut decoder)
-        .take(cap)
-        .read_to_end(&mut decoded)
+    let first_guess = wire.len().saturating_mul(4);
+    let decoded = read_at_most(&mut decoder, MAX_DECODED_BODY + 1, first_guess)
         .map_err(ApiError::InvalidGzip)?;
     if decoded.len() > MAX_DECODED_BODY {
         return Err(ApiError::DecodedTooLarge {
@@ -153,6 +150,32 @@ fn gunzip(wire: &[u8]) -> Result<Bytes, ApiError> {
         ))));
     }
     Ok(Bytes::from(decoded))
+}
+
+/// Reads `reader` to its end, or up to `limit` bytes, into a buffer that never reserves
+/// more than `limit`: `read_to_end` doubles its buffer, so a body just past half the limit
+/// would hold twice the limit (found by the `gzip_body` fuzz target).
+fn read_at_most(reader: &mut impl Read, limit: usize, first_guess: usize) -> io::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(first_guess.min(limit));
+    let mut chunk = [0u8; 8 * 1024];
+    loop {
+        let room = limit - out.len();
+        if room == 0 {
+            return Ok(out);
+        }
+        let want = room.min(chunk.len());
+        let n = match reader.read(&mut chunk[..want]) {
+            Ok(0) => return Ok(out),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if out.capacity() - out.len() < n {
+            // Double, but never past `limit`; `n <= room`, so the chunk always fits.
+            out.reserve_exact(out.capacity().max(n).min(room));
+        }
+        out.extend_from_slice(&chunk[..n]);
+    }
 }
 
 /// Names what follows the gzip member: another member, or garbage.
@@ -242,6 +265,26 @@ mod tests {
         let over = vec![b' '; MAX_DECODED_BODY + 1];
         let err = decode(Bytes::from(gzip(&over)), Encoding::Gzip).unwrap_err();
         assert_eq!(err.code(), "DECODED_BODY_TOO_LARGE");
+    }
+
+    #[test]
+    fn gunzip_never_reserves_past_the_limit() {
+        // Just past half the limit, where doubling the buffer would reserve twice the limit.
+        for len in [
+            MAX_DECODED_BODY / 2 + 1,
+            MAX_DECODED_BODY,
+            MAX_DECODED_BODY + 1,
+        ] {
+            let wire = gzip(&vec![b' '; len]);
+            let mut decoder = GzDecoder::new(&wire[..]);
+            let decoded = read_at_most(&mut decoder, MAX_DECODED_BODY + 1, 1000).unwrap();
+            assert_eq!(decoded.len(), len);
+            assert!(
+                decoded.capacity() <= MAX_DECODED_BODY + 1,
+                "{len} bytes decoded into a buffer of {}",
+                decoded.capacity()
+            );
+        }
     }
 
     #[test]

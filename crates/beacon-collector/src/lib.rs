@@ -40,6 +40,13 @@ mod routes;
 mod serve;
 mod state;
 
+/// The ingest body's decoding on its own, for the fuzz targets in `fuzz/`; only `cargo fuzz`
+/// turns the feature on, so it stays out of the binaries.
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing {
+    pub use crate::body::{Encoding, decode};
+}
+
 pub use beacon_listener::Limits as ConnectionLimits;
 pub use config::{
     CollectorConfig, DEFAULT_LISTEN, DEFAULT_RETENTION_DAYS, IngestMode, MAX_DECODED_BODY,
