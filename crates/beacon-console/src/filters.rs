@@ -13,7 +13,7 @@ const DEFAULT_DAYS: u64 = 26 * 7 - 1;
 
 /// Query parameters as sent; empty values mean "not given" (what an HTML form sends).
 #[derive(Debug, Default, Deserialize)]
-pub(crate) struct RawFilters {
+pub struct RawFilters {
     from: Option<String>,
     to: Option<String>,
     version: Option<String>,
@@ -22,7 +22,7 @@ pub(crate) struct RawFilters {
 
 /// A checked question.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Filters {
+pub struct Filters {
     pub(crate) from: NaiveDate,
     pub(crate) to: NaiveDate,
     pub(crate) version: Option<String>,
@@ -31,7 +31,7 @@ pub(crate) struct Filters {
 
 impl Filters {
     /// Checks `raw`; a missing `to` is today (UTC), a missing `from` 26 weeks before `to`.
-    pub(crate) fn parse(raw: RawFilters) -> Result<Self, ConsoleError> {
+    pub fn parse(raw: RawFilters) -> Result<Self, ConsoleError> {
         let to = match given(raw.to) {
             Some(text) => date("to", &text)?,
             None => Utc::now().date_naive(),
@@ -63,7 +63,7 @@ impl Filters {
     }
 
     /// `from=...&to=...[&version=...][&os=...]`, percent-encoded.
-    pub(crate) fn query_string(&self) -> String {
+    pub fn query_string(&self) -> String {
         let mut pairs = vec![("from", self.from.to_string()), ("to", self.to.to_string())];
         pairs.extend(self.version.clone().map(|v| ("version", v)));
         pairs.extend(self.os.clone().map(|v| ("os", v)));
@@ -75,7 +75,7 @@ impl Filters {
     }
 
     /// The same filters over the `weeks` weeks ending at `to`.
-    pub(crate) fn last_weeks(&self, weeks: u64) -> Self {
+    pub fn last_weeks(&self, weeks: u64) -> Self {
         Self {
             from: self
                 .to

@@ -36,6 +36,13 @@ mod state;
 mod svg;
 mod tokens;
 
+/// The filters' query-string parsing on its own, for the fuzz targets in `fuzz/`; only
+/// `cargo fuzz` turns the feature on, so it stays out of the binaries.
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing {
+    pub use crate::filters::{Filters, RawFilters};
+}
+
 pub use chart::Chart;
 pub use error::ConsoleError;
 pub use paths::PREFIX;
