@@ -1,4 +1,5 @@
-//! `GET /healthz` and `GET /metrics`: what monitoring polls.
+//! `GET /healthz` and `GET /metrics`: what monitoring polls; `POST /settle`: waits until
+//! every report acknowledged so far is counted (benchmarks, scripts).
 
 use axum::Json;
 use axum::extract::State;
@@ -46,4 +47,25 @@ pub(crate) async fn render_metrics(State(state): State<AppState>) -> Response {
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
     }
+}
+
+#[derive(Serialize)]
+pub(crate) struct SettledAnswer {
+    status: &'static str,
+    /// Reports committed since the collector started.
+    committed: u64,
+}
+
+/// Answers once every report acknowledged before the request is indexed and counted in
+/// the rollups: what a benchmark waits for to stop its clock. Private, like `/metrics`:
+/// it only asks for counting that the store's lag bound would do anyway, sooner.
+pub(crate) async fn settle(State(state): State<AppState>) -> Result<Json<SettledAnswer>, ApiError> {
+    state.store().settle().await.map_err(|err| {
+        tracing::error!(error = %err, "settle: storage unavailable");
+        ApiError::StorageUnavailable
+    })?;
+    Ok(Json(SettledAnswer {
+        status: "settled",
+        committed: state.store().stats().rows,
+    }))
 }

@@ -14,7 +14,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::error::{ApiError, Refused};
 use crate::forget::forget;
-use crate::health::{healthz, render_metrics};
+use crate::health::{healthz, render_metrics, settle};
 use crate::ingest::ingest;
 use crate::state::AppState;
 
@@ -22,6 +22,8 @@ use crate::state::AppState;
 pub const INGEST_PATH: &str = "/api/telemetry";
 pub const HEALTH_PATH: &str = "/healthz";
 pub const METRICS_PATH: &str = "/metrics";
+/// Private: answers once every report acknowledged before it is counted.
+pub(crate) const SETTLE_PATH: &str = "/settle";
 /// Self-service deletion of one node's reports.
 pub const FORGET_PATH: &str = "/api/telemetry/{uuid}";
 
@@ -50,13 +52,16 @@ pub fn router(state: AppState) -> Router {
     observed(routes, state)
 }
 
-/// The routes that are not for the public: `/metrics`. They go with the console (on its
-/// own listener unless told otherwise), and have no fallback so that they merge with it.
+/// The routes that are not for the public: `/metrics` and `/settle`. They go with the
+/// console (on its own listener unless told otherwise), and have no fallback so that they
+/// merge with it.
 pub fn private_router(state: AppState) -> Router {
-    let routes = Router::new().route(
-        METRICS_PATH,
-        get(render_metrics).fallback(method_not_allowed),
-    );
+    let routes = Router::new()
+        .route(
+            METRICS_PATH,
+            get(render_metrics).fallback(method_not_allowed),
+        )
+        .route(SETTLE_PATH, post(settle).fallback(method_not_allowed));
     observed(routes, state)
 }
 
@@ -109,6 +114,7 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
         Some(INGEST_PATH) => INGEST_PATH,
         Some(HEALTH_PATH) => HEALTH_PATH,
         Some(METRICS_PATH) => METRICS_PATH,
+        Some(SETTLE_PATH) => SETTLE_PATH,
         Some(FORGET_PATH) => FORGET_PATH,
         _ => "unmatched",
     };

@@ -352,6 +352,28 @@ async fn health_names_the_backend() {
 }
 
 #[tokio::test]
+async fn settle_answers_once_the_acknowledged_reports_are_counted() {
+    for backend in backends().await {
+        let name = backend.name;
+        let collector = Running::start(backend.store.clone()).await;
+        assert_eq!(collector.post_json(SEED_5_0_9).await.status(), 201);
+        assert_eq!(collector.post_json(EMQX_4_4).await.status(), 201);
+        let response = collector
+            .client
+            .post(collector.url("/settle"))
+            .send()
+            .await
+            .expect("post /settle");
+        let (status, body) = json_of(response).await;
+        assert_eq!(status, 200, "{name}: {body}");
+        assert_eq!(body["status"], "settled", "{name}");
+        assert_eq!(body["committed"], 2, "{name}");
+        assert_eq!(collector.get("/settle").await.status(), 405, "{name}");
+        collector.stop().await;
+    }
+}
+
+#[tokio::test]
 async fn metrics_count_accepted_and_rejected_reports() {
     let (_backend, collector) = Running::on_sqlite().await;
     assert_eq!(collector.post_json(SEED_5_0_9).await.status(), 201);

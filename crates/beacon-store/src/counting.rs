@@ -17,8 +17,9 @@
 //!   `Task::Maintenance` runs only after a settle) and when it stops.
 //! - **lag bound**: when nobody settles, the writer counts on its own once a chunk is
 //!   full or the oldest uncounted report has waited long enough ([`MAX_LAG`] on
-//!   PostgreSQL; on SQLite once ingest has paused for [`QUIET`], or after every batch
-//!   while [`MAX_UNCOUNTED`] reports wait). [`spawn_ticker`] wakes the writer to check.
+//!   PostgreSQL; on SQLite once ingest has paused for [`QUIET`], and under load one chunk
+//!   sized to take [`STEP`] between ingest batches once that many wait, more while
+//!   [`BEHIND`] steps wait). [`spawn_ticker`] wakes the writer to check.
 //!
 //! After a stop, whatever is left uncounted in those tables is counted at the next start.
 
@@ -34,9 +35,15 @@ use crate::{Facts, NewReport, StoredReport};
 pub(crate) const CHUNK: usize = 4096;
 /// PostgreSQL: how long a committed report may stay uncounted when nobody settles.
 pub(crate) const MAX_LAG: Duration = Duration::from_secs(1);
-/// SQLite: this many uncounted reports are counted a chunk after every ingest batch, even
-/// under load, so that the wait of a reader that settles stays bounded.
-pub(crate) const MAX_UNCOUNTED: usize = 65_536;
+/// SQLite, under load: how long one chunk counted between two ingest batches should take
+/// (its size follows from the pace of the chunks before). The batches queued behind it
+/// wait that long, so it bounds the latency counting adds to ingest.
+pub(crate) const STEP: Duration = Duration::from_millis(20);
+/// SQLite: the smallest chunk counted under load.
+pub(crate) const MIN_STEP: usize = 256;
+/// SQLite: with this many steps' worth uncounted, ingest waits while counting catches up,
+/// so that the wait of a reader that settles stays bounded (a few steps).
+pub(crate) const BEHIND: usize = 4;
 /// SQLite: uncounted reports are counted once no report has arrived for this long.
 pub(crate) const QUIET: Duration = Duration::from_millis(100);
 

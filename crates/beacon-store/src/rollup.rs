@@ -590,13 +590,28 @@ impl Deltas {
 /// Writes each part as `<byte length>:<text>`, so that any text, separators included,
 /// packs and unpacks unambiguously.
 fn pack(into: &mut String, parts: [&str; 4]) {
-    use std::fmt::Write;
     into.clear();
     for part in parts {
-        // Writing to a String cannot fail.
-        let _ = write!(into, "{}:", part.len());
+        push_decimal(into, part.len());
+        into.push(':');
         into.push_str(part);
     }
+}
+
+/// `n` in decimal, without the formatting machinery, which took a sixth of the writer's
+/// time when it ran for every counter of every report counted.
+fn push_decimal(into: &mut String, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    into.extend(digits[at..].iter().map(|&digit| char::from(digit)));
 }
 
 fn unpack(packed: &str) -> [String; 4] {

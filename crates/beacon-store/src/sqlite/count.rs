@@ -2,6 +2,8 @@
 //! `reports` and counted in the rollups in one transaction, which touches each index page
 //! once for many reports.
 
+use std::time::Instant;
+
 use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, Params, Row, TransactionBehavior, params};
 
@@ -51,8 +53,9 @@ pub(super) fn try_count_chunk(
     db: &str,
     uncounted: &mut UncountedLog,
     counters: &Counters,
+    limit: usize,
 ) -> bool {
-    match count_chunk(conn, db, uncounted) {
+    match count_chunk(conn, db, uncounted, limit) {
         Ok(()) => {
             counters.write_succeeded();
             true
@@ -71,18 +74,22 @@ pub(super) fn settle(
     uncounted: &mut UncountedLog,
 ) -> Result<(), StoreError> {
     while !uncounted.is_empty() {
-        count_chunk(conn, db, uncounted)?;
+        count_chunk(conn, db, uncounted, CHUNK)?;
     }
     Ok(())
 }
 
-/// Moves the oldest reports of the log into `reports` and the rollups, in one transaction.
+/// Moves the oldest `limit` reports of the log into `reports` and the rollups, in one
+/// transaction.
 fn count_chunk(
     conn: &mut Connection,
     db: &str,
     uncounted: &mut UncountedLog,
+    limit: usize,
 ) -> Result<(), StoreError> {
-    let chunk = move_chunk(conn).map_err(StoreError::sqlite(db, "count the ingest log"))?;
+    let started = Instant::now();
+    let chunk = move_chunk(conn, limit).map_err(StoreError::sqlite(db, "count the ingest log"))?;
+    uncounted.paced(chunk.len(), started.elapsed());
     if chunk.is_empty() {
         // The log is empty whatever the keys say (another process drained it): start over.
         *uncounted = UncountedLog::default();
@@ -91,9 +98,9 @@ fn count_chunk(
     Ok(())
 }
 
-fn move_chunk(conn: &mut Connection) -> rusqlite::Result<Vec<NewReport>> {
+fn move_chunk(conn: &mut Connection, limit: usize) -> rusqlite::Result<Vec<NewReport>> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let (last_id, reports) = read_chunk(&tx)?;
+    let (last_id, reports) = read_chunk(&tx, limit)?;
     let refs: Vec<&NewReport> = reports.iter().collect();
     upsert_all(&tx, &refs)?;
     let loaded = load(&tx, &rollup::wanted(refs.iter().copied()))?;
@@ -104,11 +111,11 @@ fn move_chunk(conn: &mut Connection) -> rusqlite::Result<Vec<NewReport>> {
     Ok(reports)
 }
 
-/// The oldest [`CHUNK`] reports of the log and the id of the last one.
-fn read_chunk(conn: &Connection) -> rusqlite::Result<(i64, Vec<NewReport>)> {
+/// The oldest `limit` reports of the log and the id of the last one.
+fn read_chunk(conn: &Connection, limit: usize) -> rusqlite::Result<(i64, Vec<NewReport>)> {
     let mut statement = conn.prepare_cached(READ_CHUNK)?;
-    let mut rows = statement.query(params![CHUNK as i64])?;
-    let (mut last_id, mut reports) = (0, Vec::with_capacity(CHUNK));
+    let mut rows = statement.query(params![limit as i64])?;
+    let (mut last_id, mut reports) = (0, Vec::with_capacity(limit));
     while let Some(row) = rows.next()? {
         last_id = row.get("id")?;
         let facts: Option<String> = row.get("facts")?;

@@ -2,10 +2,13 @@
 //! into the ingest log `incoming`, where reports wait uncounted; chunks of them counted
 //! into the indexed tables and rollups, see `counting`; maintenance; cached statements),
 //! and a few read-only connections used through `spawn_blocking`. WAL mode lets those
-//! readers run while the writer commits; `synchronous=FULL` makes a commit durable before
-//! it returns.
+//! readers run while the writer commits. A commit is answered only once the WAL holding it
+//! is synced, by a thread of its own (`durable`), and WAL pages are copied back into the
+//! database file by another (`checkpoint`), so that the writer never waits for the disk.
 
+mod checkpoint;
 mod count;
+mod durable;
 mod facts;
 mod maintenance;
 mod queries;
@@ -46,6 +49,7 @@ pub(crate) struct SqliteStore {
     readers: Arc<Readers>,
     queue: mpsc::Sender<Job>,
     counters: Arc<Counters>,
+    _checkpointer: checkpoint::Checkpointer,
 }
 
 impl SqliteStore {
@@ -62,8 +66,9 @@ impl SqliteStore {
         };
         let (queue, jobs) = batch::queue();
         let counters = Arc::new(Counters::default());
-        writer::spawn(writer, db.clone(), jobs, Arc::clone(&counters))?;
+        writer::spawn(writer, &path, db.clone(), jobs, Arc::clone(&counters))?;
         counting::spawn_ticker(&queue, counting::QUIET / 2);
+        let checkpointer = checkpoint::spawn(&path, &db)?;
         let readers = Arc::new(Readers {
             path,
             db,
@@ -73,6 +78,7 @@ impl SqliteStore {
             readers,
             queue,
             counters,
+            _checkpointer: checkpointer,
         })
     }
 

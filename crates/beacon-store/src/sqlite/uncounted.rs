@@ -8,20 +8,32 @@
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 
-use crate::counting::{MAX_UNCOUNTED, QUIET};
+use crate::counting::{CHUNK, MIN_STEP, QUIET, STEP};
 
 /// The keys of the reports in the ingest log.
-#[derive(Default)]
 pub(super) struct UncountedLog {
     /// Reports waiting per day and node; by day first so that a lookup by `&str` needs no
     /// allocation on the ingest path.
     keys: HashMap<NaiveDate, HashMap<String, usize>>,
     len: usize,
     last_arrival: Option<Instant>,
+    /// Reports counted per step under load, from how long the last chunk took.
+    step: usize,
+}
+
+impl Default for UncountedLog {
+    fn default() -> Self {
+        Self {
+            keys: HashMap::new(),
+            len: 0,
+            last_arrival: None,
+            step: MIN_STEP,
+        }
+    }
 }
 
 impl UncountedLog {
@@ -72,9 +84,26 @@ impl UncountedLog {
         self.len == 0
     }
 
-    /// Too long to wait for a quiet moment.
-    pub(super) fn full(&self) -> bool {
-        self.len >= MAX_UNCOUNTED
+    /// Reports waiting.
+    pub(super) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// How many reports a chunk counted under load holds: as many as take [`STEP`] at the
+    /// pace of the chunks before, within [`MIN_STEP`] and [`CHUNK`].
+    pub(super) fn step(&self) -> usize {
+        self.step
+    }
+
+    /// A chunk of `reports` took `took`: the next step is sized from it (smoothed, so that
+    /// one slow chunk does not halve the next).
+    pub(super) fn paced(&mut self, reports: usize, took: Duration) {
+        if reports < MIN_STEP {
+            return;
+        }
+        let per_report = took.as_secs_f64() / reports as f64;
+        let fits = (STEP.as_secs_f64() / per_report.max(1e-7)) as usize;
+        self.step = ((self.step + fits) / 2).clamp(MIN_STEP, CHUNK);
     }
 
     /// Something waits and nothing has arrived for [`QUIET`].

@@ -7,7 +7,7 @@
 //! report is what capped ingest before (see BENCHMARKS.md). The chunk that moves the
 //! reports into their indexed tables touches each index page once for many reports.
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
 
 use rusqlite::types::ToSql;
@@ -15,10 +15,11 @@ use rusqlite::{Connection, TransactionBehavior, params, params_from_iter};
 use tokio::sync::mpsc;
 
 use super::count::{recover_uncounted, report_columns, settle, try_count_chunk};
+use super::durable::Syncer;
 use super::maintenance::{delete_oldest_day, forget, prune_snapshots};
 use super::uncounted::UncountedLog;
 use crate::batch::{self, Counters, Job, MaintenanceTask, Run, Task};
-use crate::{InsertOutcome, NewReport, StoreError, claims};
+use crate::{InsertOutcome, NewReport, StoreError, claims, counting};
 
 const EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM reports WHERE day = ?1 AND uuid = ?2)";
 /// The log keeps each report's facts too, so that counting never reads its JSON.
@@ -30,24 +31,34 @@ const LOG: &str = concat!(
 
 pub(super) fn spawn(
     conn: Connection,
+    path: &Path,
     db: String,
     jobs: mpsc::Receiver<Job>,
     counters: Arc<Counters>,
 ) -> Result<(), StoreError> {
-    let path = PathBuf::from(&db);
+    // Commits are made durable by the sync thread before they are answered (`durable`).
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(StoreError::sqlite(&db, "set synchronous=NORMAL"))?;
+    let syncer = Syncer::spawn(path, Arc::clone(&counters))?;
     std::thread::Builder::new()
         .name("beacon-sqlite-writer".into())
-        .spawn(move || run(conn, &db, jobs, &counters))
+        .spawn(move || run(conn, &db, jobs, &counters, &syncer))
         .map(drop)
         .map_err(|error| StoreError::Io {
             op: "start the writer thread for",
-            path,
+            path: path.to_owned(),
             error: Arc::new(error),
         })
 }
 
 /// Runs until every sender is gone, that is until the store is dropped.
-fn run(mut conn: Connection, db: &str, mut jobs: mpsc::Receiver<Job>, counters: &Counters) {
+fn run(
+    mut conn: Connection,
+    db: &str,
+    mut jobs: mpsc::Receiver<Job>,
+    counters: &Counters,
+    syncer: &Syncer,
+) {
     let mut uncounted = recover_uncounted(&conn).unwrap_or_else(|error| {
         tracing::error!(db, %error, "reading the ingest log failed; retried at the next start");
         UncountedLog::default()
@@ -60,39 +71,64 @@ fn run(mut conn: Connection, db: &str, mut jobs: mpsc::Receiver<Job>, counters: 
                     let reports: Vec<&NewReport> = batch::reports(&inserts).collect();
                     let result = write_batch(&mut conn, &reports, &uncounted)
                         .map_err(StoreError::sqlite(db, "write report batch"));
-                    if let Ok(outcomes) = &result {
-                        let logged = reports
-                            .iter()
-                            .zip(outcomes)
-                            .filter(|(_, outcome)| **outcome != InsertOutcome::HashMismatch);
-                        uncounted.logged(logged.map(|(r, _)| (r.day, r.uuid.clone())));
-                    }
-                    batch::answer(inserts, result, counters);
+                    let outcomes = match result {
+                        Ok(outcomes) => outcomes,
+                        Err(error) => {
+                            batch::answer(inserts, Err(error), counters);
+                            continue;
+                        }
+                    };
+                    let logged = reports
+                        .iter()
+                        .zip(&outcomes)
+                        .filter(|(_, outcome)| **outcome != InsertOutcome::HashMismatch);
+                    uncounted.logged(logged.map(|(r, _)| (r.day, r.uuid.clone())));
+                    syncer.acknowledge((inserts, outcomes), counters);
                 }
                 Run::Task(Task::Tick) => {}
                 Run::Task(Task::Settle { reply }) => {
                     batch::reply(reply, settle(&mut conn, db, &mut uncounted));
                 }
                 Run::Task(Task::Maintenance(task)) => match settle(&mut conn, db, &mut uncounted) {
-                    Ok(()) => run_task(&mut conn, db, task),
+                    Ok(()) => run_task(&mut conn, db, task, syncer),
                     Err(error) => task.fail(error),
                 },
             }
         }
-        if uncounted.full() {
-            try_count_chunk(&mut conn, db, &mut uncounted, counters);
-        }
-        // A quiet moment: count until a job arrives, one chunk at a time.
-        while uncounted.quiet() && jobs.is_empty() {
-            if !try_count_chunk(&mut conn, db, &mut uncounted, counters) {
-                break;
-            }
-        }
+        count_due(&mut conn, db, &mut uncounted, &jobs, counters);
     }
     if let Err(error) = settle(&mut conn, db, &mut uncounted) {
         tracing::error!(%error, "counting the ingest log failed at shutdown; done at next start");
     }
     tracing::debug!(db, "sqlite writer stopped");
+}
+
+/// Counts what is due after a round of jobs (see `counting`, lag bound). Under load, one
+/// step (a chunk sized to take [`counting::STEP`]) per round once a step's worth waits:
+/// counting keeps the pace of ingest, the reports queued behind a step wait little, and
+/// what a reader's settle has to count stays small. [`counting::BEHIND`] steps behind,
+/// ingest waits for counting. A quiet moment counts the rest, until a job arrives.
+fn count_due(
+    conn: &mut Connection,
+    db: &str,
+    uncounted: &mut UncountedLog,
+    jobs: &mpsc::Receiver<Job>,
+    counters: &Counters,
+) {
+    let step = uncounted.step();
+    if uncounted.len() >= step && !try_count_chunk(conn, db, uncounted, counters, step) {
+        return;
+    }
+    while uncounted.len() >= uncounted.step() * counting::BEHIND {
+        if !try_count_chunk(conn, db, uncounted, counters, uncounted.step()) {
+            return;
+        }
+    }
+    while uncounted.quiet() && jobs.is_empty() {
+        if !try_count_chunk(conn, db, uncounted, counters, counting::CHUNK) {
+            return;
+        }
+    }
 }
 
 /// Appends the reports to the log in one transaction. A report replaces an earlier one of
@@ -151,21 +187,27 @@ pub(super) fn row_params(r: &NewReport) -> [&dyn ToSql; 11] {
     ]
 }
 
-fn run_task(conn: &mut Connection, db: &str, task: MaintenanceTask) {
+/// A maintenance task's result, once its commit is synced.
+fn durable<T>(
+    result: rusqlite::Result<T>,
+    db: &str,
+    op: &'static str,
+    syncer: &Syncer,
+) -> Result<T, StoreError> {
+    let done = result.map_err(StoreError::sqlite(db, op))?;
+    syncer.sync_now().map(|()| done)
+}
+
+/// Runs a maintenance task and answers once its commit is synced.
+fn run_task(conn: &mut Connection, db: &str, task: MaintenanceTask, syncer: &Syncer) {
     match task {
         MaintenanceTask::DeleteOldestDay { before, reply } => {
             let result = delete_oldest_day(conn, before);
-            batch::reply(
-                reply,
-                result.map_err(StoreError::sqlite(db, "delete old reports")),
-            );
+            batch::reply(reply, durable(result, db, "delete old reports", syncer));
         }
         MaintenanceTask::PruneSnapshots { before_week, reply } => {
             let result = prune_snapshots(conn, before_week);
-            batch::reply(
-                reply,
-                result.map_err(StoreError::sqlite(db, "prune snapshots")),
-            );
+            batch::reply(reply, durable(result, db, "prune snapshots", syncer));
         }
         MaintenanceTask::Forget {
             uuid,
@@ -173,11 +215,11 @@ fn run_task(conn: &mut Connection, db: &str, task: MaintenanceTask) {
             reply,
         } => {
             let result = forget(conn, &uuid, &secret_sha256);
-            batch::reply(reply, result.map_err(StoreError::sqlite(db, "forget node")));
+            batch::reply(reply, durable(result, db, "forget node", syncer));
         }
         MaintenanceTask::Optimize { reply } => {
             let result = conn.execute_batch("PRAGMA optimize");
-            batch::reply(reply, result.map_err(StoreError::sqlite(db, "optimize")));
+            batch::reply(reply, durable(result, db, "optimize", syncer));
         }
     }
 }
