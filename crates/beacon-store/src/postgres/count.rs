@@ -1,28 +1,45 @@
-//! Counting on PostgreSQL (see `counting`): a chunk of uncounted reports is counted in
-//! one transaction that loads the snapshots the chunk touches, writes the changed ones and
-//! the counter deltas (each set as one statement), and clears the chunk's keys from
-//! `rollup_pending`.
+//! Counting on PostgreSQL (see `counting`): each collector runs one counter task beside
+//! its ingest writer, on a connection of its own. A **pass** counts every key marked in
+//! `rollup_pending` (by any collector), in key order, one chunk per transaction; a chunk
+//! loads the snapshots it touches, writes the changed ones and the counter deltas (each
+//! set as one statement, rows in key order, the statements in one round trip), and
+//! clears its keys.
+//!
+//! Every chunk first takes an advisory lock per schema, so that the counters of several
+//! collectors never update one snapshot from two stale reads: counting is serialized,
+//! ingest is not. A reader that settles waits for one whole pass that started after it
+//! asked, which counts everything committed before (by this collector or another one).
+//! Passes otherwise start when a batch was committed (at most every [`PACE`]) and on the
+//! ticker, which finds what other collectors committed.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::NaiveDate;
-use deadpool_postgres::Transaction;
+use deadpool_postgres::{Pool, Transaction};
+use tokio::sync::{Notify, mpsc};
+use tokio::time::Instant;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
 use super::columns::{ClusterWeekColumns, DeltaColumns, NodeColumns, NodeWeekColumns};
-use super::ingest::keys;
-use super::query_cached;
-use super::uncounted::Uncounted;
-use super::writer::{Context, LOCK, PgWriter};
-use crate::counting;
+use super::uncounted::{self, MARK_COUNTED, READ_TAKEN, TAKE_FIRST, TAKE_NEXT};
+use super::writer::Context;
+use crate::batch::{self, Job, MaintenanceTask, Reply, Task};
+use crate::counting::{CHUNK, MAX_LAG};
 use crate::rollup::{self, Changes, Loaded, Wanted};
 use crate::{NewReport, StoreError, rows, sql};
 
-const MARK_COUNTED: &str = "DELETE FROM rollup_pending p
-    USING unnest($1::date[], $2::text[]) AS k (day, uuid)
-    WHERE p.day = k.day AND p.uuid = k.uuid";
-const READ_UNCOUNTED: &str = "SELECT uuid, cluster_uuid, day, received_at, emqx_version,
-        os_name, os_version, edition, node_count, format, raw, p.facts
-    FROM reports JOIN rollup_pending p USING (day, uuid) ORDER BY received_at";
+/// Taken by every count and by maintenance that changes snapshots: counting is one at a
+/// time per schema, whichever collector does it. Counts need not be durable at once (a
+/// lost one leaves its keys marked, counted again), so they commit asynchronously.
+pub(super) const LOCK: &str = "SELECT pg_advisory_xact_lock(hashtext($1))";
+const LOCK_FOR_COUNT: &str = "SELECT set_config('synchronous_commit', 'off', true),
+    pg_advisory_xact_lock(hashtext($1))";
+
+/// At least this long between two passes that only committed batches ask for: fewer,
+/// larger chunks under load. A reader that settles does not wait for it.
+const PACE: Duration = Duration::from_millis(50);
 
 const GET_NODES: &str = "SELECT uuid, first_day, first_at, version, os
     FROM nodes WHERE uuid = ANY($1::text[])";
@@ -52,83 +69,214 @@ const ADD_DELTAS: &str = sql::upsert!(
         $6::text[], $7::int8[])"
 );
 
-impl PgWriter {
-    /// Counts chunks until nothing is uncounted.
-    pub(super) async fn settle(&self, uncounted: &mut Uncounted) -> Result<(), StoreError> {
-        while !uncounted.is_empty() {
-            self.count_chunk(uncounted).await?;
+type Key = (NaiveDate, String);
+
+pub(super) struct PgCounter {
+    /// One connection, durable commits unless a count turns them off.
+    pub(super) pool: Pool,
+    pub(super) db: String,
+    /// The advisory lock of counting, per schema.
+    pub(super) lock_key: String,
+    /// The advisory lock of retention, per schema, only ever tried.
+    pub(super) retention_key: String,
+    /// Where the reports of a bulk load go (they reach the counter's queue, which the
+    /// shared maintenance code writes to); weak, so that the writer stops with the store.
+    pub(super) ingest: mpsc::WeakSender<Job>,
+}
+
+/// What the counter has been asked for since its last pass.
+#[derive(Default)]
+struct Asked {
+    settled: Vec<Reply<()>>,
+    tasks: Vec<MaintenanceTask>,
+    /// Something may be uncounted: a batch was committed, or the ticker fired.
+    dirty: bool,
+}
+
+impl PgCounter {
+    /// Runs until every sender of `jobs` is gone (the ingest writer's last one goes when it
+    /// has committed its last batch), then counts once more.
+    pub(super) async fn run(self, mut jobs: mpsc::Receiver<Job>, committed: Arc<Notify>) {
+        // What a stop left uncounted is counted first.
+        let mut asked = Asked {
+            dirty: true,
+            ..Asked::default()
+        };
+        let mut next = Instant::now();
+        loop {
+            let job = if asked.dirty {
+                tokio::select! {
+                    biased;
+                    job = jobs.recv() => Some(job),
+                    () = tokio::time::sleep_until(next) => None,
+                }
+            } else {
+                tokio::select! {
+                    biased;
+                    job = jobs.recv() => Some(job),
+                    () = committed.notified() => {
+                        asked.dirty = true;
+                        continue;
+                    }
+                }
+            };
+            match job {
+                Some(None) => break,
+                Some(Some(job)) => self.take(job, &mut asked).await,
+                None => {}
+            }
+            while let Ok(job) = jobs.try_recv() {
+                self.take(job, &mut asked).await;
+            }
+            let due = asked.dirty && Instant::now() >= next;
+            if !due && asked.settled.is_empty() && asked.tasks.is_empty() {
+                continue;
+            }
+            let started = Instant::now();
+            let result = self.pass().await;
+            (asked.dirty, next) = match &result {
+                Ok(0) => (false, started),
+                Ok(_) => (true, started + PACE),
+                Err(error) => {
+                    tracing::error!(%error, "counting failed; retried");
+                    (true, started + MAX_LAG)
+                }
+            };
+            for reply in asked.settled.drain(..) {
+                batch::reply(reply, result.clone().map(drop));
+            }
+            for task in asked.tasks.drain(..) {
+                match &result {
+                    Ok(_) => self.run_task(task).await,
+                    Err(error) => task.fail(error.clone()),
+                }
+            }
         }
-        Ok(())
+        if let Err(error) = self.pass().await {
+            tracing::error!(%error, "counting failed at shutdown; done at the next start");
+        }
+        tracing::debug!(db = self.db, "postgres counter stopped");
     }
 
-    /// Counts the oldest uncounted reports in the rollups, in one transaction.
-    pub(super) async fn count_chunk(&self, uncounted: &mut Uncounted) -> Result<(), StoreError> {
+    async fn take(&self, job: Job, asked: &mut Asked) {
+        match job {
+            Job::Insert(insert) => match self.ingest.upgrade() {
+                // Dropped if the writer is gone: the caller hears the store is closed.
+                Some(ingest) => drop(ingest.send(Job::Insert(insert)).await),
+                None => drop(insert),
+            },
+            Job::Task(Task::Tick) => asked.dirty = true,
+            Job::Task(Task::Settle { reply }) => asked.settled.push(reply),
+            Job::Task(Task::Maintenance(task)) => asked.tasks.push(task),
+        }
+    }
+
+    /// Counts chunks in key order until one is not full; answers how many keys it took.
+    async fn pass(&self) -> Result<usize, StoreError> {
+        let mut after = None;
+        let mut taken = 0;
+        loop {
+            let (chunk, last) = self.count_chunk(after.as_ref()).await?;
+            taken += chunk;
+            if chunk < CHUNK {
+                return Ok(taken);
+            }
+            after = last;
+        }
+    }
+
+    /// Counts the next marked keys after `after` (from the first without), in one
+    /// transaction; answers how many it took, and the last.
+    async fn count_chunk(&self, after: Option<&Key>) -> Result<(usize, Option<Key>), StoreError> {
         const OP: &str = "update rollups";
         let db = self.db.as_str();
-        let chunk = uncounted.chunk();
         let mut client = self.pool.get().await.map_err(StoreError::pool(db, OP))?;
         let tx = client.transaction().await.context(db, OP)?;
-        tx.execute(LOCK, &[&self.lock_key]).await.context(db, OP)?;
-        let loaded = load(&tx, &rollup::wanted(chunk.iter().copied()), db).await?;
-        let changes = rollup::apply(loaded, chunk.iter().copied());
-        write_changes(&tx, &changes).await.context(db, OP)?;
-        let (days, uuids) = keys(&chunk);
-        query_cached(&tx, MARK_COUNTED, &[&days, &uuids])
+        let keys = take(&tx, &self.lock_key, after).await.context(db, OP)?;
+        let Some(last) = keys.last().cloned() else {
+            return Ok((0, None));
+        };
+        let (days, uuids): (Vec<NaiveDate>, Vec<&str>) =
+            keys.iter().map(|(day, uuid)| (*day, uuid.as_str())).unzip();
+        let reports = tx
+            .query(READ_TAKEN, &[&days, &uuids])
+            .await
+            .context(db, OP)?
+            .iter()
+            .map(|row| uncounted::report(row, db))
+            .collect::<Result<Vec<NewReport>, _>>()?;
+        let loaded = load(&tx, &rollup::wanted(&reports), db).await?;
+        let changes = in_key_order(rollup::apply(loaded, &reports));
+        write_changes(&tx, &changes, &days, &uuids)
             .await
             .context(db, OP)?;
         tx.commit().await.context(db, OP)?;
-        let counted = chunk.len();
-        uncounted.counted(counted);
-        Ok(())
-    }
-
-    /// Reports committed but left uncounted at a stop, in the order they arrived.
-    pub(super) async fn recover_uncounted(&self) -> Result<Uncounted, StoreError> {
-        const OP: &str = "read uncounted reports";
-        let db = self.db.as_str();
-        let client = self.pool.get().await.map_err(StoreError::pool(db, OP))?;
-        let rows = client.query(READ_UNCOUNTED, &[]).await.context(db, OP)?;
-        let reports = rows
-            .iter()
-            .map(|row| uncounted_report(row, db))
-            .collect::<Result<Vec<_>, _>>()?;
-        if !reports.is_empty() {
-            tracing::info!(
-                reports = reports.len(),
-                "counting reports left uncounted at the last stop"
-            );
-        }
-        Ok(Uncounted::recovered(reports))
+        Ok((keys.len(), Some(last)))
     }
 }
 
-/// An uncounted report as read back, with the facts kept beside it.
-fn uncounted_report(row: &Row, db: &str) -> Result<NewReport, StoreError> {
-    const OP: &str = "read uncounted reports";
-    let report = rows::report(row).context(db, OP)?;
-    let facts = row.try_get("facts").context(db, OP)?;
-    let facts = crate::facts::from_column(facts).map_err(|error| StoreError::Decode {
-        db: db.to_owned(),
-        column: "facts",
-        reason: error.to_string(),
-    })?;
-    Ok(counting::reinserted(report, facts))
+/// Takes the counting lock, then locks the next [`CHUNK`] marked keys, in one round trip.
+async fn take(
+    tx: &Transaction<'_>,
+    lock_key: &str,
+    after: Option<&Key>,
+) -> Result<Vec<Key>, tokio_postgres::Error> {
+    let limit = CHUNK as i64;
+    let lock = tx.prepare_cached(LOCK_FOR_COUNT).await?;
+    let lock_params: [&(dyn ToSql + Sync); 1] = [&lock_key];
+    let (keys, params): (_, Vec<&(dyn ToSql + Sync)>) = match after {
+        None => (tx.prepare_cached(TAKE_FIRST).await?, vec![&limit]),
+        Some((day, uuid)) => (tx.prepare_cached(TAKE_NEXT).await?, vec![day, uuid, &limit]),
+    };
+    // The first error is the cause; a later one only says the transaction was aborted.
+    let (locked, rows) = tokio::join!(tx.execute(&lock, &lock_params), tx.query(&keys, &params));
+    locked?;
+    let rows = rows?;
+    rows.iter()
+        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+        .collect()
 }
 
+/// Rows and deltas in key order: each statement then locks its rows in one order.
+fn in_key_order(mut changes: Changes) -> Changes {
+    changes.nodes.sort_unstable_by(|a, b| a.uuid.cmp(&b.uuid));
+    changes
+        .node_weeks
+        .sort_unstable_by(|a, b| (&a.uuid, a.week).cmp(&(&b.uuid, b.week)));
+    changes
+        .cluster_weeks
+        .sort_unstable_by(|a, b| (&a.key, a.week).cmp(&(&b.key, b.week)));
+    changes.deltas.sort_unstable_by(|a, b| {
+        (&a.version, &a.os, a.kind, a.week, &a.k1, &a.k2)
+            .cmp(&(&b.version, &b.os, b.kind, b.week, &b.k1, &b.k2))
+    });
+    changes
+}
+
+/// The snapshots a chunk touches, read in one round trip.
 async fn load(tx: &Transaction<'_>, wanted: &Wanted, db: &str) -> Result<Loaded, StoreError> {
     let loaded = async {
         let (uuids, weeks) = unzip(&wanted.node_weeks);
         let (keys, cluster_weeks) = unzip(&wanted.cluster_weeks);
+        let statements = (
+            tx.prepare_cached(GET_NODES).await?,
+            tx.prepare_cached(GET_NODE_WEEKS).await?,
+            tx.prepare_cached(GET_CLUSTER_WEEKS).await?,
+        );
+        let params: [&[&(dyn ToSql + Sync)]; 3] = [
+            &[&wanted.nodes],
+            &[&uuids, &weeks],
+            &[&keys, &cluster_weeks],
+        ];
+        let (nodes, node_weeks, cluster_weeks) = tokio::join!(
+            tx.query(&statements.0, params[0]),
+            tx.query(&statements.1, params[1]),
+            tx.query(&statements.2, params[2]),
+        );
         Ok(Loaded {
-            nodes: load_rows(tx, GET_NODES, &[&wanted.nodes], rows::node).await?,
-            node_weeks: load_rows(tx, GET_NODE_WEEKS, &[&uuids, &weeks], rows::node_week).await?,
-            cluster_weeks: load_rows(
-                tx,
-                GET_CLUSTER_WEEKS,
-                &[&keys, &cluster_weeks],
-                rows::cluster_week,
-            )
-            .await?,
+            nodes: decode(&nodes?, rows::node)?,
+            node_weeks: decode(&node_weeks?, rows::node_week)?,
+            cluster_weeks: decode(&cluster_weeks?, rows::cluster_week)?,
         })
     };
     loaded.await.context(db, "read rollup snapshots")
@@ -139,57 +287,58 @@ fn unzip(keys: &[(String, NaiveDate)]) -> (Vec<&str>, Vec<NaiveDate>) {
     keys.iter().map(|(key, week)| (key.as_str(), *week)).unzip()
 }
 
-async fn load_rows<T>(
-    tx: &Transaction<'_>,
-    sql: &str,
-    params: &[&(dyn ToSql + Sync)],
+fn decode<T>(
+    rows: &[Row],
     decode: fn(&Row) -> Result<T, tokio_postgres::Error>,
 ) -> Result<Vec<T>, tokio_postgres::Error> {
-    query_cached(tx, sql, params)
-        .await?
-        .iter()
-        .map(decode)
-        .collect()
+    rows.iter().map(decode).collect()
 }
 
+/// The changed snapshots, the deltas, the emptied counters dropped and the chunk's keys
+/// cleared, in one round trip.
 async fn write_changes(
     tx: &Transaction<'_>,
     changes: &Changes,
+    days: &[NaiveDate],
+    uuids: &[&str],
 ) -> Result<(), tokio_postgres::Error> {
     let nodes = NodeColumns::of(&changes.nodes);
     let node_weeks = NodeWeekColumns::of(&changes.node_weeks);
     let cluster_weeks = ClusterWeekColumns::of(&changes.cluster_weeks);
     let deltas = DeltaColumns::of(&changes.deltas);
+    let keys: Vec<&(dyn ToSql + Sync)> = vec![&days, &uuids];
     let writes = [
-        (PUT_NODES, changes.nodes.len(), nodes.params()),
+        (PUT_NODES, !changes.nodes.is_empty(), nodes.params()),
         (
             PUT_NODE_WEEKS,
-            changes.node_weeks.len(),
+            !changes.node_weeks.is_empty(),
             node_weeks.params(),
         ),
         (
             PUT_CLUSTER_WEEKS,
-            changes.cluster_weeks.len(),
+            !changes.cluster_weeks.is_empty(),
             cluster_weeks.params(),
         ),
-        (ADD_DELTAS, changes.deltas.len(), deltas.params()),
+        (ADD_DELTAS, !changes.deltas.is_empty(), deltas.params()),
+        (
+            sql::DROP_EMPTY_COUNTERS,
+            !changes.deltas.is_empty(),
+            Vec::new(),
+        ),
+        (MARK_COUNTED, true, keys),
     ];
-    for (statement, rows, params) in writes {
-        if rows > 0 {
-            execute(tx, statement, &params).await?;
+    let mut statements = Vec::new();
+    for (sql, needed, params) in writes {
+        if needed {
+            statements.push((tx.prepare_cached(sql).await?, params));
         }
     }
-    if !changes.deltas.is_empty() {
-        execute(tx, sql::DROP_EMPTY_COUNTERS, &[]).await?;
+    let executions = statements
+        .iter()
+        .map(|(statement, params)| tx.execute(statement, params));
+    // The first error in statement order is the cause.
+    for result in futures::future::join_all(executions).await {
+        result?;
     }
     Ok(())
-}
-
-async fn execute(
-    tx: &Transaction<'_>,
-    sql: &str,
-    params: &[&(dyn ToSql + Sync)],
-) -> Result<u64, tokio_postgres::Error> {
-    let statement = tx.prepare_cached(sql).await?;
-    tx.execute(&statement, params).await
 }

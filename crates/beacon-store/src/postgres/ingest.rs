@@ -1,15 +1,22 @@
 //! Report batches on PostgreSQL: the nodes' deletion claims checked (see `claims`), one
 //! multi-row upsert of the reports that pass, and their keys marked uncounted in
 //! `rollup_pending`, in one transaction.
+//!
+//! Several batches (of this collector or of others on the same database) may write the
+//! same rows at once, so every statement takes its row locks in one order: claims by
+//! uuid, then reports and `rollup_pending` by (day, uuid), the order counting locks
+//! `rollup_pending` in too. Transactions that lock in one order can wait for each other
+//! but never deadlock.
 
 use std::collections::{HashMap, HashSet};
 
 use chrono::NaiveDate;
 use deadpool_postgres::Transaction;
 use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
 
 use super::columns::Columns;
-use super::query_cached;
+use super::uncounted::MARK_UNCOUNTED;
 use super::writer::{Context, PgWriter};
 use crate::{InsertOutcome, NewReport, StoreError, claims, sql};
 
@@ -23,10 +30,6 @@ const UPSERT: &str = concat!(
     ),
     " RETURNING day, uuid, (xmax = 0) AS inserted"
 );
-/// A report that replaces an uncounted one of its node and day brings its own facts.
-const MARK_UNCOUNTED: &str = "INSERT INTO rollup_pending (day, uuid, facts)
-    SELECT * FROM unnest($1::date[], $2::text[], $3::text[])
-    ON CONFLICT (day, uuid) DO UPDATE SET facts = excluded.facts";
 
 impl PgWriter {
     /// Stores the reports their nodes' claims accept and marks them uncounted, in one
@@ -45,19 +48,25 @@ impl PgWriter {
             claims::accepts(held, claims::presented(r))
         };
         let reports: Vec<&NewReport> = all.iter().copied().filter(accepted).collect();
-        let latest = latest_per_key(&reports);
-        let rows = query_cached(&tx, UPSERT, &Columns::of(&latest).params())
-            .await
-            .context(db, OP)?;
-        let fresh = inserted_keys(&rows).context(db, OP)?;
+        let mut latest = latest_per_key(&reports);
+        latest.sort_unstable_by(|a, b| (a.day, &a.uuid).cmp(&(b.day, &b.uuid)));
         let (days, uuids) = keys(&latest);
         let facts: Vec<String> = latest
             .iter()
             .map(|r| crate::facts::to_column(&r.analytics))
             .collect();
-        query_cached(&tx, MARK_UNCOUNTED, &[&days, &uuids, &facts])
-            .await
-            .context(db, OP)?;
+        let columns = Columns::of(&latest);
+        let upsert = tx.prepare_cached(UPSERT).await.context(db, OP)?;
+        let mark = tx.prepare_cached(MARK_UNCOUNTED).await.context(db, OP)?;
+        // One round trip: sent in this order, executed in this order.
+        let params = (columns.params(), [&days as _, &uuids as _, &facts as _]);
+        // One round trip: sent in this order, executed in this order; the first error is
+        // the cause, the next one only says the transaction was aborted.
+        let (rows, marked) =
+            tokio::join!(tx.query(&upsert, &params.0), tx.execute(&mark, &params.1),);
+        let rows = rows.context(db, OP)?;
+        marked.context(db, OP)?;
+        let fresh = inserted_keys(&rows).context(db, OP)?;
         tx.commit().await.context(db, OP)?;
         let mut stored = outcomes(&reports, &fresh).into_iter();
         let every = all.iter().map(|r| {
@@ -72,17 +81,24 @@ impl PgWriter {
 }
 
 /// Claims the nodes of `reports` that have no claim yet (the first report of a uuid in
-/// the batch wins), then reads every claim they have.
+/// the batch wins), then reads every claim they have, in one round trip.
 async fn claim(
     tx: &Transaction<'_>,
     reports: &[&NewReport],
 ) -> Result<HashMap<String, Option<String>>, tokio_postgres::Error> {
-    let (uuids, hashes): (Vec<&str>, Vec<Option<&str>>) = reports
+    let mut by_uuid = reports.to_vec();
+    // Stable: the first report of a uuid stays first among its reports.
+    by_uuid.sort_by(|a, b| a.uuid.cmp(&b.uuid));
+    let (uuids, hashes): (Vec<&str>, Vec<Option<&str>>) = by_uuid
         .iter()
         .map(|r| (r.uuid.as_str(), claims::presented(r)))
         .unzip();
-    query_cached(tx, claims::CLAIM_MANY, &[&uuids, &hashes]).await?;
-    let rows = query_cached(tx, claims::CLAIMED_MANY, &[&uuids]).await?;
+    let insert = tx.prepare_cached(claims::CLAIM_MANY).await?;
+    let read = tx.prepare_cached(claims::CLAIMED_MANY).await?;
+    let params: [&(dyn ToSql + Sync); 2] = [&uuids, &hashes];
+    let (claimed, rows) = tokio::join!(tx.execute(&insert, &params), tx.query(&read, &params[..1]));
+    claimed?;
+    let rows = rows?;
     rows.iter()
         .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
         .collect()

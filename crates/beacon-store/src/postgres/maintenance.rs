@@ -1,14 +1,39 @@
-//! Maintenance on PostgreSQL, each task in one transaction that takes the writer's lock.
+//! Maintenance on PostgreSQL, run by the counter after a pass, each task in one
+//! transaction. A task that changes snapshots takes the counting lock, so no count of any
+//! collector on the database runs meanwhile. Retention runs on one collector at a time:
+//! each of its transactions only tries its own lock, and a collector that finds it taken
+//! stops, leaving the deletion to the one holding it.
 
 use chrono::NaiveDate;
 
-use super::writer::{Context, LOCK, PgWriter};
+use super::count::{LOCK, PgCounter};
+use super::writer::Context;
+use crate::batch::{self, MaintenanceTask};
 use crate::maintenance::secret_matches;
 use crate::{ForgetOutcome, StoreError, sql};
 
-impl PgWriter {
+const TRY_RETENTION_LOCK: &str = "SELECT pg_try_advisory_xact_lock(hashtext($1))";
+
+impl PgCounter {
+    pub(super) async fn run_task(&self, task: MaintenanceTask) {
+        match task {
+            MaintenanceTask::DeleteOldestDay { before, reply } => {
+                batch::reply(reply, self.delete_oldest_day(before).await);
+            }
+            MaintenanceTask::PruneSnapshots { before_week, reply } => {
+                batch::reply(reply, self.prune_snapshots(before_week).await);
+            }
+            MaintenanceTask::Forget {
+                uuid,
+                secret_sha256,
+                reply,
+            } => batch::reply(reply, self.forget(&uuid, &secret_sha256).await),
+            MaintenanceTask::Optimize { reply } => batch::reply(reply, self.optimize().await),
+        }
+    }
+
     /// Sets the visibility map that index-only scans of the rollups need, and statistics.
-    pub(super) async fn optimize(&self) -> Result<(), StoreError> {
+    async fn optimize(&self) -> Result<(), StoreError> {
         const OP: &str = "vacuum rollups";
         let db = self.db.as_str();
         let client = self.pool.get().await.map_err(StoreError::pool(db, OP))?;
@@ -18,15 +43,17 @@ impl PgWriter {
             .context(db, OP)
     }
 
-    pub(super) async fn delete_oldest_day(
-        &self,
-        before: NaiveDate,
-    ) -> Result<Option<u64>, StoreError> {
+    /// `None` also when another collector is applying retention right now: it goes on
+    /// with the days left.
+    async fn delete_oldest_day(&self, before: NaiveDate) -> Result<Option<u64>, StoreError> {
         const OP: &str = "delete old reports";
         let db = self.db.as_str();
         let mut client = self.pool.get().await.map_err(StoreError::pool(db, OP))?;
         let tx = client.transaction().await.context(db, OP)?;
-        tx.execute(LOCK, &[&self.lock_key]).await.context(db, OP)?;
+        if !self.retention_lock(&tx, OP).await? {
+            tracing::info!("another collector is applying retention; this one skips it");
+            return Ok(None);
+        }
         let oldest: Option<NaiveDate> = tx
             .query_one(sql::OLDEST_DAY, &[])
             .await
@@ -40,11 +67,15 @@ impl PgWriter {
         Ok(Some(deleted))
     }
 
-    pub(super) async fn prune_snapshots(&self, before_week: NaiveDate) -> Result<u64, StoreError> {
+    /// Nothing when another collector is applying retention right now.
+    async fn prune_snapshots(&self, before_week: NaiveDate) -> Result<u64, StoreError> {
         const OP: &str = "prune snapshots";
         let db = self.db.as_str();
         let mut client = self.pool.get().await.map_err(StoreError::pool(db, OP))?;
         let tx = client.transaction().await.context(db, OP)?;
+        if !self.retention_lock(&tx, OP).await? {
+            return Ok(0);
+        }
         tx.execute(LOCK, &[&self.lock_key]).await.context(db, OP)?;
         let mut pruned = 0;
         for statement in sql::PRUNE_SNAPSHOTS {
@@ -58,11 +89,18 @@ impl PgWriter {
     }
 
     /// A 4.x cluster is keyed by a node uuid, so its snapshots go with that node.
-    pub(super) async fn forget(
+    async fn retention_lock(
         &self,
-        uuid: &str,
-        presented: &str,
-    ) -> Result<ForgetOutcome, StoreError> {
+        tx: &deadpool_postgres::Transaction<'_>,
+        op: &'static str,
+    ) -> Result<bool, StoreError> {
+        tx.query_one(TRY_RETENTION_LOCK, &[&self.retention_key])
+            .await
+            .and_then(|row| row.try_get(0))
+            .context(&self.db, op)
+    }
+
+    async fn forget(&self, uuid: &str, presented: &str) -> Result<ForgetOutcome, StoreError> {
         const OP: &str = "forget node";
         let db = self.db.as_str();
         let mut client = self.pool.get().await.map_err(StoreError::pool(db, OP))?;

@@ -1,8 +1,10 @@
-//! PostgreSQL backend: one writer connection that commits each batch in one transaction
-//! (the reports as a single multi-row upsert, their keys marked uncounted in
-//! `rollup_pending`) and counts chunks of them later (see `counting`; each set of rollup
-//! rows as one statement), and a connection pool for reads. Connections are recycled by deadpool,
-//! so after the server comes back a later batch gets a fresh connection.
+//! PostgreSQL backend: an ingest writer that commits each batch in one transaction (the
+//! reports as a single multi-row upsert, their keys marked uncounted in `rollup_pending`),
+//! a few batches at once on connections of its own (`writer`); a counter beside it that
+//! counts what any collector on the database left uncounted and runs maintenance
+//! (`count`, see `counting`); and a connection pool for reads. Any number of collectors
+//! may share one database (see ARCHITECTURE.md). Connections are recycled by deadpool, so
+//! after the server comes back a later batch gets a fresh connection.
 
 mod columns;
 mod count;
@@ -18,7 +20,7 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Object, Pool, RecyclingMethod};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Config, NoTls, Row};
 
@@ -37,6 +39,9 @@ const READ_POOL_SIZE: usize = 8;
 pub(crate) struct PostgresStore {
     db: String,
     readers: Pool,
+    /// The ingest writer's queue: report batches.
+    ingest: mpsc::Sender<Job>,
+    /// The counter's queue: settling, maintenance, and bulk loads (passed on to ingest).
     queue: mpsc::Sender<Job>,
     counters: Arc<Counters>,
 }
@@ -51,23 +56,34 @@ impl PostgresStore {
             schema,
             redacted: db,
         } = target;
-        let writer = pool(writer_config(&config), 1, &db)?;
-        migrate(&writer, schema.as_deref(), &db).await?;
-        facts::backfill(&writer, &db, legacy).await?;
-        let readers = pool(config, READ_POOL_SIZE, &db)?;
+        let writers = pool(writer_config(&config), writer::PIPELINE, &db)?;
+        migrate(&writers, schema.as_deref(), &db).await?;
+        facts::backfill(&writers, &db, legacy).await?;
+        let readers = pool(config.clone(), READ_POOL_SIZE, &db)?;
+        let (ingest, ingest_jobs) = batch::queue();
         let (queue, jobs) = batch::queue();
         let counters = Arc::new(Counters::default());
-        let lock_key = format!("beacon-store writer {}", schema.as_deref().unwrap_or(""));
-        let writer = writer::PgWriter {
-            pool: writer,
+        let committed = Arc::new(Notify::new());
+        let schema_name = schema.as_deref().unwrap_or("");
+        let counter = count::PgCounter {
+            pool: pool(writer_config(&config), 1, &db)?,
             db: db.clone(),
-            lock_key,
+            lock_key: format!("beacon-store writer {schema_name}"),
+            retention_key: format!("beacon-store retention {schema_name}"),
+            ingest: ingest.downgrade(),
         };
-        tokio::spawn(writer.run(jobs, Arc::clone(&counters)));
+        let writer = writer::PgWriter {
+            pool: writers,
+            db: db.clone(),
+        };
+        let ingest_side = (Arc::clone(&counters), queue.clone(), Arc::clone(&committed));
+        tokio::spawn(writer.run(ingest_jobs, ingest_side.0, ingest_side.1, ingest_side.2));
+        tokio::spawn(counter.run(jobs, committed));
         counting::spawn_ticker(&queue, counting::MAX_LAG);
         Ok(Self {
             db,
             readers,
+            ingest,
             queue,
             counters,
         })
@@ -108,7 +124,7 @@ impl WriterQueue for PostgresStore {
 #[async_trait::async_trait]
 impl ReportStore for PostgresStore {
     async fn insert(&self, report: NewReport) -> Result<InsertOutcome, StoreError> {
-        batch::submit(&self.queue, report).await
+        batch::submit(&self.ingest, report).await
     }
 
     async fn get(&self, uuid: &str, day: NaiveDate) -> Result<Option<StoredReport>, StoreError> {
@@ -144,7 +160,7 @@ impl ReportStore for PostgresStore {
     }
 
     async fn health(&self) -> Result<(), StoreError> {
-        if self.queue.is_closed() {
+        if self.ingest.is_closed() || self.queue.is_closed() {
             return Err(StoreError::Closed);
         }
         let op = "health check";

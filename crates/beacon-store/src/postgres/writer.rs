@@ -1,20 +1,27 @@
-//! The PostgreSQL writer task: its loop over the queue, which runs report batches
-//! (`ingest`), counts uncounted reports (`count`, see `counting`) and maintenance
-//! (`maintenance`).
+//! The PostgreSQL ingest writer: its loop over the ingest queue, which commits report
+//! batches (`ingest`) on up to [`PIPELINE`] connections at once, so that one batch's
+//! statements run while the one before waits for its commit to reach the disk.
 //!
-//! Every write transaction first takes an advisory lock, so that two collectors sharing a
-//! database never update the same snapshot from two stale reads.
+//! Two reports of one node and day never commit at once: the later one waits for the
+//! earlier one's batch, so that it replaces it, as with a single writer.
+//!
+//! Counting and maintenance run beside it, on the counter (`count`), so that neither waits
+//! behind ingest nor holds it up.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use chrono::NaiveDate;
 
 use deadpool_postgres::Pool;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, Semaphore, mpsc};
 
-use super::uncounted::Uncounted;
-use crate::batch::{self, Counters, Job, MaintenanceTask, Run, Task};
+use crate::batch::{self, Counters, Insert, Job, Run};
 use crate::{NewReport, StoreError};
 
-pub(super) const LOCK: &str = "SELECT pg_advisory_xact_lock(hashtext($1))";
+/// Report batches committing at once. Each has its own connection; more than a few only
+/// adds lock waits between batches of the same rows.
+pub(super) const PIPELINE: usize = 3;
 
 /// Names the database and operation of a failed call.
 pub(super) trait Context<T> {
@@ -28,67 +35,112 @@ impl<T> Context<T> for Result<T, tokio_postgres::Error> {
 }
 
 pub(super) struct PgWriter {
+    /// [`PIPELINE`] connections, with durable commits.
     pub(super) pool: Pool,
     pub(super) db: String,
-    /// The advisory lock every write transaction takes, per schema.
-    pub(super) lock_key: String,
 }
 
 impl PgWriter {
-    /// Runs until every sender is gone, that is until the store is dropped.
-    pub(super) async fn run(self, mut jobs: mpsc::Receiver<Job>, counters: Arc<Counters>) {
-        let mut uncounted = self.recover_uncounted().await.unwrap_or_else(|error| {
-            tracing::error!(%error, "reading uncounted reports failed; counted at the next start");
-            Uncounted::default()
-        });
+    /// Runs until every sender of `jobs` is gone, then waits for the batches still
+    /// committing. Each committed batch wakes the counter through `committed`; tasks go to
+    /// the counter's queue `tasks`, which closes when this loop returns (so the counter's
+    /// last count comes after the last batch).
+    pub(super) async fn run(
+        self,
+        mut jobs: mpsc::Receiver<Job>,
+        counters: Arc<Counters>,
+        tasks: mpsc::Sender<Job>,
+        committed: Arc<Notify>,
+    ) {
+        let writer = Arc::new(self);
+        let slots = Arc::new(Semaphore::new(PIPELINE));
+        let in_flight = Arc::new(InFlight::default());
         let mut received = Vec::with_capacity(batch::BATCH_CAP);
-        while jobs.recv_many(&mut received, batch::BATCH_CAP).await > 0 {
+        loop {
+            // A free slot first: reports that arrive meanwhile join the next batch.
+            let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+                break;
+            };
+            if jobs.recv_many(&mut received, batch::BATCH_CAP).await == 0 {
+                break;
+            }
+            let mut inserts = Vec::new();
             for run in batch::runs(received.drain(..)) {
                 match run {
-                    Run::Inserts(inserts) => {
-                        let reports: Vec<&NewReport> = batch::reports(&inserts).collect();
-                        let result = self.write_batch(&reports).await;
-                        if result.is_ok() {
-                            uncounted.push(reports.into_iter().cloned());
+                    Run::Inserts(run) => inserts.extend(run),
+                    Run::Task(task) => {
+                        if tasks.send(Job::Task(task)).await.is_err() {
+                            tracing::error!("postgres counter stopped; task dropped");
                         }
-                        batch::answer(inserts, result, &counters);
                     }
-                    Run::Task(Task::Tick) => {}
-                    Run::Task(Task::Settle { reply }) => {
-                        batch::reply(reply, self.settle(&mut uncounted).await);
-                    }
-                    Run::Task(Task::Maintenance(task)) => match self.settle(&mut uncounted).await {
-                        Ok(()) => self.run_task(task).await,
-                        Err(error) => task.fail(error),
-                    },
                 }
             }
-            if uncounted.due()
-                && let Err(error) = self.count_chunk(&mut uncounted).await
-            {
-                tracing::error!(%error, "counting failed; it is retried with the next chunk");
+            if inserts.is_empty() {
+                continue;
             }
+            let keys: Vec<Key> = batch::reports(&inserts)
+                .map(|r| (r.day, r.uuid.clone()))
+                .collect();
+            if !in_flight.claim(&keys) {
+                // Rare: a node reported again while its last report is committing.
+                drain(&slots, PIPELINE - 1).await;
+                in_flight.claim(&keys);
+            }
+            let (writer, counters, committed, in_flight) = (
+                Arc::clone(&writer),
+                Arc::clone(&counters),
+                Arc::clone(&committed),
+                Arc::clone(&in_flight),
+            );
+            tokio::spawn(async move {
+                writer.commit(inserts, &counters, &committed).await;
+                in_flight.release(&keys);
+                drop(slot);
+            });
         }
-        if let Err(error) = self.settle(&mut uncounted).await {
-            tracing::error!(%error, "counting failed at shutdown; done at the next start");
-        }
-        tracing::debug!(db = self.db, "postgres writer stopped");
+        drain(&slots, PIPELINE).await;
+        tracing::debug!(db = writer.db, "postgres writer stopped");
     }
 
-    async fn run_task(&self, task: MaintenanceTask) {
-        match task {
-            MaintenanceTask::DeleteOldestDay { before, reply } => {
-                batch::reply(reply, self.delete_oldest_day(before).await);
-            }
-            MaintenanceTask::PruneSnapshots { before_week, reply } => {
-                batch::reply(reply, self.prune_snapshots(before_week).await);
-            }
-            MaintenanceTask::Forget {
-                uuid,
-                secret_sha256,
-                reply,
-            } => batch::reply(reply, self.forget(&uuid, &secret_sha256).await),
-            MaintenanceTask::Optimize { reply } => batch::reply(reply, self.optimize().await),
+    async fn commit(&self, inserts: Vec<Insert>, counters: &Counters, committed: &Notify) {
+        let reports: Vec<&NewReport> = batch::reports(&inserts).collect();
+        let result = self.write_batch(&reports).await;
+        if result.is_ok() {
+            committed.notify_one();
+        }
+        batch::answer(inserts, result, counters);
+    }
+}
+
+/// Waits until no batch is committing: the `free` slots the caller does not hold are back.
+async fn drain(slots: &Semaphore, free: usize) {
+    let free = u32::try_from(free).unwrap_or(u32::MAX);
+    if let Ok(all) = slots.acquire_many(free).await {
+        drop(all);
+    }
+}
+
+type Key = (NaiveDate, String);
+
+/// The (day, uuid) keys of the batches committing now.
+#[derive(Default)]
+struct InFlight(Mutex<HashSet<Key>>);
+
+impl InFlight {
+    /// Adds `keys` unless one of them is committing already.
+    fn claim(&self, keys: &[Key]) -> bool {
+        let mut held = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if keys.iter().any(|key| held.contains(key)) {
+            return false;
+        }
+        held.extend(keys.iter().cloned());
+        true
+    }
+
+    fn release(&self, keys: &[Key]) {
+        let mut held = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        for key in keys {
+            held.remove(key);
         }
     }
 }
