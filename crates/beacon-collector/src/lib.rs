@@ -19,8 +19,9 @@
 //!    counters, the limiter table, request body checks, and the facts a report gives;
 //! 2. `state`: [`AppState`], what every handler shares;
 //! 3. the handlers and jobs: `ingest` (also [`store_document`], the one path from a
-//!    report's text to a row, which `beacon collector import` uses too), `forget`,
-//!    `health` (`/healthz`, `/metrics`), `retention`;
+//!    report's text to a row), `import` (an upload's reports through `store_document`:
+//!    `beacon collector import` and the console's import form), `forget`, `health`
+//!    (`/healthz`, `/metrics`), `retention`;
 //! 4. `routes`: [`router`] (public) and [`private_router`], paths, the one rate-limit
 //!    layer of ingest and delete;
 //! 5. `serve`: [`Collector`] and [`BoundCollector`]: binding, TLS, background jobs,
@@ -32,6 +33,7 @@ mod error;
 mod facts;
 mod forget;
 mod health;
+mod import;
 mod ingest;
 mod metrics;
 mod rate_limit;
@@ -54,6 +56,7 @@ pub use config::{
 };
 pub use error::{ApiError, CollectorError};
 pub use facts::{open_store, stored_report_facts};
+pub use import::{Document, ImportSummary, Refused, UploadError, documents, import};
 pub use ingest::{Outcome, Stored, store_document};
 pub use metrics::Metrics;
 pub use routes::{FORGET_PATH, HEALTH_PATH, INGEST_PATH, METRICS_PATH, private_router, router};

@@ -287,16 +287,25 @@ where
         let Form(form) = Form::<WithCsrf<T>>::from_request(Request::from_parts(parts, body), state)
             .await
             .map_err(IntoResponse::into_response)?;
-        if !constant_time_eq(signed_in.session.csrf.as_bytes(), form.csrf.as_bytes()) {
-            return Err(forbidden(
-                "the form's CSRF token is missing or wrong; reload the page and try again",
-            ));
+        if !csrf_matches(&signed_in, &form.csrf) {
+            return Err(csrf_refused());
         }
         Ok(Self {
             signed_in,
             fields: form.fields,
         })
     }
+}
+
+/// Whether `token` is the session's CSRF token: [`Posted`] checks every URL-encoded form
+/// with it, the import form's upload too.
+pub(crate) fn csrf_matches(signed_in: &SignedIn, token: &str) -> bool {
+    constant_time_eq(signed_in.session.csrf.as_bytes(), token.as_bytes())
+}
+
+/// The answer (403) to a form whose CSRF token is missing or wrong.
+pub(crate) fn csrf_refused() -> Response {
+    forbidden("the form's CSRF token is missing or wrong; reload the page and try again")
 }
 
 pub(crate) async fn logout(State(console): State<Console>, form: Posted<NoFields>) -> Response {

@@ -68,11 +68,13 @@ pub(crate) fn plain(title: &str, session: &Session, body: &str) -> Html<String> 
 fn header_bar(nav: &str, session: &Session) -> String {
     format!(
         "<header><span class=\"brand\">Beacon telemetry</span><nav>{nav}</nav>\
-         <div class=\"who\"><a href=\"{tokens}\">API tokens</a>\
+         <div class=\"who\"><a href=\"{import}\" id=\"nav-import\">Import reports</a>\
+         <a href=\"{tokens}\">API tokens</a>\
          <span id=\"signed-in-user\">{user}</span>\
          <form method=\"post\" action=\"{logout}\">\
          <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
          <button type=\"submit\" id=\"logout\">Log out</button></form></div></header>",
+        import = paths::IMPORT,
         tokens = paths::TOKENS,
         logout = paths::LOGOUT,
         user = esc(&session.user),

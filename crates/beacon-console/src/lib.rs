@@ -17,7 +17,8 @@
 //!    (the aggregates by name), `throttle`;
 //! 2. `paths` (every console path: the page table, the API), `filters`, `svg`, `state`;
 //! 3. `layout` (the console's page frames), then `access` (login, sessions, CSRF, gates);
-//! 4. the handlers: `api`, `export`, `openapi`, `pages`, `tokens`;
+//! 4. the handlers: `api`, `export`, `import` (the "Import reports" form), `openapi`,
+//!    `pages`, `tokens`;
 //! 5. `routes`: [`router`].
 
 mod access;
@@ -27,6 +28,7 @@ mod error;
 mod export;
 mod filters;
 mod html;
+mod import;
 mod layout;
 mod openapi;
 mod pages;
@@ -50,4 +52,5 @@ pub use routes::router;
 pub use state::{
     ConsoleOptions, DEFAULT_FILTER_CHOICES, DEFAULT_FILTER_MIN_COUNT, DEFAULT_LOGIN_BURST,
     DEFAULT_LOGINS_GLOBAL_PER_MINUTE, DEFAULT_LOGINS_PER_MINUTE, DEFAULT_SESSION_IDLE,
+    ImportFuture, ImportReports, ImportSummary, RefusedReport,
 };

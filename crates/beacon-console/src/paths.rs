@@ -13,6 +13,8 @@ pub(crate) const LOGIN: &str = "/console/login";
 pub(crate) const LOGOUT: &str = "/console/logout";
 pub(crate) const TOKENS: &str = "/console/tokens";
 pub(crate) const REVOKE_TOKEN: &str = "/console/tokens/revoke";
+/// The "Import reports" form (GET) and its upload (POST, multipart).
+pub(crate) const IMPORT: &str = "/console/import";
 pub(crate) const STYLESHEET: &str = "/console/style.css";
 
 pub(crate) const OPENAPI: &str = "/console/api/v1/openapi.json";

@@ -12,7 +12,7 @@ use beacon_store::Store;
 
 use crate::paths::{self, PAGES};
 use crate::state::{Console, ConsoleOptions};
-use crate::{access, api, export, html, openapi, pages, tokens};
+use crate::{access, api, export, html, import, openapi, pages, tokens};
 
 /// The console's routes, state applied, ready to merge into a service or serve alone.
 pub fn router(store: Arc<dyn Store>, options: ConsoleOptions) -> Router {
@@ -24,6 +24,7 @@ pub fn router(store: Arc<dyn Store>, options: ConsoleOptions) -> Router {
         })
         .route(paths::TOKENS, get(tokens::page).post(tokens::create))
         .route(paths::REVOKE_TOKEN, post(tokens::revoke))
+        .route(paths::IMPORT, get(import::page).post(import::upload))
         .route(paths::LOGOUT, post(access::logout))
         .route_layer(middleware::from_fn_with_state(
             console.clone(),

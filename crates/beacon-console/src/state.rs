@@ -1,6 +1,8 @@
 //! What every console handler shares, and the options it is built from.
 
+use std::future::Future;
 use std::num::NonZeroU32;
+use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -42,6 +44,40 @@ pub struct ConsoleOptions {
     /// cannot flood every page.
     pub filter_min_count: u64,
     pub filter_choices: usize,
+    /// What the "Import reports" form stores uploads with; without it the form says that
+    /// importing is not set up here.
+    pub import: Option<Arc<dyn ImportReports>>,
+}
+
+/// Stores the reports of an upload through the collector's ingest path (validation,
+/// limits, one report per node and day, rollups): the console knows nothing of ingest, so
+/// whoever serves it hands this in (`beacon collector` hands the collector's import).
+pub trait ImportReports: Send + Sync + std::fmt::Debug + 'static {
+    /// Imports the reports of `upload` (JSON or NDJSON, gzip accepted). `Err` says why the
+    /// upload as a whole cannot be read; refused reports are in the summary.
+    fn import(&self, upload: Vec<u8>) -> ImportFuture;
+}
+
+/// What [`ImportReports::import`] returns.
+pub type ImportFuture = Pin<Box<dyn Future<Output = Result<ImportSummary, String>> + Send>>;
+
+/// What became of the reports of an upload.
+#[derive(Debug, Clone, Default)]
+pub struct ImportSummary {
+    /// Each a node's first report of its day.
+    pub stored: u64,
+    /// Each replaced an earlier report of the same node and day.
+    pub replaced: u64,
+    pub refused: Vec<RefusedReport>,
+}
+
+/// A refused report: its line in an NDJSON upload (`None` for one JSON report), the
+/// refusal's code and why.
+#[derive(Debug, Clone)]
+pub struct RefusedReport {
+    pub line: Option<usize>,
+    pub code: String,
+    pub message: String,
 }
 
 impl Default for ConsoleOptions {
@@ -54,6 +90,7 @@ impl Default for ConsoleOptions {
             logins_global_per_minute: DEFAULT_LOGINS_GLOBAL_PER_MINUTE,
             filter_min_count: DEFAULT_FILTER_MIN_COUNT,
             filter_choices: DEFAULT_FILTER_CHOICES,
+            import: None,
         }
     }
 }
@@ -67,6 +104,7 @@ pub(crate) struct Console {
     pub(crate) secure_cookies: bool,
     pub(crate) filter_min_count: u64,
     pub(crate) filter_choices: usize,
+    pub(crate) import: Option<Arc<dyn ImportReports>>,
     /// Started at the first sign-in, so that a console nobody uses holds no threads.
     checks: Arc<OnceLock<CheckPool>>,
 }
@@ -84,6 +122,7 @@ impl Console {
             secure_cookies: options.secure_cookies,
             filter_min_count: options.filter_min_count,
             filter_choices: options.filter_choices,
+            import: options.import,
             checks: Arc::default(),
         }
     }

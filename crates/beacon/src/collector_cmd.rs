@@ -4,10 +4,12 @@
 //! console, its data API and `/metrics`) listens on `--console-listen`, loopback by
 //! default; only `--console-on-ingest` puts it beside ingest. The console's admins are
 //! managed with `beacon collector user`; reports carried from air-gapped sites are
-//! stored with `beacon collector import`.
+//! stored with `beacon collector import` or the console's "Import reports" form.
 
 mod import;
 mod users;
+
+pub use import::ConsoleImport;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -211,6 +213,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let console_options = beacon_console::ConsoleOptions {
         secure_cookies: config.tls.is_some(),
+        import: Some(Arc::new(ConsoleImport::new(store.clone()))),
         ..beacon_console::ConsoleOptions::default()
     };
     let console = beacon_console::router(Arc::clone(&store), console_options);

@@ -60,6 +60,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Arc::clone(&store),
         ConsoleOptions {
             secure_cookies: true,
+            import: Some(Arc::new(crate::collector_cmd::ConsoleImport::new(
+                store.clone(),
+            ))),
             ..ConsoleOptions::default()
         },
     );

@@ -4,18 +4,23 @@
 //! the same limits, validation, redaction, claims, one row per node and day, and rollups.
 //!
 //! A file is one JSON report or NDJSON (one report per line), either possibly gzipped
-//! (told by its magic bytes, not its name).
+//! (told by its magic bytes, not its name): `beacon_collector::documents`, which the
+//! console's import form ([`ConsoleImport`]) reads its uploads with too.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use beacon_collector::{AppState, IngestMode, Outcome, RateLimit};
+use beacon_collector::{AppState, Document, ImportSummary, IngestMode, RateLimit};
 use beacon_store::ReportStore;
-use flate2::read::MultiGzDecoder;
 
 use crate::progress::Progress;
+
+/// Most bytes a gzipped file or upload may hold once gunzipped: a bound for gzip bombs,
+/// far above a bundle of a few hundred thousand reports.
+const MAX_DECODED: u64 = 4 << 30;
+/// The console's uploads are smaller: an admin's browser, a request held in memory.
+const MAX_DECODED_UPLOAD: u64 = 256 << 20;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -27,20 +32,11 @@ pub struct Args {
     db: String,
 }
 
-/// One report's text and where it came from.
-struct Document {
-    file: PathBuf,
-    /// The line of an NDJSON file; `None` for a file holding one JSON report.
-    line: Option<usize>,
-    text: Vec<u8>,
-}
-
-impl Document {
-    fn place(&self) -> String {
-        match self.line {
-            Some(line) => format!("{}:{line}", self.file.display()),
-            None => self.file.display().to_string(),
-        }
+/// Where a report came from: its file, and its line in an NDJSON file.
+fn place(file: &Path, document: &Document) -> String {
+    match document.line {
+        Some(line) => format!("{}:{line}", file.display()),
+        None => file.display().to_string(),
     }
 }
 
@@ -48,7 +44,10 @@ impl Document {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut documents = Vec::new();
     for file in &args.files {
-        documents.extend(read_documents(file)?);
+        let raw = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+        let found = beacon_collector::documents(&raw, MAX_DECODED)
+            .with_context(|| format!("cannot read {}", file.display()))?;
+        documents.extend(found.into_iter().map(|document| (file.clone(), document)));
     }
     let db_shown = beacon_store::redact_url(&args.db);
     let store = beacon_collector::open_store(&args.db)
@@ -58,19 +57,19 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let state = AppState::new(reports, RateLimit::disabled(), IngestMode::Store);
     let total = documents.len() as u64;
     let progress = Progress::start("beacon collector: imported", "reports", total);
-    let (mut stored, mut replaced, mut refused) = (0u64, 0u64, Vec::new());
-    for document in progress.count(documents.into_iter()) {
+    let (mut summary, mut refused) = (ImportSummary::default(), Vec::new());
+    for (file, document) in progress.count(documents.into_iter()) {
         let received_at = chrono::Utc::now();
-        match beacon_collector::store_document(&state, &document.text, received_at).await {
-            Ok(done) if done.outcome == Outcome::Replaced => replaced += 1,
-            Ok(_) => stored += 1,
-            Err(error) => refused.push(format!(
+        let result = beacon_collector::store_document(&state, &document.text, received_at).await;
+        if let Err(error) = &result {
+            refused.push(format!(
                 "refused {}: {} ({})",
-                document.place(),
+                place(&file, &document),
                 error,
                 error.code()
-            )),
+            ));
         }
+        summary.add(document.line, result);
     }
     store
         .settle()
@@ -78,9 +77,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("cannot count the imported reports in {db_shown}"))?;
     let elapsed = progress.finish();
     println!(
-        "beacon collector: imported {} reports ({stored} stored, {replaced} replaced a report \
+        "beacon collector: imported {} reports ({} stored, {} replaced a report \
          of the same node and day) into {db_shown}, {} refused, {}",
-        stored + replaced,
+        summary.accepted(),
+        summary.stored,
+        summary.replaced,
         refused.len(),
         elapsed.with_rate(total)
     );
@@ -93,43 +94,48 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The reports of `file`: gunzipped if it starts with gzip's magic bytes, then one JSON
-/// report, or one per non-empty line.
-fn read_documents(file: &Path) -> anyhow::Result<Vec<Document>> {
-    let raw = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let text = if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut text = Vec::new();
-        MultiGzDecoder::new(raw.as_slice())
-            .read_to_end(&mut text)
-            .with_context(|| format!("{} is not valid gzip", file.display()))?;
-        text
-    } else {
-        raw
-    };
-    let document = |line, text: &[u8]| Document {
-        file: file.to_path_buf(),
-        line,
-        text: text.to_vec(),
-    };
-    if !is_ndjson(&text) {
-        return Ok(vec![document(None, &text)]);
-    }
-    Ok(text
-        .split(|&b| b == b'\n')
-        .enumerate()
-        .filter(|(_, line)| !line.trim_ascii().is_empty())
-        .map(|(index, line)| document(Some(index + 1), line))
-        .collect())
+/// The console's "Import reports" form, served by `beacon collector` (and the demo): the
+/// upload's reports through the collector's import, the same path as this command's.
+#[derive(Clone)]
+pub struct ConsoleImport {
+    state: AppState,
 }
 
-/// NDJSON when the first non-empty line is a JSON value of its own and more lines follow;
-/// a pretty-printed report (an export) starts with a line `{` that is not.
-fn is_ndjson(text: &[u8]) -> bool {
-    let mut lines = text
-        .split(|&b| b == b'\n')
-        .filter(|line| !line.trim_ascii().is_empty());
-    let Some(first) = lines.next() else {
-        return false;
-    };
-    lines.next().is_some() && serde_json::from_slice::<serde::de::IgnoredAny>(first).is_ok()
+impl ConsoleImport {
+    pub fn new(store: Arc<dyn ReportStore>) -> Self {
+        Self {
+            state: AppState::new(store, RateLimit::disabled(), IngestMode::Store),
+        }
+    }
+}
+
+impl std::fmt::Debug for ConsoleImport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ConsoleImport")
+    }
+}
+
+impl beacon_console::ImportReports for ConsoleImport {
+    fn import(&self, upload: Vec<u8>) -> beacon_console::ImportFuture {
+        let state = self.state.clone();
+        Box::pin(async move {
+            let documents = beacon_collector::documents(&upload, MAX_DECODED_UPLOAD)
+                .map_err(|error| error.to_string())?;
+            let summary = beacon_collector::import(&state, documents).await;
+            let refused =
+                summary
+                    .refused
+                    .into_iter()
+                    .map(|refused| beacon_console::RefusedReport {
+                        line: refused.line,
+                        code: refused.error.code().to_owned(),
+                        message: refused.error.to_string(),
+                    });
+            Ok(beacon_console::ImportSummary {
+                stored: summary.stored,
+                replaced: summary.replaced,
+                refused: refused.collect(),
+            })
+        })
+    }
 }
