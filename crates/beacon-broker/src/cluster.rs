@@ -12,6 +12,16 @@
 //! Beacon's own type [`REQUEST_TYPE`]. The engine also pings every peer each second
 //! with [`PING_TYPE`], which tells which nodes are alive; the raft leader then
 //! purges the routes of nodes unseen for [`DEAD_AFTER`] (see `upkeep.rs`).
+//!
+//! Limits of rmqtt 0.24 that Beacon lives with:
+//! - The raft plugin cannot be stopped: its thread runs until the process ends, so a
+//!   process runs at most one cluster node for good (tests run several in one process).
+//! - If raft fails to start after its port was checked free, the plugin calls
+//!   `std::process::exit(-1)` from its thread; Beacon cannot catch that.
+//! - A follower whose bootstrapper (the first seed) is not up within ~30 s at a cold
+//!   start fails to start (`Leader does not exist`); start the first seed too.
+//! - Raft state is in memory; with 2 of 3 nodes down (no quorum) the survivor accepts no
+//!   connections and restarted nodes cannot join (rmqtt issue #330): restart every node.
 
 mod channel;
 mod config;
