@@ -1,11 +1,13 @@
 // The broker dashboard's Settings page in headless Chromium: log in, switch telemetry
 // off, see it in the page and in the API, reload, still off; "Delete my data" asks first.
+// The overview lists the node (NODE_NAME) as running.
 // With LOCKED_BY set, the toggle must be disabled and say why.
 import { launch, screenshotPath, required, check } from './lib.mjs';
 
 const base = required('BASE_URL');
 const password = required('ADMIN_PASSWORD');
 const lockedBy = process.env.LOCKED_BY || '';
+const nodeName = required('NODE_NAME');
 const shot = (name) => screenshotPath(`node-${lockedBy ? 'locked-' : ''}${name}`);
 
 const browser = await launch();
@@ -18,6 +20,10 @@ try {
   await page.click('#login-button');
   await page.waitForSelector('#overview-view:not([hidden])');
   await page.waitForFunction(() => document.getElementById('ov-clients').textContent !== '–');
+  await page.waitForFunction(() => document.querySelector('#nodes tr.node-running'));
+  const nodes = await page.$$eval('#nodes tr', (rows) => rows.map((r) => [...r.cells].map((c) => c.textContent)));
+  check(nodes.length === 1 && nodes[0][0] === nodeName && nodes[0][1] === 'running',
+    `the overview lists this node alone, running: ${JSON.stringify(nodes)}`);
   await page.screenshot({ path: shot('overview') });
 
   await page.click('#nav-settings');

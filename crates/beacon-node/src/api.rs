@@ -1,5 +1,5 @@
-//! The REST API under `/api/v5` (EMQX 5's paths for telemetry and login) and the routes
-//! of the dashboard's assets.
+//! The REST API under `/api/v5` (EMQX 5's paths for telemetry, nodes and login) and the
+//! routes of the dashboard's assets.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use beacon_agent::{
-    AgentError, AgentHandle, Forgotten, SwitchError, SwitchSource, TelemetryStatus,
+    AgentError, AgentHandle, Forgotten, RuntimeSwitch, SwitchError, SwitchSource, TelemetryStatus,
 };
 use beacon_auth::{Busy, LoginThrottle, Sessions, Throttled};
 use beacon_broker::RunningBroker;
@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::assets;
+use crate::cluster::{self, Membership, NodeRow};
 use crate::credentials::{Credentials, KeyCheck, KeyError, Role};
 use crate::host::{ALLOWED_HOSTS_KEY, AllowedHosts};
 use crate::probe::LiveProbe;
@@ -39,6 +40,16 @@ pub(crate) struct NodeState {
     pub(crate) allowed_hosts: AllowedHosts,
     pub(crate) started_at: Instant,
     pub(crate) mqtt_addr: Option<SocketAddr>,
+    /// This node's EMQX name (`node.name`).
+    pub(crate) node_name: String,
+    /// The peers, when the node runs in a cluster.
+    pub(crate) cluster: Option<Arc<Membership>>,
+}
+
+impl NodeState {
+    pub(crate) fn uptime_ms(&self) -> u64 {
+        u64::try_from(self.started_at.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
 }
 
 type Shared = Arc<NodeState>;
@@ -54,6 +65,7 @@ pub(crate) fn router(state: Shared) -> Router {
         .route("/api/v5/telemetry/sent", get(telemetry_sent))
         .route("/api/v5/telemetry/forget", post(forget_telemetry))
         .route("/api/v5/overview", get(overview))
+        .route("/api/v5/nodes", get(nodes))
         .route("/api/v5/api_key", get(list_api_keys).post(create_api_key))
         .route("/api/v5/api_key/{name}", delete(revoke_api_key))
         .route_layer(middleware::from_fn_with_state(
@@ -320,10 +332,13 @@ struct StatusAnswer {
     status: TelemetryStatus,
     /// When a boot-time source forces telemetry off: who, and why the toggle cannot help.
     locked_by: Option<String>,
+    /// The runtime setting (the cluster's, in a cluster) and its version; `None` when never
+    /// set. A locked node holds it too, without following it.
+    runtime_switch: Option<RuntimeSwitch>,
 }
 
-impl From<TelemetryStatus> for StatusAnswer {
-    fn from(status: TelemetryStatus) -> Self {
+impl StatusAnswer {
+    fn new(status: TelemetryStatus, runtime_switch: Option<RuntimeSwitch>) -> Self {
         let locked = !status.enable
             && matches!(
                 status.source,
@@ -332,12 +347,19 @@ impl From<TelemetryStatus> for StatusAnswer {
                     | SwitchSource::DoNotTrack
             );
         let locked_by = locked.then(|| status.source.to_string());
-        Self { status, locked_by }
+        Self {
+            status,
+            locked_by,
+            runtime_switch,
+        }
     }
 }
 
 async fn telemetry_status(State(state): State<Shared>) -> Json<StatusAnswer> {
-    Json(state.agent.status().into())
+    Json(StatusAnswer::new(
+        state.agent.status(),
+        state.agent.runtime_switch(),
+    ))
 }
 
 async fn set_telemetry_status(
@@ -346,9 +368,13 @@ async fn set_telemetry_status(
 ) -> Result<Json<StatusAnswer>, ApiError> {
     let enable = enable_field(&body)?;
     match state.agent.set_enabled(enable).await {
+        // The switch is the cluster's: every peer gets it before the answer.
         Ok(status) => {
-            tracing::info!(enable, "telemetry switched at runtime");
-            Ok(Json(status.into()))
+            cluster::push_switch(&state).await;
+            Ok(Json(StatusAnswer::new(
+                status,
+                state.agent.runtime_switch(),
+            )))
         }
         Err(error @ (SwitchError::AlreadyInState { .. } | SwitchError::Locked { .. })) => {
             Err(ApiError::bad_request(error.to_string()))
@@ -416,10 +442,10 @@ async fn overview(State(state): State<Shared>) -> Json<Value> {
     let rates = state.probe.rates();
     Json(json!({
         "version": env!("CARGO_PKG_VERSION"),
-        "up_time_ms": u64::try_from(state.started_at.elapsed().as_millis()).unwrap_or(u64::MAX),
+        "up_time_ms": state.uptime_ms(),
         "mqtt_listener": state.mqtt_addr.map(|a| a.to_string()),
         "num_clients": reading.connections,
-        "num_cluster_sessions": reading.sessions,
+        "num_cluster_sessions": state.probe.cluster_sessions(&reading),
         "num_topics": reading.topic_filters,
         "messages_received": reading.publishes_received,
         "messages_sent": reading.publishes_sent,
@@ -428,6 +454,22 @@ async fn overview(State(state): State<Shared>) -> Json<Value> {
         "retained": reading.retained_messages,
         "delayed": reading.delayed_publishes,
     }))
+}
+
+/// EMQX's node list: this node and every other seed of its cluster, running or
+/// stopped, sorted by name.
+async fn nodes(State(state): State<Shared>) -> Json<Vec<NodeRow>> {
+    let reading = state.probe.probe(&state.broker).await;
+    let mut rows = vec![NodeRow {
+        node: state.node_name.clone(),
+        node_status: "running",
+        uptime: state.uptime_ms(),
+        connections: reading.connections,
+        version: Some(env!("CARGO_PKG_VERSION").to_owned()),
+    }];
+    rows.extend(state.cluster.iter().flat_map(|c| c.peer_rows()));
+    rows.sort_by(|a, b| a.node.cmp(&b.node));
+    Json(rows)
 }
 
 #[derive(Deserialize)]

@@ -4,7 +4,9 @@
 //!
 //! This crate owns wiring those together: probing the broker for the agent (the one
 //! conversion of a [`beacon_broker::Reading`] into the agent's
-//! [`beacon_agent::BrokerReading`]), the dashboard's admin account and API keys (stored
+//! [`beacon_agent::BrokerReading`]), the meaning of what cluster nodes tell each other
+//! (who runs, the cluster's `cluster_uuid`, the cluster-wide runtime switch: `cluster.rs`
+//! over the broker's cluster channel), the dashboard's admin account and API keys (stored
 //! hashed in the data directory), the REST API under `/api/v5`, and the dashboard's
 //! assets, which are compiled into the binary so that nothing loads from the internet.
 //!
@@ -16,6 +18,7 @@
 
 mod api;
 mod assets;
+mod cluster;
 mod credentials;
 mod error;
 mod host;

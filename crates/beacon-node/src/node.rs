@@ -1,4 +1,5 @@
-//! Starting and stopping a node: broker, agent, the broker's probe and the HTTP side.
+//! Starting and stopping a node: broker, agent, the broker's probe, the cluster's
+//! membership (when the broker runs in one) and the HTTP side.
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
@@ -15,6 +16,7 @@ use tokio::task::JoinHandle;
 
 use crate::NodeError;
 use crate::api::{self, NodeState};
+use crate::cluster::{self, Membership};
 use crate::credentials::{self, Credentials, KeyError, LOCAL_API_FILE, LocalApi, Role};
 use crate::host::AllowedHosts;
 use crate::probe::LiveProbe;
@@ -79,8 +81,11 @@ impl Node {
                 addr: dashboard_addr,
                 source,
             })?;
-        let broker = Arc::new(Broker::start(BrokerConfig::from_config(&config)?).await?);
-        let probe = Arc::new(LiveProbe::default());
+        let broker_config = BrokerConfig::from_config(&config)?;
+        let node_name = broker_config.node_name().to_owned();
+        let broker = Arc::new(Broker::start(broker_config).await?);
+        let membership = broker.cluster().map(|c| Arc::new(Membership::new(c)));
+        let probe = Arc::new(LiveProbe::new(membership.clone()));
         probe.probe(&broker).await;
         let prober = probe.spawn_prober(Arc::clone(&broker));
         let agent_probe: Arc<dyn BrokerProbe> = Arc::clone(&probe) as Arc<dyn BrokerProbe>;
@@ -100,7 +105,10 @@ impl Node {
             ),
             allowed_hosts,
             started_at: Instant::now(),
+            node_name,
+            cluster: membership,
         });
+        let membership_poll = cluster::start(&state);
         let (stop, stopped) = oneshot::channel();
         let app = api::router(Arc::clone(&state));
         let server = crate::listen::serve_dashboard(listener, http_addr, limits, app, stopped)?;
@@ -112,6 +120,7 @@ impl Node {
             server: Some(server),
             stop: Some(stop),
             prober,
+            membership_poll,
             generated_password,
             local_api_file: local_api,
         })
@@ -202,6 +211,8 @@ pub struct RunningNode {
     server: Option<JoinHandle<()>>,
     stop: Option<oneshot::Sender<()>>,
     prober: JoinHandle<()>,
+    /// Polls the cluster's peers; `None` when the node runs alone.
+    membership_poll: Option<JoinHandle<()>>,
     generated_password: Option<String>,
     local_api_file: PathBuf,
 }
@@ -241,6 +252,10 @@ impl RunningNode {
         }
         self.prober.abort();
         let _ = (&mut self.prober).await;
+        if let Some(poll) = self.membership_poll.take() {
+            poll.abort();
+            let _ = poll.await;
+        }
         if let Err(error) = std::fs::remove_file(&self.local_api_file) {
             tracing::debug!(%error, "local API key file already gone");
         }

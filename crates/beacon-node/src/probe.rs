@@ -3,9 +3,11 @@
 //!
 //! The agent reads synchronously, while the broker answers asynchronously, so a task
 //! probes the broker every second and keeps the latest reading; the REST API probes
-//! before answering, so that what it shows is the broker's state at that moment.
+//! before answering, so that what it shows is the broker's state at that moment. In a
+//! cluster, the peers' part (their ids, their sessions) comes from the latest answers
+//! they gave this node (`cluster.rs`).
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use beacon_agent::{BrokerProbe, BrokerReading};
@@ -13,13 +15,16 @@ use beacon_broker::{Reading, RunningBroker};
 use serde::Serialize;
 use serde_json::{Map, json};
 
+use crate::cluster::{Info, Membership};
+
 /// How often the broker is probed without being asked.
 pub(crate) const PROBE_EVERY: Duration = Duration::from_secs(1);
 
 /// The latest reading, and message rates over the last probe interval.
-#[derive(Default)]
 pub(crate) struct LiveProbe {
     latest: Mutex<Latest>,
+    /// The node's peers, when it runs in a cluster.
+    cluster: Option<Arc<Membership>>,
 }
 
 #[derive(Default)]
@@ -37,11 +42,38 @@ pub(crate) struct Rates {
 }
 
 impl LiveProbe {
+    pub(crate) fn new(cluster: Option<Arc<Membership>>) -> Self {
+        Self {
+            latest: Mutex::default(),
+            cluster,
+        }
+    }
+
+    /// The latest reading, without probing.
+    pub(crate) fn reading(&self) -> Reading {
+        self.latest().reading.clone()
+    }
+
+    /// Sessions in the cluster: this node's in `reading`, and those of the running peers.
+    pub(crate) fn cluster_sessions(&self, reading: &Reading) -> u64 {
+        reading.sessions + sessions_of(&self.live_peers())
+    }
+
+    fn live_peers(&self) -> Vec<Info> {
+        self.cluster
+            .as_ref()
+            .map_or_else(Vec::new, |cluster| cluster.live_peers())
+    }
+
+    fn latest(&self) -> MutexGuard<'_, Latest> {
+        self.latest.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Probes the broker now.
     pub(crate) async fn probe(&self, broker: &RunningBroker) -> Reading {
         let reading = broker.probe().await;
         let now = Instant::now();
-        let mut latest = self.latest.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut latest = self.latest();
         // Rates need a span long enough to mean something; a probe right after another
         // (an API call) keeps the rates of the last regular one.
         if let Some(at) = latest
@@ -66,10 +98,7 @@ impl LiveProbe {
     }
 
     pub(crate) fn rates(&self) -> Rates {
-        self.latest
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .rates
+        self.latest().rates
     }
 
     /// Probes every [`PROBE_EVERY`] until the task is aborted.
@@ -90,17 +119,23 @@ impl LiveProbe {
 
 impl BrokerProbe for LiveProbe {
     fn read(&self) -> BrokerReading {
-        let latest = self.latest.lock().unwrap_or_else(PoisonError::into_inner);
-        for_the_agent(&latest.reading)
+        let peers = self.live_peers();
+        for_the_agent(&self.latest().reading, &peers)
     }
 }
 
-/// The broker's reading in the report's terms. Beacon runs single nodes and has no rule
-/// engine, data bridges, gateways or ExHook: those are reported empty, honestly.
-fn for_the_agent(reading: &Reading) -> BrokerReading {
+fn sessions_of(peers: &[Info]) -> u64 {
+    peers.iter().map(|peer| peer.sessions).sum()
+}
+
+/// The broker's reading and the running peers' answers in the report's terms, as EMQX
+/// counts them: clients and messages are this node's, topics (the broker's replicated
+/// route table) and sessions the cluster's. Beacon has no rule engine, data bridges,
+/// gateways or ExHook: those are reported empty, honestly.
+fn for_the_agent(reading: &Reading, peers: &[Info]) -> BrokerReading {
     BrokerReading {
         num_clients: reading.connections,
-        num_cluster_sessions: reading.sessions,
+        num_cluster_sessions: reading.sessions + sessions_of(peers),
         messages_received: reading.publishes_received,
         messages_sent: reading.publishes_sent,
         num_topics: reading.topic_filters,
@@ -117,6 +152,6 @@ fn for_the_agent(reading: &Reading) -> BrokerReading {
         bridges: Default::default(),
         gateways: Map::new(),
         exhook_servers: Vec::new(),
-        nodes_uuid: Vec::new(),
+        nodes_uuid: peers.iter().map(|peer| peer.uuid.clone()).collect(),
     }
 }

@@ -15,6 +15,8 @@ async fn run_script(node: &RunningNode, locked_by: Option<&str>) {
     let mut env = vec![
         ("BASE_URL", base_url.as_str()),
         ("ADMIN_PASSWORD", PASSWORD),
+        // The default `node.name`: the test node sets none.
+        ("NODE_NAME", "beacon@127.0.0.1"),
     ];
     env.extend(locked_by.map(|source| ("LOCKED_BY", source)));
     run_browser_check("node_settings.mjs", &env).await;

@@ -69,6 +69,38 @@ async fn telemetry_data_counts_what_real_clients_do() {
     node.shutdown().await;
 }
 
+/// EMQX's `GET /api/v5/nodes` on a node that runs alone: itself, running, with its
+/// connections; its report names no other node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_alone_lists_itself_in_emqx_shape() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = start(dir.path(), "node.name = \"solo@127.0.0.1\"\n", &[]).await;
+    let api = Api::login(&node).await;
+    let client = TestClient::connect(node.mqtt_addr().expect("mqtt"), "nodes-client").await;
+    let nodes = api
+        .get_until("/api/v5/nodes", |n| n[0]["connections"] == 1)
+        .await;
+    let rows = nodes.as_array().expect("a list");
+    assert_eq!(rows.len(), 1, "{nodes}");
+    let row = rows[0].as_object().expect("an object");
+    let mut keys: Vec<&str> = row.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        ["connections", "node", "node_status", "uptime", "version"]
+    );
+    assert_eq!(row["node"], "solo@127.0.0.1");
+    assert_eq!(row["node_status"], "running");
+    assert_eq!(row["connections"], 1);
+    assert!(row["uptime"].as_u64().is_some_and(|ms| ms > 0), "{nodes}");
+    assert_eq!(row["version"], env!("CARGO_PKG_VERSION"));
+    let report = api.get("/api/v5/telemetry/data").await;
+    assert_eq!(report["nodes_uuid"], json!([]), "{report}");
+    assert_eq!(report["num_cluster_sessions"], 1, "{report}");
+    client.disconnect().await;
+    node.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_api_switches_and_refuses_as_emqx_does() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -179,6 +211,7 @@ async fn nothing_is_served_without_valid_credentials() {
         (Method::GET, "/api/v5/telemetry/sent"),
         (Method::POST, "/api/v5/telemetry/forget"),
         (Method::GET, "/api/v5/overview"),
+        (Method::GET, "/api/v5/nodes"),
         (Method::POST, "/api/v5/api_key"),
         (Method::POST, "/api/v5/logout"),
     ];

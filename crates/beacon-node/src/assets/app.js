@@ -94,7 +94,24 @@ async function loadOverview() {
     $('ov-uptime').textContent = duration(data.up_time_ms);
     $('ov-version').textContent = data.version;
     $('ov-listener').textContent = data.mqtt_listener || 'disabled';
+    const { data: nodes } = await api('GET', '/api/v5/nodes');
+    showNodes(nodes);
   } catch (error) { console.warn(error); }
+}
+
+// This node and, in a cluster, every other one, running or stopped.
+function showNodes(nodes) {
+  const body = $('nodes');
+  body.replaceChildren();
+  for (const node of nodes) {
+    const row = body.insertRow();
+    row.className = `node-${node.node_status}`;
+    const running = node.node_status === 'running';
+    for (const text of [node.node, node.node_status, running ? duration(node.uptime) : '–',
+      running ? number(node.connections) : '–', node.version || '–']) {
+      row.insertCell().textContent = text;
+    }
+  }
 }
 
 function showStatus(status) {
@@ -104,8 +121,10 @@ function showStatus(status) {
   $('telemetry-source').textContent = `Telemetry is ${status.enable ? 'on' : 'off'}, decided by: ${status.source}.`;
   const locked = $('telemetry-locked');
   locked.hidden = !status.locked_by;
+  const clusterOn = status.runtime_switch && status.runtime_switch.enable
+    ? ' The runtime setting (shared by the cluster) says on; this node stays off.' : '';
   locked.textContent = status.locked_by
-    ? `Telemetry is switched off by ${status.locked_by}, so it cannot be switched on here. Change that setting and restart the broker to enable it.`
+    ? `Telemetry is switched off by ${status.locked_by}, so it cannot be switched on here. Change that setting and restart the broker to enable it.${clusterOn}`
     : '';
   $('telemetry-last').textContent = when(status.last_report_at);
   $('telemetry-next').textContent = status.enable ? when(status.next_report_at) : 'never (telemetry is off)';
