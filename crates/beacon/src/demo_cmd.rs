@@ -1,6 +1,11 @@
 //! `beacon demo`: a collector on embedded SQLite over HTTPS (certificate made at start),
-//! a broker node reporting to it every few seconds, and a few MQTT clients so that the
-//! numbers move. Prints where to look; Ctrl-C stops everything.
+//! broker nodes reporting to it every few seconds (one, or a cluster with `--nodes N`;
+//! each a `beacon broker` process, see `nodes.rs` for why), and a few MQTT clients so that
+//! the numbers move: a subscriber on the first node, publishers on the others, so that a
+//! cluster routes every message across nodes. Prints where to look; Ctrl-C stops
+//! everything.
+
+mod nodes;
 
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
@@ -13,28 +18,31 @@ use beacon_collector::{
     Collector, CollectorConfig, ConnectionLimits, DEFAULT_RETENTION_DAYS, IngestMode, RateLimit,
     TlsFiles,
 };
-use beacon_config::Config;
 use beacon_console::ConsoleOptions;
-use beacon_node::{Node, NodeOptions};
 use beacon_store::Store;
-use rumqttc::{AsyncClient, MqttOptions, QoS};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use tokio::task::JoinSet;
 
-use crate::node_config;
 use crate::progress::Progress;
+use nodes::{DemoNode, NodePlan};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Where the demo keeps its collector database, certificates and node data.
     #[arg(long, value_name = "DIR", default_value = "data/demo")]
     data_dir: PathBuf,
-    /// MQTT port to try first; a taken port (another broker) is replaced by a free one.
+    /// Broker nodes: 1 runs one node, more form one cluster of that many (up to 9).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=9))]
+    nodes: u16,
+    /// MQTT port to try first (node N tries this + N - 1); a taken port (another broker)
+    /// is replaced by a free one.
     #[arg(long, default_value_t = 1883)]
     mqtt_port: u16,
-    /// Dashboard port to try first; a taken port is replaced by a free one.
+    /// Dashboard port to try first (node N tries this + N - 1); a taken port is replaced
+    /// by a free one.
     #[arg(long, default_value_t = 18083)]
     dashboard_port: u16,
-    /// How often the broker reports (HOCON duration); short so the collector fills up.
+    /// How often each node reports (HOCON duration); short so the collector fills up.
     #[arg(long, default_value = "20s")]
     interval: String,
     /// Stop by itself after this many seconds (default: run until Ctrl-C).
@@ -94,61 +102,86 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let _ = collector_stopped.await;
     }));
 
+    // Watching before the nodes start: Ctrl-C while they start stops them too.
+    let stop = crate::signals::shutdown_signal();
     let mut notes = Vec::new();
-    let mqtt_port = free_or_other(args.mqtt_port, "MQTT", &mut notes);
-    let dashboard_port = free_or_other(args.dashboard_port, "dashboard", &mut notes);
-    let config = Config::from_str(
-        &node_config_text(
-            &args,
-            mqtt_port,
-            dashboard_port,
-            &collector_url,
-            &tls.ca,
-            &password,
-        ),
-        &args.data_dir.join("emqx.conf"),
-        beacon_config::process_env(),
-    )
-    .context("the demo's broker configuration is invalid")?;
-    let node = Node::start(NodeOptions {
-        config,
-        data_dir: args.data_dir.join("node"),
-        do_not_track: node_config::do_not_track(),
-    })
-    .await
-    .context("cannot start the demo broker")?;
-    let mqtt = node
-        .mqtt_addr()
-        .context("the demo broker has no MQTT listener")?;
-    let clients = start_clients(mqtt.port());
+    let plans = node_plans(&args, &mut notes)?;
+    let shared = shared_config_text(&args, &collector_url, &tls.ca, &password);
+    let started = tokio::select! {
+        started = nodes::start(&plans, &shared) => started,
+        () = stop => {
+            println!("beacon demo: stopped while the nodes started");
+            return Ok(());
+        }
+    };
+    let mut nodes = started?;
+    let clients = start_clients(&nodes);
 
     print_banner(&BannerFacts {
         collector_url: &collector_url,
         console_url: &console_url,
         db: &db,
-        mqtt,
-        dashboard: node.http_addr(),
+        nodes: &nodes,
         password: &password,
         interval: &args.interval,
         notes: &notes,
     })?;
 
-    match args.stop_after {
-        Some(seconds) => tokio::select! {
-            () = tokio::time::sleep(Duration::from_secs(seconds)) => {}
-            () = crate::signals::shutdown_signal() => {}
-        },
-        None => crate::signals::shutdown_signal().await,
+    let stop_after = async {
+        match args.stop_after {
+            Some(seconds) => tokio::time::sleep(Duration::from_secs(seconds)).await,
+            None => std::future::pending().await,
+        }
+    };
+    let mut failed = None;
+    tokio::select! {
+        () = stop_after => {}
+        () = crate::signals::shutdown_signal() => {}
+        (name, status) = nodes::first_exit(&mut nodes) => {
+            failed = Some(format!("node {name} stopped by itself ({})", describe(status)));
+        }
     }
     println!("beacon demo: stopping");
     drop(clients);
-    node.shutdown().await;
+    nodes::stop(nodes).await;
     let _ = stop_collector.send(());
     collector_task
         .await
         .context("the demo collector task failed")??;
+    if let Some(failed) = failed {
+        anyhow::bail!("{failed}; see its log in {}", args.data_dir.display());
+    }
     println!("beacon demo: stopped");
     Ok(())
+}
+
+fn describe(status: std::io::Result<std::process::ExitStatus>) -> String {
+    status.map_or_else(|e| e.to_string(), |s| s.to_string())
+}
+
+/// Every node's name, files and ports: node N tries the wanted ports + N - 1.
+fn node_plans(args: &Args, notes: &mut Vec<String>) -> anyhow::Result<Vec<NodePlan>> {
+    let total = usize::from(args.nodes);
+    let mut plans = Vec::with_capacity(total);
+    for (number, offset) in (1..=total).zip(0u16..) {
+        let wanted = |port: u16| {
+            if port == 0 {
+                0
+            } else {
+                port.saturating_add(offset)
+            }
+        };
+        let mqtt = free_or_other(wanted(args.mqtt_port), "MQTT", notes);
+        let dashboard = free_or_other(wanted(args.dashboard_port), "dashboard", notes);
+        plans.push(NodePlan::new(
+            &args.data_dir,
+            number,
+            total,
+            (mqtt, dashboard),
+        ));
+    }
+    nodes::assign_cluster_ports(&mut plans)?;
+    Ok(plans)
 }
 
 struct DemoTls {
@@ -250,26 +283,25 @@ fn demo_password(dir: &Path) -> anyhow::Result<String> {
     Ok(password)
 }
 
-fn node_config_text(
-    args: &Args,
-    mqtt_port: u16,
-    dashboard_port: u16,
-    collector_url: &str,
-    ca: &Path,
-    password: &str,
-) -> String {
+/// A cluster's nodes wait this long before their first report: the cluster forms in
+/// about 5 s, and a report sent before a node has adopted the cluster's `cluster_uuid`
+/// would count it as a cluster of its own that week.
+const CLUSTER_INITIAL_DELAY: &str = "12s";
+
+/// The config every node shares; `nodes.rs` adds each node's listeners and seeds.
+fn shared_config_text(args: &Args, collector_url: &str, ca: &Path, password: &str) -> String {
+    let initial_delay = if args.nodes > 1 {
+        CLUSTER_INITIAL_DELAY
+    } else {
+        "3s"
+    };
     format!(
-        r#"# Written by `beacon demo`.
-listeners.tcp.default.bind = "0.0.0.0:{mqtt_port}"
-dashboard {{
-  listeners.http.bind = "127.0.0.1:{dashboard_port}"
-  default_password = "{password}"
-}}
+        r#"dashboard.default_password = "{password}"
 telemetry {{
   url = "{collector_url}/api/telemetry"
   ca_file = "{ca}"
   interval = {interval}
-  initial_delay = 3s
+  initial_delay = {initial_delay}
 }}
 retainer {{ enable = true }}
 delayed {{ enable = true }}
@@ -283,12 +315,16 @@ auto_subscribe.topics = [ {{ topic = "demo/announcements", qos = 1 }} ]
     )
 }
 
-/// Publishers and a subscriber that keep the broker's numbers moving until dropped.
-fn start_clients(port: u16) -> JoinSet<()> {
+/// Publishers and a subscriber that keep the brokers' numbers moving until dropped: the
+/// subscriber on the first node, the publishers spread over the others (all on the first
+/// when it runs alone).
+fn start_clients(nodes: &[DemoNode]) -> JoinSet<()> {
+    let port = |node: &DemoNode| node.mqtt.port();
     let mut clients = JoinSet::new();
-    clients.spawn(subscriber(port));
-    for n in 0..PUBLISHERS {
-        clients.spawn(publisher(port, n));
+    clients.spawn(subscriber(port(&nodes[0])));
+    let publishing = if nodes.len() > 1 { &nodes[1..] } else { nodes };
+    for (n, node) in (0..PUBLISHERS).zip(publishing.iter().cycle()) {
+        clients.spawn(publisher(port(node), n));
     }
     clients
 }
@@ -299,18 +335,37 @@ fn client(id: &str, port: u16) -> (AsyncClient, rumqttc::EventLoop) {
     AsyncClient::new(options, 64)
 }
 
+/// A lost connection (a node restarting) is retried after this; rumqttc reconnects on
+/// the next poll.
+const RECONNECT_EVERY: Duration = Duration::from_secs(1);
+
+/// Keeps the client connected until its task is dropped.
+async fn drive(mut events: rumqttc::EventLoop) {
+    loop {
+        if events.poll().await.is_err() {
+            tokio::time::sleep(RECONNECT_EVERY).await;
+        }
+    }
+}
+
+/// Subscribes at every (re)connection: the session is clean.
 async fn subscriber(port: u16) {
     let (client, mut events) = client("demo-subscriber", port);
-    if client.subscribe("demo/#", QoS::AtLeastOnce).await.is_err() {
-        return;
+    loop {
+        match events.poll().await {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                let _ = client.try_subscribe("demo/#", QoS::AtLeastOnce);
+            }
+            Ok(_) => {}
+            Err(_) => tokio::time::sleep(RECONNECT_EVERY).await,
+        }
     }
-    while events.poll().await.is_ok() {}
 }
 
 async fn publisher(port: u16, n: usize) {
-    let (client, mut events) = client(&format!("demo-sensor-{n}"), port);
+    let (client, events) = client(&format!("demo-sensor-{n}"), port);
     let topic = format!("demo/sensor/{n}");
-    tokio::spawn(async move { while events.poll().await.is_ok() {} });
+    tokio::spawn(drive(events));
     let _ = client
         .publish(
             format!("{topic}/model"),
@@ -338,8 +393,7 @@ struct BannerFacts<'a> {
     collector_url: &'a str,
     console_url: &'a str,
     db: &'a str,
-    mqtt: SocketAddr,
-    dashboard: SocketAddr,
+    nodes: &'a [DemoNode],
     password: &'a str,
     interval: &'a str,
     notes: &'a [String],
@@ -355,26 +409,42 @@ fn print_banner(facts: &BannerFacts<'_>) -> std::io::Result<()> {
         "beacon demo: collector   {} (HTTPS, private CA; storage {})",
         facts.collector_url, facts.db
     )?;
+    let what = match facts.nodes.len() {
+        1 => "this broker".to_owned(),
+        n => format!("this cluster of {n} nodes"),
+    };
     writeln!(
         out,
-        "beacon demo: console     {}{}/overview  user admin, password {} (seeded history + this broker)",
+        "beacon demo: console     {}{}/overview  user admin, password {} (seeded history + {what})",
         facts.console_url,
         beacon_console::PREFIX,
         facts.password
     )?;
+    for node in facts.nodes {
+        writeln!(
+            out,
+            "beacon demo: MQTT broker mqtt://127.0.0.1:{}  dashboard http://{}  ({}, log {})",
+            node.mqtt.port(),
+            node.dashboard,
+            node.name,
+            node.log.display()
+        )?;
+    }
+    if facts.nodes.len() > 1 {
+        writeln!(
+            out,
+            "beacon demo: clients     a subscriber on {}, publishers on the other nodes",
+            facts.nodes[0].name
+        )?;
+    }
     writeln!(
         out,
-        "beacon demo: MQTT broker mqtt://127.0.0.1:{}",
-        facts.mqtt.port()
+        "beacon demo: dashboards  user admin, password {}",
+        facts.password
     )?;
     writeln!(
         out,
-        "beacon demo: dashboard   http://{}  user admin, password {}",
-        facts.dashboard, facts.password
-    )?;
-    writeln!(
-        out,
-        "beacon demo: the broker reports to the collector every {}; Ctrl-C stops everything",
+        "beacon demo: each node reports to the collector every {}; Ctrl-C stops everything",
         facts.interval
     )?;
     out.flush()
