@@ -10,6 +10,7 @@
 #   bash bench/ingest.sh                      # 60 s per run, 64 and 512 connections
 #   BENCH_SHORT=1 bash bench/ingest.sh        # 10 s per run, for iterating
 #   BENCH_SECONDS=90 CONNECTIONS="64" TARGETS="discard sqlite" bash bench/ingest.sh
+#   BEACON_BIN=target/release/beacon bash bench/ingest.sh   # measure a binary built before
 #
 # PostgreSQL runs in a schema of its own (bench_ingest_<pid>_<n>), dropped afterwards.
 # Everything runs on 127.0.0.1.
@@ -28,9 +29,13 @@ READS=50
 USER_NAME=bench
 export BEACON_CONSOLE_PASSWORD="bench-password-$$-$RANDOM"
 
-log "building release binary..."
-cargo build --release --quiet -p beacon --bin beacon
-BEACON="$(cargo metadata --format-version 1 --no-deps | jq -er .target_directory)/release/beacon"
+# BEACON_BIN: an already built binary to measure (skips the build).
+BEACON="${BEACON_BIN:-}"
+if [ -z "$BEACON" ]; then
+  log "building release binary..."
+  cargo build --release --quiet -p beacon --bin beacon
+  BEACON="$(cargo metadata --format-version 1 --no-deps | jq -er .target_directory)/release/beacon"
+fi
 
 pg_schemas=()
 bench_cleanup() {
@@ -127,7 +132,8 @@ measure() {
   pid=$!
   started "$pid"
   url="$(wait_line "$work/$run.out" '^beacon collector listening on \([^ ]*\).*' "$pid")"
-  console="$(wait_line "$work/$run.out" '^beacon collector console on \(.*\)/console/$' "$pid")"
+  console="$(wait_line "$work/$run.out" '^beacon collector console on \([^ ]*\)' "$pid")"
+  console="${console%/console/}"
   log "$run: ${WARMUP_SECONDS} s warm-up, then ${BENCH_SECONDS} s..."
   wrk -t1 -c"$conns" -d"${WARMUP_SECONDS}s" --timeout 30s -s bench/ingest.lua \
     "$url/api/telemetry" >/dev/null
