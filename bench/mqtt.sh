@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# MQTT publish throughput of `beacon broker` with telemetry on and off, and of Debian's
-# mosquitto as a reference, all in one run: QoS 0 and QoS 1, 64-byte payloads, fan-out 1
-# (PAIRS publisher/subscriber pairs, each publisher on its own topic).
+# MQTT publish throughput of `beacon broker` with telemetry on and off, of a three-node
+# Beacon cluster with telemetry on and off, and of Debian's mosquitto as a reference, all
+# in one run: QoS 0 and QoS 1, 64-byte payloads, fan-out 1 (PAIRS publisher/subscriber
+# pairs, each publisher on its own topic). In the cluster the publishers connect to node 3
+# and the subscribers to node 1, so every message crosses the cluster (rmqtt's raft
+# cluster forwards a publish to the nodes whose routes match).
 #
 #   bash bench/mqtt.sh                       # ROUNDS=3 PAIRS=4 MESSAGES=20000
 #
@@ -62,17 +65,88 @@ start_mosquitto() {
   die "mosquitto did not start"
 }
 
+# Three free cluster ports P, each with P + 1000 (raft's) free too.
+cluster_ports() {
+  python3 -c '
+import socket
+held, ports = [], []
+while len(ports) < 3:
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); held.append(s)
+    p = s.getsockname()[1]
+    r = socket.socket()
+    try:
+        r.bind(("127.0.0.1", p + 1000)); held.append(r); ports.append(p)
+    except OSError:
+        pass
+print(" ".join(map(str, ports)))'
+}
+
+start_cluster() { # telemetry=on|off -> sets port (node 3), sub_port (node 1), cluster_pids
+  local enable=true seeds="" i p dir
+  [ "$1" = off ] && enable=false
+  read -r -a cports <<<"$(cluster_ports)"
+  for i in 1 2 3; do seeds+="${seeds:+,}beacon$i@127.0.0.1:${cports[$((i - 1))]}"; done
+  cluster_pids=()
+  local dirs=()
+  for i in 1 2 3; do
+    dir="$work/cluster-$RANDOM-$i"
+    mkdir -p "$dir"
+    dirs+=("$dir")
+    EMQX_NODE__NAME="beacon$i@127.0.0.1" \
+      EMQX_CLUSTER__DISCOVERY_STRATEGY=static EMQX_CLUSTER__STATIC__SEEDS="$seeds" \
+      EMQX_LISTENERS__TCP__DEFAULT__BIND="127.0.0.1:0" \
+      EMQX_DASHBOARD__LISTENERS__HTTP__BIND="127.0.0.1:0" \
+      EMQX_TELEMETRY__ENABLE="$enable" \
+      EMQX_TELEMETRY__URL="$collector_url/api/telemetry" \
+      EMQX_TELEMETRY__INTERVAL=2s EMQX_TELEMETRY__INITIAL_DELAY=0s \
+      EMQX_MQTT__MAX_MQUEUE_LEN=100000 \
+      BEACON_LOG=error "$BEACON" broker --config /dev/null --data-dir "$dir/data" \
+      >"$dir/broker.out" 2>"$dir/broker.err" &
+    cluster_pids+=($!)
+    started $!
+  done
+  local ports=()
+  for i in 0 1 2; do
+    p="$(wait_line "${dirs[$i]}/broker.out" '^beacon broker: MQTT listening on 127.0.0.1:\([0-9]*\)' "${cluster_pids[$i]}")"
+    ports+=("$p")
+  done
+  sub_port="${ports[0]}"
+  port="${ports[2]}"
+  # Ready when a message published on node 3 reaches a subscriber on node 1.
+  for _ in $(seq 1 30); do
+    run_to_end "$work/probe.out" "$LOAD" --port "$port" --sub-port "$sub_port" --qos 1 \
+      --pairs 1 --messages 10 --timeout 5 2>/dev/null || true
+    grep -q 'delivered=10 ' "$work/probe.out" && return 0
+    sleep 1
+  done
+  die "the cluster did not route node 3 -> node 1"
+}
+
+stop_cluster() {
+  local pid
+  for pid in "${cluster_pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${cluster_pids[@]}"; do stop "$pid"; done
+}
+
+TARGETS=(beacon-telemetry-off beacon-telemetry-on cluster-telemetry-off cluster-telemetry-on mosquitto)
 declare -A results
 for round in $(seq 1 "$ROUNDS"); do
   for qos in 0 1; do
-    for target in beacon-telemetry-off beacon-telemetry-on mosquitto; do
+    for target in "${TARGETS[@]}"; do
+      sub_port=""
       case "$target" in
         beacon-telemetry-off) start_beacon off ;;
         beacon-telemetry-on) start_beacon on ;;
+        cluster-telemetry-off) start_cluster off ;;
+        cluster-telemetry-on) start_cluster on ;;
         mosquitto) start_mosquitto ;;
       esac
-      run_to_end "$work/load.out" "$LOAD" --port "$port" --qos "$qos" --pairs "$PAIRS" --messages "$MESSAGES"
-      stop "$server_pid"
+      run_to_end "$work/load.out" "$LOAD" --port "$port" ${sub_port:+--sub-port "$sub_port"} \
+        --qos "$qos" --pairs "$PAIRS" --messages "$MESSAGES"
+      case "$target" in
+        cluster-*) stop_cluster ;;
+        *) stop "$server_pid" ;;
+      esac
       line="$(cat "$work/load.out")"
       rate="$(sed -n 's/.*per_second=\([0-9]*\).*/\1/p' <<<"$line")"
       delivered="$(sed -n 's/.*delivered=\([0-9]*\).*/\1/p' <<<"$line")"
@@ -87,19 +161,21 @@ median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print a[i
 echo
 expected=$((PAIRS * MESSAGES))
 printf '%-22s %12s %12s %22s\n' target "QoS 0 msg/s" "QoS 1 msg/s" "QoS 1 delivered (of $expected)"
-for target in beacon-telemetry-off beacon-telemetry-on mosquitto; do
+for target in "${TARGETS[@]}"; do
   printf '%-22s %12s %12s %22s\n' "$target" \
     "$(median <<<"${results[$target/0]}")" "$(median <<<"${results[$target/1]}")" \
     "$(median <<<"${results[$target/1/delivered]}")"
 done
 # Ratios are taken per round (on and off ran back to back) and their median printed: the
 # machine's load drifts between rounds far more than between two neighbouring runs.
-for qos in 0 1; do
-  read -r -a offs <<<"${results[beacon-telemetry-off/$qos]}"
-  read -r -a ons <<<"${results[beacon-telemetry-on/$qos]}"
-  ratios=""
-  for i in "${!offs[@]}"; do
-    ratios+="$(python3 -c "print(f'{${ons[$i]}/${offs[$i]}:.3f}')") "
+for kind in beacon cluster; do
+  for qos in 0 1; do
+    read -r -a offs <<<"${results[$kind-telemetry-off/$qos]}"
+    read -r -a ons <<<"${results[$kind-telemetry-on/$qos]}"
+    ratios=""
+    for i in "${!offs[@]}"; do
+      ratios+="$(python3 -c "print(f'{${ons[$i]}/${offs[$i]}:.3f}')") "
+    done
+    echo "$kind QoS $qos: telemetry on / off, per round: $ratios-> median $(median <<<"$ratios")"
   done
-  echo "QoS $qos: telemetry on / off, per round: $ratios-> median $(median <<<"$ratios")"
 done

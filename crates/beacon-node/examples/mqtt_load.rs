@@ -2,6 +2,8 @@
 //! `--messages` small payloads to its own topic, each subscriber receiving them (fan-out
 //! 1). Prints delivered messages per second up to the last delivery, and how many of the
 //! sent messages arrived (a broker may drop messages when a subscriber's queue is full).
+//! `--sub-port` puts the subscribers on another node of a cluster than the publishers
+//! (`--port`), so that every message crosses the cluster.
 //!
 //! ```text
 //! cargo run --release -p beacon-node --example mqtt_load -- --port 1883 --qos 1
@@ -17,6 +19,8 @@ const IDLE_END: Duration = Duration::from_secs(3);
 struct Args {
     host: String,
     port: u16,
+    /// Where the subscribers connect; `--port` when not given.
+    sub_port: Option<u16>,
     qos: QoS,
     pairs: usize,
     messages: usize,
@@ -28,6 +32,7 @@ fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         host: "127.0.0.1".into(),
         port: 1883,
+        sub_port: None,
         qos: QoS::AtMostOnce,
         pairs: 4,
         messages: 20_000,
@@ -41,6 +46,9 @@ fn parse_args() -> Result<Args, String> {
         match flag.as_str() {
             "--host" => args.host = value.clone(),
             "--port" => args.port = u16::try_from(number()?).map_err(|e| e.to_string())?,
+            "--sub-port" => {
+                args.sub_port = Some(u16::try_from(number()?).map_err(|e| e.to_string())?);
+            }
             "--qos" => {
                 args.qos = match value.as_str() {
                     "0" => QoS::AtMostOnce,
@@ -58,8 +66,8 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
-fn client(args: &Args, id: String) -> (AsyncClient, rumqttc::EventLoop) {
-    let mut options = MqttOptions::new(id, args.host.clone(), args.port);
+fn client(args: &Args, id: String, port: u16) -> (AsyncClient, rumqttc::EventLoop) {
+    let mut options = MqttOptions::new(id, args.host.clone(), port);
     options.set_keep_alive(Duration::from_secs(60));
     options.set_inflight(100);
     AsyncClient::new(options, 1000)
@@ -75,7 +83,8 @@ struct Received {
 /// nothing came for [`IDLE_END`] after the first (a broker that drops messages when a
 /// subscriber's queue is full never delivers them all), or the deadline passes.
 async fn subscriber(args: &Args, n: usize, ready: tokio::sync::mpsc::Sender<()>) -> Received {
-    let (client, mut events) = client(args, format!("bench-sub-{n}"));
+    let port = args.sub_port.unwrap_or(args.port);
+    let (client, mut events) = client(args, format!("bench-sub-{n}"), port);
     client
         .subscribe(format!("bench/{n}"), args.qos)
         .await
@@ -107,7 +116,7 @@ async fn subscriber(args: &Args, n: usize, ready: tokio::sync::mpsc::Sender<()>)
 }
 
 async fn publisher(args: &Args, n: usize) {
-    let (client, mut events) = client(args, format!("bench-pub-{n}"));
+    let (client, mut events) = client(args, format!("bench-pub-{n}"), args.port);
     let driver = tokio::spawn(async move { while events.poll().await.is_ok() {} });
     let payload = vec![b'x'; args.payload];
     for _ in 0..args.messages {
