@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, header};
 use axum::middleware;
 use axum::response::{Redirect, Response};
@@ -24,7 +25,12 @@ pub fn router(store: Arc<dyn Store>, options: ConsoleOptions) -> Router {
         })
         .route(paths::TOKENS, get(tokens::page).post(tokens::create))
         .route(paths::REVOKE_TOKEN, post(tokens::revoke))
-        .route(paths::IMPORT, get(import::page).post(import::upload))
+        .route(
+            paths::IMPORT,
+            get(import::page)
+                .post(import::upload)
+                .layer(DefaultBodyLimit::max(import::MAX_UPLOAD)),
+        )
         .route(paths::LOGOUT, post(access::logout))
         .route_layer(middleware::from_fn_with_state(
             console.clone(),
