@@ -334,13 +334,12 @@ async fn subscriber(addr: SocketAddr, id: &str, filter: &str) -> mpsc::Unbounded
                         let _ = tx.send(());
                     }
                 }
-                Event::Incoming(Packet::Publish(p)) => {
+                Event::Incoming(Packet::Publish(p))
                     if tx
                         .send(String::from_utf8_lossy(&p.payload).into_owned())
-                        .is_err()
-                    {
-                        return;
-                    }
+                        .is_err() =>
+                {
+                    return;
                 }
                 _ => {}
             }
