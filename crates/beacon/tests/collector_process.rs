@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use beacon_store::testing::TestDb;
-use chrono::{Datelike, NaiveDate};
+use chrono::NaiveDate;
 use serde_json::Value;
 use support::{START_TIMEOUT, beacon, next_line, spawn_reading, terminate, text};
 use tokio::process::Child;
@@ -263,19 +263,10 @@ async fn check_whole(store: &dyn beacon_store::Store, sql: &Sql, db: &str) -> (i
         known, nodes,
         "{db}: nodes known to the rollups against nodes in reports"
     );
-    let today = chrono::Utc::now().date_naive();
-    let monday = today - chrono::Days::new(u64::from(today.weekday().num_days_from_monday()));
-    let query = beacon_store::AnalyticsQuery {
-        from: monday,
-        to: today,
-        version: None,
-        os: None,
-    };
-    let weeks = store.activity(&query).await.expect("activity");
-    let week = weeks.iter().find(|w| w.week == monday).expect("this week");
+    let week = support::this_week(store).await;
     assert_eq!(
         week.nodes, nodes as u64,
-        "{db}: this week's active nodes: {weeks:?}"
+        "{db}: this week's active nodes: {week:?}"
     );
     (nodes, rows)
 }

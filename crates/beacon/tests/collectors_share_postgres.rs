@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use beacon_store::testing::TestDb;
-use chrono::{Datelike, NaiveDate};
+use chrono::NaiveDate;
 use serde_json::Value;
 use support::{START_TIMEOUT, beacon, next_line, spawn_reading, terminate};
 use tokio::process::Child;
@@ -237,22 +237,13 @@ async fn two_collectors_on_one_postgres_store_and_count_every_acknowledged_repor
     let known = count(&sql, "SELECT count(*) FROM nodes").await;
     assert_eq!(known, nodes.len() as i64, "nodes known to the rollups");
 
-    let today = chrono::Utc::now().date_naive();
-    let monday = today - chrono::Days::new(u64::from(today.weekday().num_days_from_monday()));
-    let query = beacon_store::AnalyticsQuery {
-        from: monday,
-        to: today,
-        version: None,
-        os: None,
-    };
-    let weeks = store.activity(&query).await.expect("activity");
-    let week = weeks.iter().find(|w| w.week == monday).expect("this week");
-    assert_eq!(week.nodes, nodes.len() as u64, "active nodes: {weeks:?}");
-    assert_eq!(week.new_nodes, nodes.len() as u64, "new nodes: {weeks:?}");
+    let week = support::this_week(store.as_ref()).await;
+    assert_eq!(week.nodes, nodes.len() as u64, "active nodes: {week:?}");
+    assert_eq!(week.new_nodes, nodes.len() as u64, "new nodes: {week:?}");
     assert_eq!(
         week.clusters,
         clusters_seen.len() as u64,
-        "active clusters: {weeks:?}"
+        "active clusters: {week:?}"
     );
     let per_version = count(
         &sql,

@@ -123,25 +123,6 @@ fn collector(db: &str, extra: &[&str]) -> tokio::process::Command {
     command
 }
 
-/// Spawns the collector `command`; the process and the base URLs of its ingest and console,
-/// read from the lines it prints when it listens.
-async fn started(command: &mut tokio::process::Command) -> (tokio::process::Child, String, String) {
-    let (child, mut lines) = spawn_reading(command);
-    let mut url_after = async |prefix: &str| {
-        let line = next_line(&mut lines, Duration::from_secs(30))
-            .await
-            .expect("collector running");
-        line.strip_prefix(prefix)
-            .and_then(|rest| rest.split_whitespace().next())
-            .unwrap_or_else(|| panic!("unexpected line: {line}"))
-            .trim_end_matches("/console/")
-            .to_owned()
-    };
-    let ingest = url_after("beacon collector listening on ").await;
-    let console = url_after("beacon collector console on ").await;
-    (child, ingest, console)
-}
-
 /// The overview's headline numbers as the page prints them, for the default range:
 /// computed here from the weekly activity, over complete weeks only.
 async fn expected_headlines(db: &str) -> [String; 3] {
@@ -257,7 +238,8 @@ async fn hostile_text_in_reports_renders_as_text_on_every_console_page() {
     let db = test_db.url().to_owned();
     let add = user(&db, &["add", "admin"], &format!("{PASSWORD}\n")).await;
     assert!(add.status.success(), "{}", text(&add));
-    let (mut collector, ingest, console) = started(collector(&db, &[]).stdin(Stdio::null())).await;
+    let (mut collector, ingest, console) =
+        support::collector_started(collector(&db, &[]).stdin(Stdio::null())).await;
 
     // Three clusters: enough cluster-weeks for the filter lists to offer the values.
     let client = reqwest::Client::builder()
@@ -351,7 +333,7 @@ async fn junk_sent_by_anyone_floods_neither_the_filter_lists_nor_the_log() {
     let logs = tempfile::tempdir().expect("log dir");
     let log_path = logs.path().join("collector.log");
     let log = std::fs::File::create(&log_path).expect("log file");
-    let (mut collector, ingest, console) = started(
+    let (mut collector, ingest, console) = support::collector_started(
         collector(&db, &["--rate-limit-per-minute", "0"])
             .env("BEACON_LOG", "info")
             .stdin(Stdio::null())

@@ -3,12 +3,11 @@
 //! ingest, the summary names each refused line, and the overview counts the new nodes.
 
 use std::process::Stdio;
-use std::time::Duration;
 
 use beacon_store::testing::TestDb;
 use serde_json::Value;
 use support::launch::run_browser_check;
-use support::{beacon, next_line, spawn_reading, text};
+use support::{beacon, text};
 use tokio::io::AsyncWriteExt;
 
 mod support;
@@ -52,21 +51,10 @@ async fn the_console_imports_a_mixed_ndjson_file_in_chromium() {
     let test_db = TestDb::sqlite();
     let db = test_db.url().to_owned();
     add_admin(&db).await;
-    let (mut collector, mut lines) = spawn_reading(
+    let (mut collector, ingest, console) = support::collector_started(
         beacon(&["collector", "--listen", "127.0.0.1:0", "--db", &db]).stdin(Stdio::null()),
-    );
-    let mut url_after = async |prefix: &str| {
-        let line = next_line(&mut lines, Duration::from_secs(30))
-            .await
-            .expect("collector running");
-        line.strip_prefix(prefix)
-            .and_then(|rest| rest.split_whitespace().next())
-            .unwrap_or_else(|| panic!("unexpected line: {line}"))
-            .trim_end_matches("/console/")
-            .to_owned()
-    };
-    let ingest = url_after("beacon collector listening on ").await;
-    let console = url_after("beacon collector console on ").await;
+    )
+    .await;
 
     // One node reported over the network; the file brings two more and a later report of
     // that one, between a report with a wrong type and a line that is not JSON.

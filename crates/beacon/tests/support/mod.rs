@@ -151,3 +151,43 @@ pub async fn counting_listener() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
     });
     (addr, accepted)
 }
+
+/// This week's row (Monday to today) of the store's weekly activity: what the console's
+/// overview counts for the week in progress.
+pub async fn this_week(store: &dyn beacon_store::Store) -> beacon_store::WeekActivity {
+    use chrono::Datelike;
+    let today = chrono::Utc::now().date_naive();
+    let monday = today - chrono::Days::new(u64::from(today.weekday().num_days_from_monday()));
+    let query = beacon_store::AnalyticsQuery {
+        from: monday,
+        to: today,
+        version: None,
+        os: None,
+    };
+    let weeks = store.activity(&query).await.expect("activity");
+    weeks
+        .into_iter()
+        .find(|w| w.week == monday)
+        .expect("a row for this week")
+}
+
+/// Spawns the collector `command`; the process and the base URLs of its ingest and console,
+/// read from the lines it prints when it listens.
+pub async fn collector_started(
+    command: &mut tokio::process::Command,
+) -> (tokio::process::Child, String, String) {
+    let (child, mut lines) = spawn_reading(command);
+    let mut url_after = async |prefix: &str| {
+        let line = next_line(&mut lines, Duration::from_secs(30))
+            .await
+            .expect("collector running");
+        line.strip_prefix(prefix)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("unexpected line: {line}"))
+            .trim_end_matches("/console/")
+            .to_owned()
+    };
+    let ingest = url_after("beacon collector listening on ").await;
+    let console = url_after("beacon collector console on ").await;
+    (child, ingest, console)
+}
