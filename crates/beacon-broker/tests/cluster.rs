@@ -9,46 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use beacon_broker::{Broker, BrokerError, ClusterAnswerer, ClusterError, RunningBroker};
-use common::{TestClient, settle, within};
+use common::{TestClient, free_cluster_ports, name, node_config, settle, within};
 use rumqttc::SubscribeReasonCode;
 
 const ASK_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// `n` cluster ports p whose raft port p + 1000 is free too, all on 127.0.0.1.
-fn free_cluster_ports(n: usize) -> Vec<u16> {
-    let mut held = Vec::new();
-    let mut ports = Vec::new();
-    while ports.len() < n {
-        let grpc = TcpListener::bind("127.0.0.1:0").expect("ephemeral port");
-        let port = grpc.local_addr().expect("bound").port();
-        let Some(raft) = port.checked_add(1000) else {
-            continue;
-        };
-        if let Ok(raft) = TcpListener::bind(("127.0.0.1", raft)) {
-            held.push((grpc, raft));
-            ports.push(port);
-        }
-    }
-    ports
-}
-
-fn name(i: usize) -> String {
-    format!("beacon{i}@127.0.0.1")
-}
-
-/// The config of node `i` (1-based) of a cluster whose seeds use `ports`.
-fn node_config(i: usize, ports: &[u16]) -> String {
-    let seeds: Vec<String> = ports
-        .iter()
-        .enumerate()
-        .map(|(k, port)| format!("\"{}:{port}\"", name(k + 1)))
-        .collect();
-    format!(
-        "node.name = \"{}\"\ncluster {{\n  discovery_strategy = static\n  static.seeds = [{}]\n}}\n",
-        name(i),
-        seeds.join(", ")
-    )
-}
 
 /// Starts nodes 1..=n of the cluster together, as operators do.
 async fn start_cluster(ports: &[u16]) -> Vec<RunningBroker> {

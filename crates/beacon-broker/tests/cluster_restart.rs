@@ -6,11 +6,11 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::process::Stdio;
 
 use beacon_broker::{Broker, RunningBroker};
-use common::{TestClient, settle, within};
+use common::{TestClient, free_cluster_ports, node_config, settle, within};
 use rumqttc::SubscribeReasonCode;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -18,37 +18,6 @@ use tokio::process::{Child, Command};
 /// Tells the helper test it runs as node 3, with this HOCON config.
 const CHILD_CONFIG: &str = "BEACON_TEST_CLUSTER_NODE_CONFIG";
 const CHILD_TEST: &str = "a_cluster_node_runs_in_this_process_until_killed";
-
-/// `n` cluster ports p whose raft port p + 1000 is free too, all on 127.0.0.1.
-fn free_cluster_ports(n: usize) -> Vec<u16> {
-    let mut held = Vec::new();
-    let mut ports = Vec::new();
-    while ports.len() < n {
-        let grpc = TcpListener::bind("127.0.0.1:0").expect("ephemeral port");
-        let port = grpc.local_addr().expect("bound").port();
-        let Some(raft) = port.checked_add(1000) else {
-            continue;
-        };
-        if let Ok(raft) = TcpListener::bind(("127.0.0.1", raft)) {
-            held.push((grpc, raft));
-            ports.push(port);
-        }
-    }
-    ports
-}
-
-fn node_config(i: usize, ports: &[u16]) -> String {
-    let seeds: Vec<String> = ports
-        .iter()
-        .enumerate()
-        .map(|(k, port)| format!("\"beacon{}@127.0.0.1:{port}\"", k + 1))
-        .collect();
-    format!(
-        "node.name = \"beacon{i}@127.0.0.1\"\ncluster.discovery_strategy = static\n\
-         cluster.static.seeds = [{}]\n",
-        seeds.join(", ")
-    )
-}
 
 /// Node 3 as a child process; killed when dropped.
 struct ChildNode {

@@ -195,3 +195,40 @@ impl Drop for TestClient {
         self.task.abort();
     }
 }
+
+/// `n` cluster ports p whose raft port p + 1000 is free too, all on 127.0.0.1.
+pub fn free_cluster_ports(n: usize) -> Vec<u16> {
+    let mut held = Vec::new();
+    let mut ports = Vec::new();
+    while ports.len() < n {
+        let grpc = std::net::TcpListener::bind("127.0.0.1:0").expect("ephemeral port");
+        let port = grpc.local_addr().expect("bound").port();
+        let Some(raft) = port.checked_add(1000) else {
+            continue;
+        };
+        if let Ok(raft) = std::net::TcpListener::bind(("127.0.0.1", raft)) {
+            held.push((grpc, raft));
+            ports.push(port);
+        }
+    }
+    ports
+}
+
+/// The EMQX name of node `i` (1-based) of a test cluster.
+pub fn name(i: usize) -> String {
+    format!("beacon{i}@127.0.0.1")
+}
+
+/// The config of node `i` (1-based) of a cluster whose seeds use `ports`.
+pub fn node_config(i: usize, ports: &[u16]) -> String {
+    let seeds: Vec<String> = ports
+        .iter()
+        .enumerate()
+        .map(|(k, port)| format!("\"{}:{port}\"", name(k + 1)))
+        .collect();
+    format!(
+        "node.name = \"{}\"\ncluster {{\n  discovery_strategy = static\n  static.seeds = [{}]\n}}\n",
+        name(i),
+        seeds.join(", ")
+    )
+}
