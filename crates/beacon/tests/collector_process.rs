@@ -203,18 +203,7 @@ impl Sql {
             let conn = rusqlite::Connection::open_with_flags(dir.join("collector.db"), flags);
             return Self::Sqlite(conn.expect("open the database read-only"));
         }
-        let schema = test_db.url().split("schema=").nth(1).expect("a schema");
-        let schema = schema.split('&').next().expect("the schema's name");
-        let base = std::env::var("TEST_DATABASE_URL").expect("TEST_DATABASE_URL");
-        let (client, connection) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
-            .await
-            .expect("connect to PostgreSQL");
-        tokio::spawn(connection);
-        client
-            .batch_execute(&format!("SET search_path TO {schema}"))
-            .await
-            .expect("search_path");
-        Self::Postgres(client)
+        Self::Postgres(support::postgres_client(test_db).await)
     }
 
     /// The first column of the one row `sql` answers.

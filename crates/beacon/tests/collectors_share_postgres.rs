@@ -139,20 +139,6 @@ async fn count(client: &tokio_postgres::Client, sql: &str) -> i64 {
         .unwrap_or_else(|error| panic!("{sql}: {error}"))
 }
 
-async fn connect(test_db: &TestDb) -> tokio_postgres::Client {
-    let schema = test_db.url().split("schema=").nth(1).expect("a schema");
-    let base = std::env::var("TEST_DATABASE_URL").expect("TEST_DATABASE_URL");
-    let (client, connection) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
-        .await
-        .expect("connect to PostgreSQL");
-    tokio::spawn(connection);
-    client
-        .batch_execute(&format!("SET search_path TO {schema}"))
-        .await
-        .expect("search_path");
-    client
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_collectors_on_one_postgres_store_and_count_every_acknowledged_report_once() {
     let Some(test_db) = TestDb::postgres() else {
@@ -225,7 +211,7 @@ async fn two_collectors_on_one_postgres_store_and_count_every_acknowledged_repor
         let stored = store.get(uuid, *day).await.expect("read a report");
         assert!(stored.is_some(), "acknowledged report {uuid} of {day} lost");
     }
-    let sql = connect(&test_db).await;
+    let sql = support::postgres_client(&test_db).await;
     let rows = count(&sql, "SELECT count(*) FROM reports").await;
     assert_eq!(
         rows,

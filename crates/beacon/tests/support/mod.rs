@@ -191,3 +191,19 @@ pub async fn collector_started(
     let console = url_after("beacon collector console on ").await;
     (child, ingest, console)
 }
+
+/// A client of the PostgreSQL schema `test_db` gives each test, for checks in SQL.
+pub async fn postgres_client(test_db: &beacon_store::testing::TestDb) -> tokio_postgres::Client {
+    let schema = test_db.url().split("schema=").nth(1).expect("a schema");
+    let schema = schema.split('&').next().expect("the schema's name");
+    let base = std::env::var("TEST_DATABASE_URL").expect("TEST_DATABASE_URL");
+    let (client, connection) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+        .await
+        .expect("connect to PostgreSQL");
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!("SET search_path TO {schema}"))
+        .await
+        .expect("search_path");
+    client
+}
