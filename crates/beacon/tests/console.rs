@@ -9,37 +9,17 @@ use beacon_store::testing::TestDb;
 use serde_json::Value;
 use support::launch::run_browser_check;
 use support::{beacon, next_line, spawn_reading, terminate, text};
-use tokio::io::AsyncWriteExt;
 
 mod support;
 
 const PASSWORD: &str = "a long console password";
-
-/// Runs `beacon ARGS` with `stdin` piped in.
-async fn beacon_with(args: &[&str], stdin: &str, envs: &[(&str, &str)]) -> Output {
-    let mut child = beacon(args)
-        .env_remove("BEACON_CONSOLE_PASSWORD")
-        .envs(envs.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn beacon");
-    let mut input = child.stdin.take().expect("stdin");
-    input
-        .write_all(stdin.as_bytes())
-        .await
-        .expect("write stdin");
-    drop(input);
-    child.wait_with_output().await.expect("beacon output")
-}
 
 /// `beacon collector user ARGS --db DB` with `stdin` piped in.
 async fn user(db: &str, args: &[&str], stdin: &str) -> Output {
     let mut all = vec!["collector", "user"];
     all.extend(args);
     all.extend(["--db", db]);
-    beacon_with(&all, stdin, &[]).await
+    support::beacon_with(&all, stdin, &[]).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -80,7 +60,7 @@ async fn user_subcommands_manage_console_admins_in_the_database() {
     );
     assert!(!hash.contains(PASSWORD));
 
-    let passwd = beacon_with(
+    let passwd = support::beacon_with(
         &["collector", "user", "passwd", "admin", "--db", &db],
         "",
         &[("BEACON_CONSOLE_PASSWORD", "the new one, longer")],
@@ -89,7 +69,7 @@ async fn user_subcommands_manage_console_admins_in_the_database() {
     assert!(passwd.status.success(), "{}", text(&passwd));
     let hash = store.password_hash("admin").await.unwrap().expect("stored");
     assert!(beacon_auth::verify_password(&hash, "the new one, longer"));
-    let short = beacon_with(
+    let short = support::beacon_with(
         &["collector", "user", "passwd", "admin", "--db", &db],
         "",
         &[("BEACON_CONSOLE_PASSWORD", "too short")],
@@ -167,7 +147,7 @@ async fn expected_headlines(db: &str) -> [String; 3] {
 async fn console_in_chromium_over_seeded_history() {
     let test_db = TestDb::sqlite();
     let db = test_db.url().to_owned();
-    let seed = beacon_with(
+    let seed = support::beacon_with(
         &[
             "collector",
             "seed-demo-data",

@@ -8,7 +8,6 @@ use beacon_store::testing::TestDb;
 use serde_json::Value;
 use support::launch::run_browser_check;
 use support::{beacon, text};
-use tokio::io::AsyncWriteExt;
 
 mod support;
 
@@ -29,20 +28,12 @@ fn new_uuid() -> String {
 
 /// Adds the console's admin to `db`.
 async fn add_admin(db: &str) {
-    let mut child = beacon(&["collector", "user", "add", "admin", "--db", db])
-        .env_remove("BEACON_CONSOLE_PASSWORD")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn beacon");
-    let mut input = child.stdin.take().expect("stdin");
-    input
-        .write_all(format!("{PASSWORD}\n").as_bytes())
-        .await
-        .expect("write the password");
-    drop(input);
-    let output = child.wait_with_output().await.expect("user add");
+    let output = support::beacon_with(
+        &["collector", "user", "add", "admin", "--db", db],
+        &format!("{PASSWORD}\n"),
+        &[],
+    )
+    .await;
     assert!(output.status.success(), "{}", text(&output));
 }
 

@@ -207,3 +207,23 @@ pub async fn postgres_client(test_db: &beacon_store::testing::TestDb) -> tokio_p
         .expect("search_path");
     client
 }
+
+/// Runs `beacon ARGS` with `stdin` piped in.
+pub async fn beacon_with(args: &[&str], stdin: &str, envs: &[(&str, &str)]) -> Output {
+    use tokio::io::AsyncWriteExt;
+    let mut child = beacon(args)
+        .env_remove("BEACON_CONSOLE_PASSWORD")
+        .envs(envs.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn beacon");
+    let mut input = child.stdin.take().expect("stdin");
+    input
+        .write_all(stdin.as_bytes())
+        .await
+        .expect("write stdin");
+    drop(input);
+    child.wait_with_output().await.expect("beacon output")
+}
