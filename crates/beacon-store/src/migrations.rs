@@ -19,6 +19,9 @@
 //! Version 6 adds `node_claims`, the deletion hash each node's first report fixed (see
 //! `claims`). Back-fill rule: a node already counted is claimed by the hash in `nodes`
 //! (its latest); a node with only uncounted reports is claimed by its next report.
+//!
+//! Version 7 (SQLite only) keys the week snapshots by week first and drops the indexes
+//! only retention and self-service deletion used; the rows are copied as they are.
 
 use crate::StoreError;
 
@@ -91,7 +94,44 @@ pub(crate) const SQLITE: &[Migration] = &[
     ) WITHOUT ROWID;
     INSERT INTO node_claims (uuid, secret_sha256) SELECT uuid, secret_sha256 FROM nodes;",
     },
+    Migration {
+        version: 7,
+        name: "snapshots keyed by week first",
+        sql: SQLITE_WEEK_FIRST,
+    },
 ];
+
+/// Fewer random B-tree inserts per counted report (see BENCHMARKS.md): the week snapshots
+/// are keyed by week first, so their week indexes go, and the inserts of a week land in
+/// that week's key range; `reports` loses its uuid index. Forgetting a node walks the
+/// distinct days or weeks through the key instead (`sqlite::maintenance`).
+const SQLITE_WEEK_FIRST: &str = "
+    DROP INDEX IF EXISTS reports_by_uuid;
+    CREATE TABLE node_weeks_by_week_first (
+        week        TEXT NOT NULL,
+        uuid        TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        version     TEXT NOT NULL,
+        os          TEXT NOT NULL,
+        PRIMARY KEY (week, uuid)
+    ) WITHOUT ROWID;
+    INSERT INTO node_weeks_by_week_first (week, uuid, received_at, version, os)
+        SELECT week, uuid, received_at, version, os FROM node_weeks;
+    DROP TABLE node_weeks;
+    ALTER TABLE node_weeks_by_week_first RENAME TO node_weeks;
+    CREATE TABLE cluster_weeks_by_week_first (
+        week        TEXT NOT NULL,
+        cluster_key TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        version     TEXT NOT NULL,
+        os          TEXT NOT NULL,
+        profile     TEXT NOT NULL,
+        PRIMARY KEY (week, cluster_key)
+    ) WITHOUT ROWID;
+    INSERT INTO cluster_weeks_by_week_first (week, cluster_key, received_at, version, os, profile)
+        SELECT week, cluster_key, received_at, version, os, profile FROM cluster_weeks;
+    DROP TABLE cluster_weeks;
+    ALTER TABLE cluster_weeks_by_week_first RENAME TO cluster_weeks;";
 
 /// Ingest appends to `incoming`, a rowid table without secondary indexes, and the writer
 /// moves chunks of it into `reports` and the rollups (see `sqlite::writer`). Reports still
@@ -328,6 +368,42 @@ mod tests {
         // Versions 1 to 3 are the same schema on both; later ones are backend tuning.
         let names = |list: &[Migration]| list[..3].iter().map(|m| m.name).collect::<Vec<_>>();
         assert_eq!(names(SQLITE), names(POSTGRES));
+    }
+
+    #[test]
+    fn sqlite_week_snapshots_keep_their_rows_when_keyed_by_week_first() {
+        let conn = rusqlite::Connection::open_in_memory().expect("open");
+        let (before, week_first) = SQLITE.split_at(6);
+        for migration in before {
+            conn.execute_batch(migration.sql).expect(migration.name);
+        }
+        conn.execute_batch(
+            "INSERT INTO node_weeks VALUES ('n1', '2026-11-23', 't', '5.0.9', 'linux');
+             INSERT INTO cluster_weeks VALUES ('c1', '2026-11-23', 't', '5.0.9', 'linux', '{}');",
+        )
+        .expect("rows of version 6");
+        conn.execute_batch(week_first[0].sql).expect("version 7");
+        let kept: (String, String) = conn
+            .query_row(
+                "SELECT n.uuid, c.profile FROM node_weeks n, cluster_weeks c
+                 WHERE n.week = '2026-11-23' AND c.week = n.week",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .expect("rows kept");
+        assert_eq!(kept, ("n1".to_owned(), "{}".to_owned()));
+        let indexes: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'index'
+                 AND name IN ('reports_by_uuid', 'node_weeks_by_week', 'cluster_weeks_by_week')",
+                [],
+                |row| row.get(0),
+            )
+            .expect("indexes");
+        assert_eq!(
+            indexes, 0,
+            "the indexes only retention and forgetting used are gone"
+        );
     }
 
     #[test]

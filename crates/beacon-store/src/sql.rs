@@ -102,9 +102,11 @@ pub(crate) const PRUNE_SNAPSHOTS: [&str; 2] = [
 /// reports, then the rest, its claim too. A 4.x cluster is keyed by a node uuid, so its
 /// snapshots go with that node.
 pub(crate) const FORGET_REPORTS: &str = "DELETE FROM reports WHERE uuid = $1";
-pub(crate) const FORGET_SNAPSHOTS: [&str; 4] = [
+pub(crate) const FORGET_WEEKS: [&str; 2] = [
     "DELETE FROM node_weeks WHERE uuid = $1",
     "DELETE FROM cluster_weeks WHERE cluster_key = $1",
+];
+pub(crate) const FORGET_NODE: [&str; 2] = [
     "DELETE FROM nodes WHERE uuid = $1",
     "DELETE FROM node_claims WHERE uuid = $1",
 ];

@@ -121,7 +121,7 @@ impl PgCounter {
             .execute(sql::FORGET_REPORTS, &[&uuid])
             .await
             .context(db, OP)?;
-        for statement in sql::FORGET_SNAPSHOTS {
+        for statement in sql::FORGET_WEEKS.into_iter().chain(sql::FORGET_NODE) {
             tx.execute(statement, &[&uuid]).await.context(db, OP)?;
         }
         tx.commit().await.context(db, OP)?;

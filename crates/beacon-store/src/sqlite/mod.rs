@@ -41,9 +41,10 @@ const IDLE_READERS: usize = 4;
 /// The writer's page cache, in KiB (SQLite's negative `cache_size`): the default 2 MiB
 /// made every index update of a growing database read its page from the OS again.
 const WRITER_CACHE_KIB: i64 = -65_536;
-/// WAL pages between automatic checkpoints (default 1,000): a page rewritten by several
-/// chunks is copied back to the database once (see BENCHMARKS.md, "Ingest").
-const WAL_AUTOCHECKPOINT_PAGES: i64 = 10_000;
+/// WAL pages between automatic checkpoints (default 1,000; 120 MiB here): a page
+/// rewritten by several chunks is copied back to the database once (see BENCHMARKS.md,
+/// "Ingest"). The background checkpoint (`checkpoint`) runs well before this bound.
+const WAL_AUTOCHECKPOINT_PAGES: i64 = 30_000;
 
 pub(crate) struct SqliteStore {
     readers: Arc<Readers>,
