@@ -11,7 +11,7 @@
 
 use std::time::{Duration, Instant};
 
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Event, MqttOptions, NetworkOptions, Packet, QoS};
 
 /// A subscriber that got nothing for this long after its first message is done.
 const IDLE_END: Duration = Duration::from_secs(3);
@@ -70,7 +70,13 @@ fn client(args: &Args, id: String, port: u16) -> (AsyncClient, rumqttc::EventLoo
     let mut options = MqttOptions::new(id, args.host.clone(), port);
     options.set_keep_alive(Duration::from_secs(60));
     options.set_inflight(100);
-    AsyncClient::new(options, 1000)
+    let (client, mut events) = AsyncClient::new(options, 1000);
+    // A broker that cannot forward as fast as a publisher sends stops reading its socket
+    // (flow control); that wait is part of what is measured, not a failure.
+    let mut network = NetworkOptions::new();
+    network.set_connection_timeout(args.timeout.as_secs());
+    events.set_network_options(network);
+    (client, events)
 }
 
 /// What a subscriber got: messages, and when the last one arrived.
@@ -84,7 +90,7 @@ struct Received {
 /// subscriber's queue is full never delivers them all), or the deadline passes.
 async fn subscriber(args: &Args, n: usize, ready: tokio::sync::mpsc::Sender<()>) -> Received {
     let port = args.sub_port.unwrap_or(args.port);
-    let (client, mut events) = client(args, format!("bench-sub-{n}"), port);
+    let (client, mut events) = client(args, format!("bench-sub-{n}-{}", std::process::id()), port);
     client
         .subscribe(format!("bench/{n}"), args.qos)
         .await
@@ -116,7 +122,7 @@ async fn subscriber(args: &Args, n: usize, ready: tokio::sync::mpsc::Sender<()>)
 }
 
 async fn publisher(args: &Args, n: usize) {
-    let (client, mut events) = client(args, format!("bench-pub-{n}"), args.port);
+    let (client, mut events) = client(args, format!("bench-pub-{n}-{}", std::process::id()), args.port);
     let driver = tokio::spawn(async move { while events.poll().await.is_ok() {} });
     let payload = vec![b'x'; args.payload];
     for _ in 0..args.messages {
