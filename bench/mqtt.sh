@@ -229,6 +229,10 @@ for target in "${TARGETS[@]}"; do
     "$(median <<<"${results[$target/0]}")" "$(median <<<"${results[$target/1]}")" \
     "$(median <<<"${results[$target/1/delivered]}") of $sent"
 done
+geomean() {
+  tr ' ' '\n' | grep -v '^$' | awk '{ s += log($1) } END { printf "%.3f\n", exp(s / NR) }'
+}
+
 # Ratios are taken per round (on and off ran back to back) and their median printed: the
 # machine's load drifts between rounds far more than between two neighbouring runs.
 for kind in beacon cluster; do
@@ -239,6 +243,8 @@ for kind in beacon cluster; do
     for i in "${!offs[@]}"; do
       ratios+="$(python3 -c "print(f'{${ons[$i]}/${offs[$i]}:.3f}')") "
     done
-    echo "$kind QoS $qos: telemetry on / off, per round: $ratios-> median $(median <<<"$ratios")"
+    # Rounds alternate which of the pair runs first, so over an even number of rounds the
+    # geometric mean cancels a drift between a pair's first and second run.
+    echo "$kind QoS $qos: telemetry on / off, per round: $ratios-> median $(median <<<"$ratios"), geometric mean $(geomean <<<"$ratios")"
   done
 done

@@ -192,10 +192,14 @@ pub(crate) async fn query_cached(
 /// The writer insists on durable commits whatever the server's default is, because an
 /// insert's success promises that the report is stored.
 fn writer_config(config: &Config) -> Config {
-    let durable = "-c synchronous_commit=on";
+    with_option(config, "-c synchronous_commit=on")
+}
+
+/// `config` with one more server setting for every session it opens.
+fn with_option(config: &Config, option: &str) -> Config {
     let options = match config.get_options() {
-        Some(options) => format!("{options} {durable}"),
-        None => durable.to_owned(),
+        Some(options) => format!("{options} {option}"),
+        None => option.to_owned(),
     };
     let mut config = config.clone();
     config.options(options);
@@ -203,6 +207,12 @@ fn writer_config(config: &Config) -> Config {
 }
 
 fn pool(config: Config, size: usize, db: &str) -> Result<Pool, StoreError> {
+    // Statements are prepared once per connection, and after five runs PostgreSQL would
+    // keep a generic plan made from the statistics of that moment: on a new or fast-growing
+    // schema (never analyzed yet), a sequential scan of `node_claims` or `nodes` for every
+    // batch, which cost ingest 80% of its rate within a minute (BENCHMARKS.md). Every
+    // statement here is planned for its own arguments instead.
+    let config = with_option(&config, "-c plan_cache_mode=force_custom_plan");
     let manager = Manager::from_config(
         config,
         NoTls,
