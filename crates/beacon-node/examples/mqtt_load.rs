@@ -122,7 +122,11 @@ async fn subscriber(args: &Args, n: usize, ready: tokio::sync::mpsc::Sender<()>)
 }
 
 async fn publisher(args: &Args, n: usize) {
-    let (client, mut events) = client(args, format!("bench-pub-{n}-{}", std::process::id()), args.port);
+    let (client, mut events) = client(
+        args,
+        format!("bench-pub-{n}-{}", std::process::id()),
+        args.port,
+    );
     let driver = tokio::spawn(async move { while events.poll().await.is_ok() {} });
     let payload = vec![b'x'; args.payload];
     for _ in 0..args.messages {
