@@ -57,6 +57,10 @@ pub const DEAD_AFTER: Duration = Duration::from_secs(10);
 const GRPC_CLIENT_TIMEOUT: &str = "3s";
 /// rmqtt's default of 30 s kept a restarted node out of the others' view for 25 s.
 const CIRCUIT_BREAKER_OPEN: Duration = Duration::from_secs(3);
+/// Tasks each of rmqtt's task queues holds before its senders wait (rmqtt's default:
+/// 300,000). Forwarding a publish to another node is one such task, so this bounds what a
+/// node queues for its peers when clients publish faster than the cluster forwards.
+const TASK_QUEUE_MAX: usize = 10_000;
 
 /// Answers the requests peers send with [`Cluster::ask_all`].
 #[async_trait::async_trait]
@@ -231,6 +235,7 @@ impl ClusterPlan {
     pub(crate) fn context(&self, builder: ServerContextBuilder) -> ServerContextBuilder {
         builder
             .node_id(self.id)
+            .task_exec_queue_max(TASK_QUEUE_MAX)
             .circuit_breaker_config(CircuitBreakerConfig {
                 wait_duration_in_open: CIRCUIT_BREAKER_OPEN,
                 ..CircuitBreakerConfig::default()
