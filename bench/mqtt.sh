@@ -16,8 +16,8 @@
 # "Telemetry on" is the worst case: the node reports every 2 s (initial delay 0) to a
 # local collector over HTTP during the whole run. Each round measures off then on, or on
 # then off (alternating between rounds, so that a drift within a round cancels out); the
-# median of the rounds is printed, and the on/off ratio is the median of the per-round
-# ratios. The cluster is started once per round and QoS and switched at runtime through
+# median of the rounds is printed, and the on/off ratio as the median and the geometric
+# mean of the per-round ratios. The cluster is started once per round and QoS and switched at runtime through
 # node 1's REST API (`PUT /api/v5/telemetry/status`, which reaches every node): both runs
 # of a pair share the processes, their raft leader and their memory, which differ far more
 # between two starts than telemetry costs. Everything runs on 127.0.0.1 on free ports.
@@ -47,19 +47,27 @@ BEACON_LOG=warn "$BEACON" collector --listen 127.0.0.1:0 --console-listen 127.0.
 started $!
 collector_url="$(wait_line "$work/collector.out" '^beacon collector listening on \([^ ]*\).*' $!)"
 
+# start_broker DIR LOG_LEVEL [VAR=VALUE...]: a `beacon broker` in the background ($! is
+# its pid) with what every node of this bench shares (free ports, reports every 2 s to the
+# local collector, 100,000-message queues) and the settings given.
+start_broker() {
+  local dir="$1" level="$2"
+  shift 2
+  env EMQX_LISTENERS__TCP__DEFAULT__BIND="127.0.0.1:0" \
+    EMQX_DASHBOARD__LISTENERS__HTTP__BIND="127.0.0.1:0" \
+    EMQX_TELEMETRY__URL="$collector_url/api/telemetry" \
+    EMQX_TELEMETRY__INTERVAL=2s EMQX_TELEMETRY__INITIAL_DELAY=0s \
+    EMQX_MQTT__MAX_MQUEUE_LEN=100000 BEACON_LOG="$level" "$@" \
+    "$BEACON" broker --config /dev/null --data-dir "$dir/data" \
+    >"$dir/broker.out" 2>"$dir/broker.err" &
+}
+
 start_beacon() { # telemetry=on|off -> sets port and server_pid
   local dir="$work/beacon-$RANDOM"
   mkdir -p "$dir"
   local enable=true
   [ "$1" = off ] && enable=false
-  EMQX_LISTENERS__TCP__DEFAULT__BIND="127.0.0.1:0" \
-    EMQX_DASHBOARD__LISTENERS__HTTP__BIND="127.0.0.1:0" \
-    EMQX_TELEMETRY__ENABLE="$enable" \
-    EMQX_TELEMETRY__URL="$collector_url/api/telemetry" \
-    EMQX_TELEMETRY__INTERVAL=2s EMQX_TELEMETRY__INITIAL_DELAY=0s \
-    EMQX_MQTT__MAX_MQUEUE_LEN=100000 \
-    BEACON_LOG=error "$BEACON" broker --config /dev/null --data-dir "$dir/data" \
-    >"$dir/broker.out" 2>"$dir/broker.err" &
+  start_broker "$dir" error EMQX_TELEMETRY__ENABLE="$enable"
   server_pid=$!
   started "$server_pid"
   port="$(wait_line "$dir/broker.out" '^beacon broker: MQTT listening on 127.0.0.1:\([0-9]*\)' "$server_pid")"
@@ -103,16 +111,9 @@ start_cluster() { # -> sets port (node 3), sub_port (node 1), dashboards, tokens
     dir="$work/cluster-$RANDOM-$i"
     mkdir -p "$dir"
     dirs+=("$dir")
-    EMQX_NODE__NAME="beacon$i@127.0.0.1" \
+    start_broker "$dir" "${CLUSTER_LOG:-error}" EMQX_NODE__NAME="beacon$i@127.0.0.1" \
       EMQX_CLUSTER__DISCOVERY_STRATEGY=static EMQX_CLUSTER__STATIC__SEEDS="$seeds" \
-      EMQX_LISTENERS__TCP__DEFAULT__BIND="127.0.0.1:0" \
-      EMQX_DASHBOARD__LISTENERS__HTTP__BIND="127.0.0.1:0" \
-      EMQX_DASHBOARD__DEFAULT_PASSWORD="$DASHBOARD_PASSWORD" \
-      EMQX_TELEMETRY__URL="$collector_url/api/telemetry" \
-      EMQX_TELEMETRY__INTERVAL=2s EMQX_TELEMETRY__INITIAL_DELAY=0s \
-      EMQX_MQTT__MAX_MQUEUE_LEN=100000 \
-      BEACON_LOG=${CLUSTER_LOG:-error} "$BEACON" broker --config /dev/null --data-dir "$dir/data" \
-      >"$dir/broker.out" 2>"$dir/broker.err" &
+      EMQX_DASHBOARD__DEFAULT_PASSWORD="$DASHBOARD_PASSWORD"
     cluster_pids+=($!)
     started $!
   done
