@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sustained ingest benchmark. For each number of connections (64 and 512) and each target
-# (--discard, SQLite, PostgreSQL when TEST_DATABASE_URL is set), starts a fresh release
-# `beacon collector`, drives it with `wrk` (bench/ingest.lua: a new random node uuid per
+# (--discard, SQLite, and when TEST_DATABASE_URL is set PostgreSQL and postgres2: two
+# collectors on one schema, each driven by half the connections), starts fresh release
+# `beacon collector`s, drives them with `wrk` (bench/ingest.lua: a new random node uuid per
 # request) for BENCH_SECONDS, then stops the clock only when the collector says that every
 # acknowledged report is indexed and counted (`POST /settle` on its private listener).
 # During each stored run a reader loads the console's overview page and its JSON 50 times
@@ -23,7 +24,7 @@ apt_install wrk curl
 if [ -n "${BENCH_SHORT:-}" ]; then default_seconds=10; else default_seconds=60; fi
 BENCH_SECONDS="${BENCH_SECONDS:-$default_seconds}"
 CONNECTIONS="${CONNECTIONS:-64 512}"
-TARGETS="${TARGETS:-discard sqlite${TEST_DATABASE_URL:+ postgres}}"
+TARGETS="${TARGETS:-discard sqlite${TEST_DATABASE_URL:+ postgres postgres2}}"
 WARMUP_SECONDS=2
 READS=50
 USER_NAME=bench
@@ -54,7 +55,7 @@ db_url() {
   case "$1" in
     sqlite) echo "sqlite://$work/$2.db" ;;
     discard) echo "sqlite://$work/$2-discard.db" ;;
-    postgres)
+    postgres | postgres2)
       local schema="bench_ingest_$$_${2//[^a-z0-9]/_}" separator='?'
       pg_schemas+=("$schema")
       case "$TEST_DATABASE_URL" in *\?*) separator='&' ;; esac
@@ -117,45 +118,102 @@ p99_ms() {
     i = int(NR * 0.99); if (i < 1) i = 1; if (i > NR) i = NR; printf "%.1f", v[i] * 1000 }'
 }
 
-# measure TARGET CONNECTIONS: one run; appends a result line.
-measure() {
-  local target="$1" conns="$2" run="$1-$2" url console pid args=() line t0 t1 t2
-  local db cpu0 cpu1 reads="" pages_p99="-" json_p99="-" behind="-"
-  db="$(db_url "$target" "$run")"
-  [ "$target" = discard ] && args+=(--discard)
-  if [ "$target" != discard ]; then
-    "$BEACON" collector user add "$USER_NAME" --db "$db" >/dev/null 2>"$work/$run.user.err"
-  fi
+# start_collector RUN DB [ARGS...]: a release collector on free loopback ports, its output
+# in $work/RUN.out; sets $pid, $url and $console.
+start_collector() {
+  local run="$1" db="$2"
+  shift 2
   BEACON_LOG=warn "$BEACON" collector --listen 127.0.0.1:0 --console-listen 127.0.0.1:0 \
     --db "$db" --rate-limit-per-minute 0 --max-connections 100000 \
-    --max-connections-per-ip 100000 "${args[@]}" >"$work/$run.out" 2>"$work/$run.err" &
+    --max-connections-per-ip 100000 "$@" >"$work/$run.out" 2>"$work/$run.err" &
   pid=$!
   started "$pid"
   url="$(wait_line "$work/$run.out" '^beacon collector listening on \([^ ]*\).*' "$pid")"
   console="$(wait_line "$work/$run.out" '^beacon collector console on \([^ ]*\)' "$pid")"
   console="${console%/console/}"
-  log "$run: ${WARMUP_SECONDS} s warm-up, then ${BENCH_SECONDS} s..."
-  wrk -t1 -c"$conns" -d"${WARMUP_SECONDS}s" --timeout 30s -s bench/ingest.lua \
-    "$url/api/telemetry" >/dev/null
-  curl -fsS -o /dev/null -X POST "$console/settle"
+}
+
+# load SECONDS CONNECTIONS OUT URL...: wrk against each URL at once, the connections
+# shared between them; one wrk result line per URL in OUT.
+load() {
+  local seconds="$1" conns="$2" out="$3" pids=() each target
+  shift 3
+  each=$((conns / $#))
+  : >"$out"
+  for target in "$@"; do
+    wrk -t1 -c"$each" -d"${seconds}s" --timeout 30s -s bench/ingest.lua \
+      "$target/api/telemetry" | tail -n 1 >>"$out" &
+    pids+=($!)
+    started $!
+  done
+  for target in "${pids[@]}"; do
+    wait "$target"
+    ended "$target"
+  done
+}
+
+# wrk_total OUT: the wrk lines of OUT as one: counts added, the longest run, and the worst
+# of each latency figure (the instances' latencies are not merged, only bounded).
+wrk_total() {
+  awk '{ for (i = 1; i <= NF; i++) {
+      split($i, kv, "="); k = kv[1]; x = kv[2] + 0
+      if (k ~ /^(requests|non2xx|errors)$/) v[k] += x; else if (x > v[k]) v[k] = x
+    } }
+    END {
+      printf "requests=%d non2xx=%d errors=%d seconds=%s p50_ms=%s p99_ms=%s max_ms=%s\n",
+        v["requests"], v["non2xx"], v["errors"], v["seconds"], v["p50_ms"], v["p99_ms"],
+        v["max_ms"]
+    }' "$1"
+}
+
+# measure TARGET CONNECTIONS: one run; appends a result line. Target postgres2 is two
+# collectors on one schema, each driven by half the connections.
+measure() {
+  local target="$1" conns="$2" run="$1-$2" pid url console pids=() urls=() consoles=()
+  local db args=() line t0 t1 t2 instances=1 i cpu0=0 cpu1=0 writer0=0 writer1=0 cpu writer
+  local reads="" pages_p99="-" json_p99="-" behind="-"
+  db="$(db_url "$target" "$run")"
+  [ "$target" = discard ] && args+=(--discard)
+  [ "$target" = postgres2 ] && instances=2
   if [ "$target" != discard ]; then
-    login "$console" "$work/$run.jar"
+    "$BEACON" collector user add "$USER_NAME" --db "$db" >/dev/null 2>"$work/$run.user.err"
+  fi
+  for i in $(seq 1 "$instances"); do
+    start_collector "$run.$i" "$db" "${args[@]}"
+    pids+=("$pid")
+    urls+=("$url")
+    consoles+=("$console")
+  done
+  log "$run: ${WARMUP_SECONDS} s warm-up, then ${BENCH_SECONDS} s..."
+  load "$WARMUP_SECONDS" "$conns" "$work/$run.warmup" "${urls[@]}"
+  curl -fsS -o /dev/null -X POST "${consoles[0]}/settle"
+  if [ "$target" != discard ]; then
+    login "${consoles[0]}" "$work/$run.jar"
     reads="$work/$run.reads"
     : >"$reads"
-    reader "$console" "$work/$run.jar" "$reads" \
+    reader "${consoles[0]}" "$work/$run.jar" "$reads" \
       "$(awk -v s="$BENCH_SECONDS" -v n="$READS" 'BEGIN { printf "%.3f", s * 0.9 / n }')" &
     started $!
     local reader_pid=$!
   fi
-  local writer0 writer1
-  read -r cpu0 writer0 <<<"$(cpu_of "$pid")"
+  for pid in "${pids[@]}"; do
+    read -r cpu writer <<<"$(cpu_of "$pid")"
+    cpu0="$(awk -v a="$cpu0" -v b="$cpu" 'BEGIN { print a + b }')"
+    writer0="$(awk -v a="$writer0" -v b="$writer" 'BEGIN { print a + b }')"
+  done
   t0="$(now)"
-  wrk -t1 -c"$conns" -d"${BENCH_SECONDS}s" --timeout 30s -s bench/ingest.lua \
-    "$url/api/telemetry" >"$work/$run.wrk"
+  load "$BENCH_SECONDS" "$conns" "$work/$run.wrk" "${urls[@]}"
   t1="$(now)"
-  curl -fsS -o /dev/null -X POST "$console/settle"
+  # A settle on one collector counts what every collector on its database acknowledged.
+  for console in "${consoles[@]}"; do
+    curl -fsS -o /dev/null -X POST "$console/settle"
+  done
   t2="$(now)"
-  read -r cpu1 writer1 <<<"$(cpu_of "$pid")"
+  for pid in "${pids[@]}"; do
+    read -r cpu writer <<<"$(cpu_of "$pid")"
+    cpu1="$(awk -v a="$cpu1" -v b="$cpu" 'BEGIN { print a + b }')"
+    writer1="$(awk -v a="$writer1" -v b="$writer" 'BEGIN { print a + b }')"
+  done
   if [ -n "$reads" ]; then
     wait "$reader_pid" || true
     ended "$reader_pid"
@@ -163,10 +221,12 @@ measure() {
     json_p99="$(p99_ms "$reads" 2)"
     behind="$(awk 'BEGIN { m = 0 } $3 > m { m = $3 } END { print m }' "$reads")"
   fi
-  local rss
-  rss="$(awk '/^VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$pid/status")"
-  stop "$pid"
-  line="$(tail -n 1 "$work/$run.wrk")"
+  local rss=0
+  for pid in "${pids[@]}"; do
+    rss="$(awk -v m="$rss" '/^VmHWM/ { r = $2 / 1024; printf "%.0f", (r > m ? r : m) }' "/proc/$pid/status")"
+    stop "$pid"
+  done
+  line="$(wrk_total "$work/$run.wrk")"
   local requests non2xx errors seconds acked
   requests="$(field requests "$line")"
   non2xx="$(field non2xx "$line")"

@@ -42,8 +42,12 @@ pub(crate) fn route(page: Page) -> MethodRouter<Console> {
 async fn show(console: &Console, signed_in: &SignedIn, raw: RawFilters, page: &Page) -> Response {
     let rendered = async {
         let filters = Filters::parse(raw)?;
-        let choices = console.filter_choices(&filters).await?;
-        let body = body(console.store.as_ref(), page.chart, &filters).await?;
+        // At once: each read waits until the reports acknowledged before it are counted,
+        // and reads that wait together are answered by one count.
+        let (choices, body) = tokio::try_join!(
+            console.filter_choices(&filters),
+            body(console.store.as_ref(), page.chart, &filters),
+        )?;
         Ok::<_, ConsoleError>((filters, choices, body))
     }
     .await;
@@ -61,9 +65,12 @@ async fn body(
     chart: Chart,
     filters: &Filters,
 ) -> Result<String, ConsoleError> {
-    Ok(match answer(store, chart, filters).await? {
-        // The overview also draws the weekly activity.
-        Answer::Overview(a) => overview(&a, &store.activity(&filters.query()).await?, filters),
+    let (answer, weeks) = tokio::try_join!(
+        answer(store, chart, filters),
+        weekly_activity(store, chart, filters),
+    )?;
+    Ok(match answer {
+        Answer::Overview(a) => overview(&a, &weeks, filters),
         Answer::Activity(a) => activity(&a, filters),
         Answer::Versions(a) => versions(&a, filters),
         Answer::Platforms(a) => platforms(&a, filters),
@@ -71,6 +78,19 @@ async fn body(
         Answer::Features(a) => features(&a, filters),
         Answer::Workload(a) => workload(&a, filters),
     })
+}
+
+/// The overview also draws the weekly activity (read beside its answer); other pages
+/// need none.
+async fn weekly_activity(
+    store: &dyn Analytics,
+    chart: Chart,
+    filters: &Filters,
+) -> Result<Vec<WeekActivity>, ConsoleError> {
+    if chart != Chart::Overview {
+        return Ok(Vec::new());
+    }
+    Ok(store.activity(&filters.query()).await?)
 }
 
 fn overview(overview: &Overview, weeks: &[WeekActivity], filters: &Filters) -> String {

@@ -57,7 +57,7 @@ pub(crate) enum MaintenanceTask {
         secret_sha256: String,
         reply: Reply<ForgetOutcome>,
     },
-    /// Refreshes what the query planner (and on PostgreSQL index-only scans) relies on,
+    /// Refreshes what the query planner relies on (PostgreSQL also clears dead rows),
     /// after a bulk load: `PRAGMA optimize` on SQLite, `VACUUM (ANALYZE) rollups` on
     /// PostgreSQL.
     Optimize { reply: Reply<()> },

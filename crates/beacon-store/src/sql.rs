@@ -86,9 +86,6 @@ macro_rules! upsert {
 }
 pub(crate) use upsert;
 
-/// Counters back at zero are dropped so that queries never read them.
-pub(crate) const DROP_EMPTY_COUNTERS: &str = "DELETE FROM rollups WHERE n = 0";
-
 /// Retention: the oldest stored day, then its reports.
 pub(crate) const OLDEST_DAY: &str = "SELECT min(day) FROM reports";
 pub(crate) const DELETE_DAY: &str = "DELETE FROM reports WHERE day = $1";

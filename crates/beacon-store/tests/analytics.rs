@@ -692,6 +692,7 @@ async fn assert_log_is_empty(backend: &Backend) {
 /// rollup_pending), with their text set to the SQL expression `raw`, and with the facts
 /// the store kept beside them when `with_facts`.
 async fn leave_uncounted(backend: &Backend, raw: &str, with_facts: bool) {
+    support::wait_closed(backend).await;
     let forget_counts = "DELETE FROM rollups; DELETE FROM nodes; DELETE FROM node_weeks;
          DELETE FROM cluster_weeks;";
     let log = uncounted_log(backend);

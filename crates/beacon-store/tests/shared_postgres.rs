@@ -1,14 +1,20 @@
 //! Two stores (as two collectors would open them) on one PostgreSQL schema, inserting the
 //! same nodes at once in different orders: no insert fails (no deadlock), each node and day
-//! is stored once, and the rollups count every node once.
+//! is stored once, and the rollups count every node once. And how a store shares counting
+//! and the rollups table with the other collectors on its schema.
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use beacon_store::testing::{TestDb, sample_report};
 use beacon_store::{AnalyticsQuery, Store};
 use chrono::NaiveDate;
 use tokio::task::JoinSet;
+
+use support::Backend;
+
+mod support;
 
 /// Concurrent writers, half of them on each store (each on one, so that the two stores
 /// commit independently rather than taking turns).
@@ -19,6 +25,15 @@ const SHARED: usize = 16;
 
 fn day() -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, 11, 24).expect("a date")
+}
+
+fn query() -> AnalyticsQuery {
+    AnalyticsQuery {
+        from: day(),
+        to: day(),
+        version: None,
+        os: None,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -67,14 +82,8 @@ async fn two_stores_on_one_schema_write_the_same_nodes_without_deadlock_or_doubl
     }
     let [first, second] = stores;
     assert_eq!(first.count().await.expect("count"), SHARED as u64);
-    let query = AnalyticsQuery {
-        from: day(),
-        to: day(),
-        version: None,
-        os: None,
-    };
     for store in [&first, &second] {
-        let weeks = store.activity(&query).await.expect("activity");
+        let weeks = store.activity(&query()).await.expect("activity");
         let nodes: HashSet<u64> = weeks.iter().map(|week| week.nodes).collect();
         assert_eq!(nodes, HashSet::from([SHARED as u64]), "{weeks:?}");
         assert!(
@@ -85,4 +94,112 @@ async fn two_stores_on_one_schema_write_the_same_nodes_without_deadlock_or_doubl
     }
     drop((first, second));
     drop(test_db);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_count_nobody_waits_for_gives_way_while_another_collector_counts() {
+    let Some(backend) = TestDb::postgres().map(Backend::from) else {
+        return;
+    };
+    let store = support::open(&backend).await;
+    // The other collector, in the middle of counting: it holds the counting lock.
+    let other = support::postgres_admin(&backend).await;
+    let schema = support::schema(&backend).expect("a schema");
+    let lock_key = format!("beacon-store writer {schema}");
+    other.batch_execute("BEGIN").await.expect("begin");
+    other
+        .execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&lock_key])
+        .await
+        .expect("take the counting lock");
+    store
+        .insert(sample_report("gives-way", day()))
+        .await
+        .expect("insert");
+    // The commit asks for a pass within 200 ms; one that queued for the lock would hold a
+    // connection and show in pg_locks as a lock not granted.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let queued: i64 = other
+        .query_one(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+                AND objid::int8 = hashtext($1)::int8 & 4294967295",
+            &[&lock_key],
+        )
+        .await
+        .expect("pg_locks")
+        .get(0);
+    assert_eq!(queued, 0, "a pass nobody waits for queued behind the lock");
+    // A settle does wait for the other count, then counts the report.
+    let settling = tokio::spawn({
+        let store = Arc::clone(&store);
+        async move { store.settle().await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !settling.is_finished(),
+        "a settle must wait for the count in progress"
+    );
+    other
+        .batch_execute("COMMIT")
+        .await
+        .expect("release the lock");
+    settling.await.expect("settle task").expect("settle");
+    let weeks = store.activity(&query()).await.expect("activity");
+    assert!(weeks.iter().any(|week| week.nodes == 1), "{weeks:?}");
+    drop(store);
+    drop(backend);
+}
+
+#[tokio::test]
+async fn rollup_counters_are_in_no_index_so_counting_updates_them_in_place() {
+    let Some(backend) = TestDb::postgres().map(Backend::from) else {
+        return;
+    };
+    let store = support::open(&backend).await;
+    let client = support::postgres_admin(&backend).await;
+    let rollups = format!("{}.rollups", support::schema(&backend).expect("a schema"));
+    let indexed: Vec<String> = client
+        .query(
+            "SELECT a.attname::text FROM pg_index i
+                JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+            WHERE i.indrelid = $1::text::regclass",
+            &[&rollups],
+        )
+        .await
+        .expect("indexed columns")
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert!(
+        !indexed.is_empty() && !indexed.contains(&"n".to_owned()),
+        "{indexed:?}"
+    );
+    let partial: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_index WHERE indrelid = $1::text::regclass
+                AND indpred IS NOT NULL",
+            &[&rollups],
+        )
+        .await
+        .expect("partial indexes")
+        .get(0);
+    assert_eq!(
+        partial, 0,
+        "an index predicate on `n` makes every update a new row"
+    );
+    let options: Option<Vec<String>> = client
+        .query_one(
+            "SELECT reloptions FROM pg_class WHERE oid = $1::text::regclass",
+            &[&rollups],
+        )
+        .await
+        .expect("table options")
+        .get(0);
+    assert!(
+        options
+            .unwrap_or_default()
+            .contains(&"fillfactor=50".to_owned()),
+        "pages keep room for the updated counters"
+    );
+    drop(store);
+    drop(backend);
 }

@@ -32,7 +32,7 @@ impl PgCounter {
         }
     }
 
-    /// Sets the visibility map that index-only scans of the rollups need, and statistics.
+    /// After a bulk load: the rollups' dead row versions cleared and their statistics made.
     async fn optimize(&self) -> Result<(), StoreError> {
         const OP: &str = "vacuum rollups";
         let db = self.db.as_str();

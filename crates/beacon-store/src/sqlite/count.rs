@@ -45,6 +45,9 @@ const PUT_NODE: &str = sql::upsert!(nodes, "VALUES ($1, $2, $3, $4, $5)");
 const PUT_NODE_WEEK: &str = sql::upsert!(node_weeks, "VALUES ($1, $2, $3, $4, $5)");
 const PUT_CLUSTER_WEEK: &str = sql::upsert!(cluster_weeks, "VALUES ($1, $2, $3, $4, $5, $6)");
 const ADD_DELTA: &str = sql::upsert!(rollups, "VALUES ($1, $2, $3, $4, $5, $6, $7)");
+/// Counters back at zero are dropped so that queries never read them (found through the
+/// partial index of empty counters).
+const DROP_EMPTY_COUNTERS: &str = "DELETE FROM rollups WHERE n = 0";
 
 /// Counts one chunk; a failure goes to the writer's failure streak (see
 /// [`Counters::write_failed`]) and the chunk stays in the log for the next try.
@@ -212,6 +215,6 @@ fn write_changes(conn: &Connection, changes: &Changes) -> rusqlite::Result<()> {
     for d in &changes.deltas {
         add.execute(params![d.version, d.os, d.kind, d.week, d.k1, d.k2, d.n])?;
     }
-    conn.prepare_cached(sql::DROP_EMPTY_COUNTERS)?.execute([])?;
+    conn.prepare_cached(DROP_EMPTY_COUNTERS)?.execute([])?;
     Ok(())
 }

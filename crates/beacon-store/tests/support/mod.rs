@@ -36,11 +36,48 @@ where
     }
 }
 
+/// A store on the test database. On PostgreSQL its sessions are named after the test's
+/// schema, so that [`wait_closed`] can tell when they have ended.
 pub async fn open(backend: &Backend) -> Arc<dyn Store> {
-    match open_store(&backend.url).await {
+    let url = match schema(backend) {
+        Some(schema) => format!("{}&application_name={schema}", backend.url),
+        None => backend.url.clone(),
+    };
+    match open_store(&url).await {
         Ok(store) => store,
         Err(error) => panic!("{}: open failed: {error}", backend.name),
     }
+}
+
+/// Waits until the PostgreSQL sessions of the stores [`open`] made are gone: a store
+/// dropped a moment ago still runs its last count, which must not see what a test changes
+/// behind it next. (SQLite's writer stops with the store.)
+pub async fn wait_closed(backend: &Backend) {
+    let Some(schema) = schema(backend) else {
+        return;
+    };
+    let client = postgres_admin(backend).await;
+    for _ in 0..200 {
+        let open: i64 = client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+                &[&schema],
+            )
+            .await
+            .expect("pg_stat_activity")
+            .get(0);
+        if open == 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the sessions of the stores on {schema} are still open after 10 s");
+}
+
+/// The PostgreSQL schema of the test; `None` on SQLite.
+pub fn schema(backend: &Backend) -> Option<&str> {
+    let (_, schema) = backend.url.rsplit_once("schema=")?;
+    Some(schema)
 }
 
 /// Runs a query returning one integer beside the store, as an operator would.
@@ -82,10 +119,7 @@ pub fn sqlite_admin(backend: &Backend) -> rusqlite::Connection {
 
 pub async fn postgres_admin(backend: &Backend) -> tokio_postgres::Client {
     let base = std::env::var("TEST_DATABASE_URL").expect("TEST_DATABASE_URL");
-    let (_, schema) = backend
-        .url
-        .rsplit_once("schema=")
-        .expect("a schema parameter");
+    let schema = schema(backend).expect("a schema parameter");
     let (client, connection) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
         .await
         .expect("connect to the test database");
