@@ -203,3 +203,41 @@ async fn rollup_counters_are_in_no_index_so_counting_updates_them_in_place() {
     drop(store);
     drop(backend);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counting_vacuums_its_queue_of_counted_keys_itself() {
+    let Some(backend) = TestDb::postgres().map(Backend::from) else {
+        return;
+    };
+    let store = support::open(&backend).await;
+    // More than the 16,384 counted keys after which the counter vacuums.
+    let reports = (0..17_000).map(|n| sample_report(&format!("queued-{n}"), day()));
+    let outcome = store
+        .bulk_insert(Box::new(reports))
+        .await
+        .expect("bulk insert");
+    assert_eq!(outcome.inserted, 17_000);
+    let admin = support::postgres_admin(&backend).await;
+    let schema = support::schema(&backend).expect("a schema");
+    // `last_vacuum` is set by a VACUUM statement, never by autovacuum (off on the test
+    // machines anyway): only the counter vacuums here.
+    let mut vacuumed = false;
+    for _ in 0..100 {
+        vacuumed = admin
+            .query_one(
+                "SELECT last_vacuum IS NOT NULL FROM pg_stat_user_tables
+                WHERE schemaname = $1 AND relname = 'rollup_pending'",
+                &[&schema],
+            )
+            .await
+            .expect("pg_stat_user_tables")
+            .get(0);
+        if vacuumed {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(vacuumed, "rollup_pending was never vacuumed");
+    drop(store);
+    drop(backend);
+}
