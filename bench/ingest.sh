@@ -49,17 +49,17 @@ bench_cleanup() {
 now() { date +%s.%N; }
 field() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<<"$2"; }
 
-# db_url TARGET RUN: a fresh database for one run (the PostgreSQL schema is created by the
-# collector and dropped at exit).
-db_url() {
+# set_db TARGET RUN: sets $db to a fresh database for one run (the PostgreSQL schema is
+# created by the collector and dropped at exit; not in a subshell, so that the exit knows it).
+set_db() {
   case "$1" in
-    sqlite) echo "sqlite://$work/$2.db" ;;
-    discard) echo "sqlite://$work/$2-discard.db" ;;
+    sqlite) db="sqlite://$work/$2.db" ;;
+    discard) db="sqlite://$work/$2-discard.db" ;;
     postgres | postgres2)
       local schema="bench_ingest_$$_${2//[^a-z0-9]/_}" separator='?'
       pg_schemas+=("$schema")
       case "$TEST_DATABASE_URL" in *\?*) separator='&' ;; esac
-      echo "${TEST_DATABASE_URL}${separator}schema=$schema"
+      db="${TEST_DATABASE_URL}${separator}schema=$schema"
       ;;
   esac
 }
@@ -172,7 +172,7 @@ measure() {
   local target="$1" conns="$2" run="$1-$2" pid url console pids=() urls=() consoles=()
   local db args=() line t0 t1 t2 instances=1 i cpu0=0 cpu1=0 writer0=0 writer1=0 cpu writer
   local reads="" pages_p99="-" json_p99="-" behind="-"
-  db="$(db_url "$target" "$run")"
+  set_db "$target" "$run"
   [ "$target" = discard ] && args+=(--discard)
   [ "$target" = postgres2 ] && instances=2
   if [ "$target" != discard ]; then
