@@ -64,16 +64,18 @@ set_db() {
   esac
 }
 
-# cpu_of PID: user+system CPU seconds of the process, and of its SQLite writer thread.
+# cpu_of PID...: user+system CPU seconds of the processes, and of their SQLite writer threads.
 cpu_of() {
-  local tick total=0 writer=0 task name ticks
+  local tick total=0 writer=0 pid task name ticks
   tick="$(getconf CLK_TCK)"
-  for task in /proc/"$1"/task/*; do
-    name="$(cat "$task/comm" 2>/dev/null)" || continue
-    # Fields after the command name: 14 and 15 of stat are utime and stime.
-    ticks="$(sed 's/^.*) //' "$task/stat" 2>/dev/null | awk '{ print $12 + $13 }')" || continue
-    total=$((total + ticks))
-    case "$name" in beacon-sqlite-w* | beacon-pg*) writer=$((writer + ticks)) ;; esac
+  for pid in "$@"; do
+    for task in /proc/"$pid"/task/*; do
+      name="$(cat "$task/comm" 2>/dev/null)" || continue
+      # Fields after the command name: 14 and 15 of stat are utime and stime.
+      ticks="$(sed 's/^.*) //' "$task/stat" 2>/dev/null | awk '{ print $12 + $13 }')" || continue
+      total=$((total + ticks))
+      case "$name" in beacon-sqlite-w* | beacon-pg*) writer=$((writer + ticks)) ;; esac
+    done
   done
   awk -v t="$total" -v w="$writer" -v k="$tick" 'BEGIN { printf "%.2f %.2f", t / k, w / k }'
 }
@@ -170,7 +172,7 @@ wrk_total() {
 # collectors on one schema, each driven by half the connections.
 measure() {
   local target="$1" conns="$2" run="$1-$2" pid url console pids=() urls=() consoles=()
-  local db args=() line t0 t1 t2 instances=1 i cpu0=0 cpu1=0 writer0=0 writer1=0 cpu writer
+  local db args=() line t0 t1 t2 instances=1 i cpu0 cpu1 writer0 writer1
   local reads="" pages_p99="-" json_p99="-" behind="-"
   set_db "$target" "$run"
   [ "$target" = discard ] && args+=(--discard)
@@ -196,11 +198,7 @@ measure() {
     started $!
     local reader_pid=$!
   fi
-  for pid in "${pids[@]}"; do
-    read -r cpu writer <<<"$(cpu_of "$pid")"
-    cpu0="$(awk -v a="$cpu0" -v b="$cpu" 'BEGIN { print a + b }')"
-    writer0="$(awk -v a="$writer0" -v b="$writer" 'BEGIN { print a + b }')"
-  done
+  read -r cpu0 writer0 <<<"$(cpu_of "${pids[@]}")"
   t0="$(now)"
   load "$BENCH_SECONDS" "$conns" "$work/$run.wrk" "${urls[@]}"
   t1="$(now)"
@@ -209,11 +207,7 @@ measure() {
     curl -fsS -o /dev/null -X POST "$console/settle"
   done
   t2="$(now)"
-  for pid in "${pids[@]}"; do
-    read -r cpu writer <<<"$(cpu_of "$pid")"
-    cpu1="$(awk -v a="$cpu1" -v b="$cpu" 'BEGIN { print a + b }')"
-    writer1="$(awk -v a="$writer1" -v b="$writer" 'BEGIN { print a + b }')"
-  done
+  read -r cpu1 writer1 <<<"$(cpu_of "${pids[@]}")"
   if [ -n "$reads" ]; then
     wait "$reader_pid" || true
     ended "$reader_pid"

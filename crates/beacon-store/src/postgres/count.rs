@@ -76,10 +76,11 @@ const ADD_DELTAS: &str = sql::upsert!(
         $6::text[], $7::int8[])"
 );
 /// Counters back at zero are dropped so that queries never read them; only a counter a
-/// chunk lowered can have reached zero, so only those keys are looked at (`$7` unused).
+/// chunk lowered can have reached zero, so only those keys are looked at (the key columns
+/// of [`DeltaColumns`]).
 const DROP_EMPTIED: &str = "DELETE FROM rollups r
-    USING unnest($1::text[], $2::text[], $3::text[], $4::date[], $5::text[], $6::text[],
-        $7::int8[]) AS k (version, os, kind, week, k1, k2, n)
+    USING unnest($1::text[], $2::text[], $3::text[], $4::date[], $5::text[], $6::text[])
+        AS k (version, os, kind, week, k1, k2)
     WHERE r.version = k.version AND r.os = k.os AND r.kind = k.kind AND r.week = k.week
         AND r.k1 = k.k1 AND r.k2 = k.k2 AND r.n = 0";
 
@@ -426,7 +427,11 @@ async fn write_changes(
             cluster_weeks.params(),
         ),
         (ADD_DELTAS, !changes.deltas.is_empty(), deltas.params()),
-        (DROP_EMPTIED, !lowered.is_empty(), lowered_columns.params()),
+        (
+            DROP_EMPTIED,
+            !lowered.is_empty(),
+            lowered_columns.params()[..6].to_vec(),
+        ),
         (MARK_COUNTED, true, keys),
     ];
     let mut statements = Vec::new();
