@@ -796,3 +796,23 @@ async fn sqlite_rollups_pending_before_the_ingest_log_are_counted_after_migratin
     })
     .await;
 }
+
+/// A replacement lowers the counters of what it replaces; one back at zero is dropped, so
+/// the version the node no longer runs is no longer offered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_counter_a_replacement_empties_is_dropped() {
+    each_backend(|backend| async move {
+        let store = support::open(&backend).await;
+        let mut report = beacon_store::testing::sample_report("emptied", day(1));
+        report.emqx_version = "5.0.0".into();
+        store.insert(report.clone()).await.expect("insert");
+        let versions = store.distinct_versions().await.expect("versions");
+        assert_eq!(versions, ["5.0.0"], "{}", backend.name);
+        report.emqx_version = "5.1.0".into();
+        let outcome = store.insert(report).await.expect("replace");
+        assert_eq!(outcome, InsertOutcome::Replaced, "{}", backend.name);
+        let versions = store.distinct_versions().await.expect("versions");
+        assert_eq!(versions, ["5.1.0"], "{}", backend.name);
+    })
+    .await;
+}
