@@ -55,6 +55,10 @@ pub enum StoreError {
     /// A schema migration could not be applied; the transaction was rolled back.
     #[error("schema migration {version} failed: {reason}")]
     Migration { version: i64, reason: String },
+    /// A PostgreSQL count kept racing other collectors' counts for new snapshot rows, even
+    /// counted alone; its reports stay uncounted, for the next pass.
+    #[error("postgres `{db}`: counting raced other collectors' counts {races} times")]
+    Raced { db: String, races: usize },
     /// The writer has stopped (the store is shutting down or its writer thread died).
     #[error("report store is closed: its writer has stopped")]
     Closed,

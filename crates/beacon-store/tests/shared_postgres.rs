@@ -97,18 +97,19 @@ async fn two_stores_on_one_schema_write_the_same_nodes_without_deadlock_or_doubl
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_count_nobody_waits_for_gives_way_while_another_collector_counts() {
+async fn a_count_nobody_waits_for_gives_way_to_maintenance_on_another_collector() {
     let Some(backend) = TestDb::postgres().map(Backend::from) else {
         return;
     };
     let store = support::open(&backend).await;
-    // The other collector, in the middle of counting: it holds the counting lock.
+    // The other collector, in the middle of maintenance: it holds the counting lock.
     let other = support::postgres_admin(&backend).await;
-    let schema = support::schema(&backend).expect("a schema");
-    let lock_key = format!("beacon-store writer {schema}");
     other.batch_execute("BEGIN").await.expect("begin");
     other
-        .execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&lock_key])
+        .execute(
+            "SELECT pg_advisory_xact_lock(hashtext($1))",
+            &[&counting_lock(&backend)],
+        )
         .await
         .expect("take the counting lock");
     store
@@ -122,13 +123,13 @@ async fn a_count_nobody_waits_for_gives_way_while_another_collector_counts() {
         .query_one(
             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
                 AND objid::int8 = hashtext($1)::int8 & 4294967295",
-            &[&lock_key],
+            &[&counting_lock(&backend)],
         )
         .await
         .expect("pg_locks")
         .get(0);
     assert_eq!(queued, 0, "a pass nobody waits for queued behind the lock");
-    // A settle does wait for the other count, then counts the report.
+    // A settle does wait for the maintenance, then counts the report.
     let settling = tokio::spawn({
         let store = Arc::clone(&store);
         async move { store.settle().await }
@@ -136,7 +137,7 @@ async fn a_count_nobody_waits_for_gives_way_while_another_collector_counts() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(
         !settling.is_finished(),
-        "a settle must wait for the count in progress"
+        "a settle must wait for the maintenance in progress"
     );
     other
         .batch_execute("COMMIT")
@@ -147,6 +148,237 @@ async fn a_count_nobody_waits_for_gives_way_while_another_collector_counts() {
     assert!(weeks.iter().any(|week| week.nodes == 1), "{weeks:?}");
     drop(store);
     drop(backend);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_count_leaves_the_reports_another_collector_is_counting_to_it() {
+    let Some(backend) = TestDb::postgres().map(Backend::from) else {
+        return;
+    };
+    let store = support::open(&backend).await;
+    let other = support::postgres_admin(&backend).await;
+    // Counting held off (as maintenance would) while one report is stored...
+    other
+        .execute(
+            "SELECT pg_advisory_lock(hashtext($1))",
+            &[&counting_lock(&backend)],
+        )
+        .await
+        .expect("hold counting off");
+    store
+        .insert(sample_report("held", day()))
+        .await
+        .expect("insert");
+    // ...then taken by the other collector's count, which is still in progress.
+    other.batch_execute("BEGIN").await.expect("begin");
+    other
+        .query_one(
+            "SELECT uuid FROM rollup_pending WHERE uuid = 'held' FOR UPDATE",
+            &[],
+        )
+        .await
+        .expect("take the key");
+    other
+        .execute(
+            "SELECT pg_advisory_unlock(hashtext($1))",
+            &[&counting_lock(&backend)],
+        )
+        .await
+        .expect("let counting go on");
+    for n in 0..3 {
+        let report = sample_report(&format!("free-{n}"), day());
+        store.insert(report).await.expect("insert");
+    }
+    let mut left = 0_i64;
+    for _ in 0..30 {
+        left = other
+            .query_one("SELECT count(*) FROM rollup_pending", &[])
+            .await
+            .expect("uncounted keys")
+            .get(0);
+        if left == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        left, 1,
+        "the reports nobody else counts are counted meanwhile, only `held` is left"
+    );
+    let settling = tokio::spawn({
+        let store = Arc::clone(&store);
+        async move { store.settle().await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !settling.is_finished(),
+        "a settle must wait for the report another count holds"
+    );
+    // The other count fails: the report is still uncounted, and the settle counts it.
+    other.batch_execute("ROLLBACK").await.expect("rollback");
+    settling.await.expect("settle task").expect("settle");
+    let weeks = store.activity(&query()).await.expect("activity");
+    assert!(weeks.iter().any(|week| week.nodes == 4), "{weeks:?}");
+    drop(store);
+    drop(backend);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settle_counts_beside_a_pass_in_progress() {
+    let Some(backend) = TestDb::postgres().map(Backend::from) else {
+        return;
+    };
+    let store = support::open(&backend).await;
+    store
+        .insert(sample_report("stuck", day()))
+        .await
+        .expect("insert");
+    store.settle().await.expect("settle");
+    // A pass that counts the node's next report waits for its snapshot row.
+    let other = support::postgres_admin(&backend).await;
+    other.batch_execute("BEGIN").await.expect("begin");
+    other
+        .query_one(
+            "SELECT uuid FROM nodes WHERE uuid = 'stuck' FOR UPDATE",
+            &[],
+        )
+        .await
+        .expect("lock the node's snapshot");
+    let next_day = day().succ_opt().expect("a date");
+    store
+        .insert(sample_report("stuck", next_day))
+        .await
+        .expect("insert");
+    let schema = support::schema(&backend).expect("a schema");
+    let mut stuck = false;
+    for _ in 0..50 {
+        stuck = other
+            .query_one(
+                "SELECT count(*) > 0 FROM pg_stat_activity
+                WHERE application_name = $1 AND wait_event_type = 'Lock'",
+                &[&schema],
+            )
+            .await
+            .expect("pg_stat_activity")
+            .get(0);
+        if stuck {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(stuck, "no pass waited for the node's snapshot");
+    store
+        .insert(sample_report("free", day()))
+        .await
+        .expect("insert");
+    let settling = tokio::spawn({
+        let store = Arc::clone(&store);
+        async move { store.settle().await }
+    });
+    let mut left = 0_i64;
+    for _ in 0..30 {
+        left = other
+            .query_one("SELECT count(*) FROM rollup_pending", &[])
+            .await
+            .expect("uncounted keys")
+            .get(0);
+        if left == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        left, 1,
+        "the settle's pass counts `free` beside the stuck one"
+    );
+    assert!(
+        !settling.is_finished(),
+        "a settle must wait for the report the stuck pass holds"
+    );
+    other.batch_execute("ROLLBACK").await.expect("rollback");
+    settling.await.expect("settle task").expect("settle");
+    let query = AnalyticsQuery {
+        to: next_day,
+        ..query()
+    };
+    let weeks = store.activity(&query).await.expect("activity");
+    assert!(weeks.iter().any(|week| week.nodes == 2), "{weeks:?}");
+    drop(store);
+    drop(backend);
+}
+
+/// More new nodes than a chunk takes, each reporting on two days of one week: two
+/// collectors counting at once each take one day, and both find every node new.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_nodes_two_collectors_count_at_once_are_counted_once() {
+    const NODES: usize = 4_096;
+    let Some(backend) = TestDb::postgres().map(Backend::from) else {
+        return;
+    };
+    let stores = [support::open(&backend).await, support::open(&backend).await];
+    let other = support::postgres_admin(&backend).await;
+    other
+        .execute(
+            "SELECT pg_advisory_lock(hashtext($1))",
+            &[&counting_lock(&backend)],
+        )
+        .await
+        .expect("hold counting off");
+    let next_day = day().succ_opt().expect("a date");
+    let reports = (0..NODES).flat_map(move |n| {
+        let uuid = format!("node-{n:05}");
+        [sample_report(&uuid, day()), sample_report(&uuid, next_day)]
+    });
+    // The load ends with a count, which waits: both stores' counts start at once below.
+    let loading = tokio::spawn({
+        let store = Arc::clone(&stores[0]);
+        async move { store.bulk_insert(Box::new(reports)).await }
+    });
+    let mut stored = 0;
+    for _ in 0..300 {
+        stored = other
+            .query_one("SELECT count(*) FROM rollup_pending", &[])
+            .await
+            .expect("uncounted keys")
+            .get(0);
+        if stored == 2 * NODES as i64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(stored, 2 * NODES as i64, "the load was not stored in 30 s");
+    let settling = tokio::spawn({
+        let store = Arc::clone(&stores[1]);
+        async move { store.settle().await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    other
+        .execute(
+            "SELECT pg_advisory_unlock(hashtext($1))",
+            &[&counting_lock(&backend)],
+        )
+        .await
+        .expect("let both count");
+    loading.await.expect("load task").expect("bulk insert");
+    settling.await.expect("settle task").expect("settle");
+    let query = AnalyticsQuery {
+        to: next_day,
+        ..query()
+    };
+    let weeks = stores[1].activity(&query).await.expect("activity");
+    let counted: Vec<_> = weeks
+        .iter()
+        .map(|week| (week.nodes, week.new_nodes, week.clusters))
+        .collect();
+    assert_eq!(counted, [(NODES as u64, NODES as u64, 1)], "{weeks:?}");
+    drop(stores);
+    drop(backend);
+}
+
+/// The advisory lock every count shares and maintenance holds alone.
+fn counting_lock(backend: &Backend) -> String {
+    let schema = support::schema(backend).expect("a schema");
+    format!("beacon-store writer {schema}")
 }
 
 #[tokio::test]

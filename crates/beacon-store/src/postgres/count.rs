@@ -1,45 +1,67 @@
 //! Counting on PostgreSQL (see `counting`): each collector runs one counter task beside
-//! its ingest writer, on a connection of its own. A **pass** counts every key marked in
+//! its ingest writer, on connections of its own. A **pass** counts the keys marked in
 //! `rollup_pending` (by any collector), in key order, one chunk per transaction; a chunk
-//! loads the snapshots it touches, writes the changed ones and the counter deltas (each
-//! set as one statement, rows in key order, the statements in one round trip), and
-//! clears its keys.
+//! locks and loads the snapshots it touches, writes the changed ones and the counter
+//! deltas (each set as one statement, rows in key order, the statements in one round
+//! trip), and clears its keys.
 //!
-//! Every chunk first takes an advisory lock per schema, so that the counters of several
-//! collectors never update one snapshot from two stale reads: counting is serialized,
-//! ingest is not. A reader that settles waits for one whole pass that started after it
-//! asked, which counts everything committed before (by this collector or another one).
-//! Passes otherwise start when a batch was committed (at most every [`PACE`]) and on the
-//! ticker, which finds what other collectors committed; such a pass, which nobody waits
-//! for, only *tries* the lock: while another collector counts (its pass counts this
-//! collector's reports too) it does not queue behind it, and looks again after [`PACE`].
+//! The counters of several collectors count side by side: a chunk skips the keys another
+//! holds ([`Take::SkipLocked`]), and locks the snapshot rows it reads (`FOR NO KEY
+//! UPDATE`, in key order), so that two chunks never update one snapshot from two stale
+//! reads: the second waits for the first and reads what it wrote. A snapshot row that did
+//! not exist when read may be created by another chunk meanwhile; the chunk sees that its
+//! upsert updated a row it meant to insert, rolls back and counts again ([`RACES`] times,
+//! then alone). Counter deltas are sums, applied in one key order by every chunk.
+//!
+//! A reader that settles waits for a pass that starts when it asks (beside the pass in
+//! progress, if there is one: [`PASSES`]): it counts what no other count holds, then
+//! waits for the keys others hold ([`Take::WaitLocked`]), so it leaves nothing committed
+//! before it uncounted (by this collector or another one), and waits for about one chunk
+//! rather than for the pass in progress and one more. Passes otherwise start when a batch
+//! was committed (at most every [`PACE`], one at a time) and on the
+//! ticker, which finds what other collectors committed. Maintenance that changes
+//! snapshots holds the schema's counting lock exclusively, every chunk holds it shared: a
+//! pass nobody waits for only *tries* it, giving way to maintenance on another collector
+//! instead of queueing behind it.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::NaiveDate;
 use deadpool_postgres::{Pool, Transaction};
 use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_postgres::Row;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
 use super::columns::{ClusterWeekColumns, DeltaColumns, NodeColumns, NodeWeekColumns};
-use super::uncounted::{self, MARK_COUNTED, READ_TAKEN, TAKE_FIRST, TAKE_NEXT};
+use super::uncounted::{self, MARK_COUNTED, READ_TAKEN, Take};
 use super::writer::Context;
 use crate::batch::{self, Job, MaintenanceTask, Reply, Task};
 use crate::counting::{CHUNK, MAX_LAG};
 use crate::rollup::{self, Changes, Loaded, Wanted};
 use crate::{NewReport, StoreError, rows, sql};
 
-/// Taken by every count and by maintenance that changes snapshots: counting is one at a
-/// time per schema, whichever collector does it. Counts need not be durable at once (a
-/// lost one leaves its keys marked, counted again), so they commit asynchronously.
+/// Taken exclusively by maintenance that changes snapshots (and by a chunk that raced
+/// [`RACES`] times), shared by every other chunk: counts of several collectors run side by
+/// side, never beside such maintenance. Counts need not be durable at once (a lost one
+/// leaves its keys marked, counted again), so they commit asynchronously.
 pub(super) const LOCK: &str = "SELECT pg_advisory_xact_lock(hashtext($1))";
 const LOCK_FOR_COUNT: &str = "SELECT set_config('synchronous_commit', 'off', true),
     pg_advisory_xact_lock(hashtext($1))";
-const TRY_LOCK_FOR_COUNT: &str = "SELECT set_config('synchronous_commit', 'off', true),
-    pg_try_advisory_xact_lock(hashtext($1))";
+const SHARE_FOR_COUNT: &str = "SELECT set_config('synchronous_commit', 'off', true),
+    pg_advisory_xact_lock_shared(hashtext($1))";
+const TRY_SHARE_FOR_COUNT: &str = "SELECT set_config('synchronous_commit', 'off', true),
+    pg_try_advisory_xact_lock_shared(hashtext($1))";
+
+/// Times a chunk is counted again after racing another collector's chunk for a snapshot
+/// row both created; the next attempt counts it alone ([`Lock::Alone`]). A race needs one
+/// new node (or cluster) in the chunks of two collectors at once, and a retry reads the
+/// row the other created, so one retry nearly always does.
+const RACES: usize = 3;
 
 /// At least this long between two passes that only committed batches ask for: fewer,
 /// larger chunks under load, each adding to a counter once for more reports (a chunk's
@@ -48,28 +70,45 @@ const TRY_LOCK_FOR_COUNT: &str = "SELECT set_config('synchronous_commit', 'off',
 /// A reader that settles does not wait for it.
 const PACE: Duration = Duration::from_millis(200);
 
+/// Passes of one counter at once (and its connections): a pass that readers wait for
+/// starts beside one in progress rather than after it.
+pub(super) const PASSES: usize = 2;
+
+/// The snapshots a chunk touches, locked in key order (see the module doc).
 const GET_NODES: &str = "SELECT uuid, first_day, first_at, version, os
-    FROM nodes WHERE uuid = ANY($1::text[])";
+    FROM nodes WHERE uuid = ANY($1::text[]) ORDER BY uuid FOR NO KEY UPDATE";
 const GET_NODE_WEEKS: &str = "SELECT w.uuid, w.week, w.received_at, w.version, w.os
     FROM node_weeks w JOIN unnest($1::text[], $2::date[]) AS k (uuid, week)
-        ON w.uuid = k.uuid AND w.week = k.week";
+        ON w.uuid = k.uuid AND w.week = k.week
+    ORDER BY w.uuid, w.week FOR NO KEY UPDATE OF w";
 const GET_CLUSTER_WEEKS: &str =
     "SELECT w.cluster_key, w.week, w.received_at, w.version, w.os, w.profile
     FROM cluster_weeks w JOIN unnest($1::text[], $2::date[]) AS k (cluster_key, week)
-        ON w.cluster_key = k.cluster_key AND w.week = k.week";
-const PUT_NODES: &str = sql::upsert!(
+        ON w.cluster_key = k.cluster_key AND w.week = k.week
+    ORDER BY w.cluster_key, w.week FOR NO KEY UPDATE OF w";
+/// A snapshot upsert answers how many rows it inserted (`xmax = 0`, as in `ingest`).
+macro_rules! counting_inserts {
+    ($upsert:expr) => {
+        concat!(
+            "WITH w AS (",
+            $upsert,
+            " RETURNING xmax = 0 AS inserted) SELECT count(*) FILTER (WHERE inserted) FROM w"
+        )
+    };
+}
+const PUT_NODES: &str = counting_inserts!(sql::upsert!(
     nodes,
     "SELECT * FROM unnest($1::text[], $2::date[], $3::timestamptz[], $4::text[], $5::text[])"
-);
-const PUT_NODE_WEEKS: &str = sql::upsert!(
+));
+const PUT_NODE_WEEKS: &str = counting_inserts!(sql::upsert!(
     node_weeks,
     "SELECT * FROM unnest($1::text[], $2::date[], $3::timestamptz[], $4::text[], $5::text[])"
-);
-const PUT_CLUSTER_WEEKS: &str = sql::upsert!(
+));
+const PUT_CLUSTER_WEEKS: &str = counting_inserts!(sql::upsert!(
     cluster_weeks,
     "SELECT * FROM unnest($1::text[], $2::date[], $3::timestamptz[], $4::text[], $5::text[],
         $6::text[])"
-);
+));
 const ADD_DELTAS: &str = sql::upsert!(
     rollups,
     "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::date[], $5::text[],
@@ -95,16 +134,28 @@ const VACUUM_QUEUE: &str = "VACUUM (SKIP_LOCKED) rollup_pending";
 
 type Key = (NaiveDate, String);
 
-/// How a pass takes the counting lock.
+/// How a chunk takes the counting lock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Lock {
-    /// Somebody waits for this pass (a settle, a task, the stop): wait for the lock.
+    /// Somebody waits for this pass (a settle, a task, the stop): wait for the lock, shared.
     Wait,
-    /// Nobody waits: give way to another collector that holds it.
+    /// Nobody waits: give way to maintenance that holds it.
     Try,
+    /// A chunk that raced [`RACES`] times: wait for the lock, exclusively.
+    Alone,
 }
 
-/// What a pass did: counted this many reports, or gave way to another collector.
+impl Lock {
+    fn sql(self) -> &'static str {
+        match self {
+            Lock::Wait => SHARE_FOR_COUNT,
+            Lock::Try => TRY_SHARE_FOR_COUNT,
+            Lock::Alone => LOCK_FOR_COUNT,
+        }
+    }
+}
+
+/// What a pass did: counted this many reports, or gave way to maintenance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Pass {
     Counted(usize),
@@ -112,7 +163,7 @@ enum Pass {
 }
 
 pub(super) struct PgCounter {
-    /// One connection, durable commits unless a count turns them off.
+    /// [`PASSES`] connections, durable commits unless a count turns them off.
     pub(super) pool: Pool,
     pub(super) db: String,
     /// The advisory lock of counting, per schema.
@@ -136,7 +187,11 @@ struct Asked {
 impl PgCounter {
     /// Runs until every sender of `jobs` is gone (the ingest writer's last one goes when it
     /// has committed its last batch), then counts once more.
-    pub(super) async fn run(self, mut jobs: mpsc::Receiver<Job>, committed: Arc<Notify>) {
+    pub(super) async fn run(
+        self: Arc<Self>,
+        mut jobs: mpsc::Receiver<Job>,
+        committed: Arc<Notify>,
+    ) {
         // What a stop left uncounted is counted first.
         let mut asked = Asked {
             dirty: true,
@@ -144,77 +199,88 @@ impl PgCounter {
         };
         let mut next = Instant::now();
         let mut since_vacuum = 0;
-        loop {
-            let job = if asked.dirty {
-                tokio::select! {
-                    biased;
-                    job = jobs.recv() => Some(job),
-                    () = tokio::time::sleep_until(next) => None,
-                }
-            } else {
-                tokio::select! {
-                    biased;
-                    job = jobs.recv() => Some(job),
-                    () = committed.notified() => {
-                        asked.dirty = true;
-                        continue;
+        // Passes run as tasks of their own, so that they go on while this loop waits.
+        let mut running = JoinSet::new();
+        let mut open = true;
+        while open || !running.is_empty() {
+            tokio::select! {
+                biased;
+                Some(done) = running.join_next() => {
+                    let (started, result) = done.unwrap_or_else(|error| {
+                        tracing::error!(%error, "a counting pass panicked; retried");
+                        (Instant::now(), Err(()))
+                    });
+                    (asked.dirty, next) = match result {
+                        Ok(Pass::Counted(0)) => (asked.dirty, next),
+                        Ok(_) => (true, started + PACE),
+                        Err(()) => (true, started + MAX_LAG),
+                    };
+                    if let Ok(Pass::Counted(counted)) = result {
+                        since_vacuum += counted;
+                    }
+                    if since_vacuum >= VACUUM_EVERY {
+                        self.vacuum_queue().await;
+                        since_vacuum = 0;
                     }
                 }
-            };
-            match job {
-                Some(None) => break,
-                Some(Some(job)) => self.take(job, &mut asked).await,
-                None => {}
+                job = jobs.recv(), if open => match job {
+                    Some(job) => self.take(job, &mut asked).await,
+                    None => open = false,
+                },
+                () = tokio::time::sleep_until(next), if asked.dirty && running.is_empty() => {}
+                () = committed.notified(), if !asked.dirty => asked.dirty = true,
             }
             while let Ok(job) = jobs.try_recv() {
                 self.take(job, &mut asked).await;
             }
-            let due = asked.dirty && Instant::now() >= next;
-            if !due && asked.settled.is_empty() && asked.tasks.is_empty() {
-                continue;
-            }
-            let lock = if asked.settled.is_empty() && asked.tasks.is_empty() {
-                Lock::Try
-            } else {
-                Lock::Wait
-            };
-            let started = Instant::now();
-            let result = self.pass(lock).await;
-            tracing::debug!(
-                took_ms = started.elapsed().as_millis(),
-                ?result,
-                settles = asked.settled.len(),
-                "counting pass"
-            );
-            (asked.dirty, next) = match &result {
-                Ok(Pass::Counted(0)) => (false, started),
-                Ok(_) => (true, started + PACE),
-                Err(error) => {
-                    tracing::error!(%error, "counting failed; retried");
-                    (true, started + MAX_LAG)
-                }
-            };
-            for reply in asked.settled.drain(..) {
-                batch::reply(reply, result.clone().map(drop));
-            }
-            for task in asked.tasks.drain(..) {
-                match &result {
-                    Ok(_) => self.run_task(task).await,
-                    Err(error) => task.fail(error.clone()),
-                }
-            }
-            if let Ok(Pass::Counted(counted)) = result {
-                since_vacuum += counted;
-            }
-            if since_vacuum >= VACUUM_EVERY {
-                self.vacuum_queue().await;
-                since_vacuum = 0;
+            let waiting = !asked.settled.is_empty() || !asked.tasks.is_empty();
+            if waiting && running.len() < PASSES {
+                // Beside a pass in progress: what that pass holds is waited for, not
+                // counted again, so a reader waits for about one chunk, not two passes.
+                let settled = std::mem::take(&mut asked.settled);
+                let tasks = std::mem::take(&mut asked.tasks);
+                running.spawn(Arc::clone(&self).counted(Lock::Wait, settled, tasks));
+                asked.dirty = false;
+            } else if running.is_empty() && asked.dirty && Instant::now() >= next && open {
+                running.spawn(Arc::clone(&self).counted(Lock::Try, Vec::new(), Vec::new()));
+                asked.dirty = false;
             }
         }
         if let Err(error) = self.pass(Lock::Wait).await {
             tracing::error!(%error, "counting failed at shutdown; done at the next start");
         }
         tracing::debug!(db = self.db, "postgres counter stopped");
+    }
+
+    /// A pass, then its readers answered and its tasks run; answers when it started and
+    /// what it did.
+    async fn counted(
+        self: Arc<Self>,
+        lock: Lock,
+        settled: Vec<Reply<()>>,
+        tasks: Vec<MaintenanceTask>,
+    ) -> (Instant, Result<Pass, ()>) {
+        let started = Instant::now();
+        let result = self.pass(lock).await;
+        tracing::debug!(
+            took_ms = started.elapsed().as_millis(),
+            ?result,
+            settles = settled.len(),
+            "counting pass"
+        );
+        if let Err(error) = &result {
+            tracing::error!(%error, "counting failed; retried");
+        }
+        for reply in settled {
+            batch::reply(reply, result.clone().map(drop));
+        }
+        for task in tasks {
+            match &result {
+                Ok(_) => self.run_task(task).await,
+                Err(error) => task.fail(error.clone()),
+            }
+        }
+        (started, result.map_err(drop))
     }
 
     /// Vacuums `rollup_pending` (see [`VACUUM_EVERY`]); after the pass's readers are
@@ -245,13 +311,28 @@ impl PgCounter {
         }
     }
 
-    /// Counts chunks in key order until one is not full; answers how many keys it took.
-    /// With [`Lock::Try`] it stops at the first chunk whose lock another collector holds.
+    /// Counts what no other count holds, then (when somebody waits) what others held;
+    /// answers how many keys it took. With [`Lock::Try`] it stops at the first chunk whose
+    /// lock maintenance holds.
     async fn pass(&self, lock: Lock) -> Result<Pass, StoreError> {
+        let Pass::Counted(skipping) = self.sweep(Take::SkipLocked, lock).await? else {
+            return Ok(Pass::GaveWay);
+        };
+        if lock == Lock::Try {
+            return Ok(Pass::Counted(skipping));
+        }
+        match self.sweep(Take::WaitLocked, lock).await? {
+            Pass::Counted(waiting) => Ok(Pass::Counted(skipping + waiting)),
+            Pass::GaveWay => Ok(Pass::GaveWay),
+        }
+    }
+
+    /// Counts chunks in key order until one is not full.
+    async fn sweep(&self, take: Take, lock: Lock) -> Result<Pass, StoreError> {
         let mut after = None;
         let mut taken = 0;
         loop {
-            let Some((chunk, last)) = self.count_chunk(after.as_ref(), lock).await? else {
+            let Some((chunk, last)) = self.count_chunk(after.as_ref(), take, lock).await? else {
                 return Ok(Pass::GaveWay);
             };
             taken += chunk;
@@ -262,26 +343,55 @@ impl PgCounter {
         }
     }
 
-    /// Counts the next marked keys after `after` (from the first without), in one
-    /// transaction; answers how many it took, and the last (`None`: the lock was only
-    /// tried, and is held).
+    /// Counts the next marked keys after `after` (from the first without), again after a
+    /// race (see the module doc); answers how many it took, and the last (`None`: the lock
+    /// was only tried, and is held).
     async fn count_chunk(
         &self,
         after: Option<&Key>,
+        take: Take,
         lock: Lock,
     ) -> Result<Option<(usize, Option<Key>)>, StoreError> {
+        let mut lock = lock;
+        for races in 0.. {
+            match self.try_count_chunk(after, take, lock).await? {
+                Attempt::Counted(counted) => return Ok(counted),
+                Attempt::Raced if lock == Lock::Alone => {
+                    return Err(StoreError::Raced {
+                        db: self.db.clone(),
+                        races,
+                    });
+                }
+                Attempt::Raced if races + 1 < RACES => {}
+                Attempt::Raced => lock = Lock::Alone,
+            }
+            tracing::debug!(
+                races = races + 1,
+                "a chunk raced another collector's; counted again"
+            );
+        }
+        unreachable!("the loop returns")
+    }
+
+    /// One attempt at [`Self::count_chunk`], in one transaction.
+    async fn try_count_chunk(
+        &self,
+        after: Option<&Key>,
+        take: Take,
+        lock: Lock,
+    ) -> Result<Attempt, StoreError> {
         const OP: &str = "update rollups";
         let db = self.db.as_str();
         let mut client = self.pool.get().await.map_err(StoreError::pool(db, OP))?;
         let tx = client.transaction().await.context(db, OP)?;
-        let Some(keys) = take(&tx, &self.lock_key, after, lock)
+        let Some(keys) = take_keys(&tx, &self.lock_key, after, take, lock)
             .await
             .context(db, OP)?
         else {
-            return Ok(None);
+            return Ok(Attempt::Counted(None));
         };
         let Some(last) = keys.last().cloned() else {
-            return Ok(Some((0, None)));
+            return Ok(Attempt::Counted(Some((0, None))));
         };
         let (days, uuids): (Vec<NaiveDate>, Vec<&str>) =
             keys.iter().map(|(day, uuid)| (*day, uuid.as_str())).unzip();
@@ -292,49 +402,124 @@ impl PgCounter {
             .iter()
             .map(|row| uncounted::report(row, db))
             .collect::<Result<Vec<NewReport>, _>>()?;
-        let loaded = load(&tx, &rollup::wanted(&reports), db).await?;
+        let wanted = rollup::wanted(&reports);
+        let loaded = match load(&tx, &wanted).await {
+            Err(error) if raced(&error) => return Ok(Attempt::Raced),
+            loaded => loaded.context(db, "read rollup snapshots")?,
+        };
+        let found = Found::of(&loaded);
         let changes = in_key_order(rollup::apply(loaded, &reports));
-        write_changes(&tx, &changes, &days, &uuids)
-            .await
-            .context(db, OP)?;
+        let inserted = match write_changes(&tx, &changes, &days, &uuids).await {
+            Err(error) if raced(&error) => return Ok(Attempt::Raced),
+            inserted => inserted.context(db, OP)?,
+        };
+        if inserted != found.inserts(&changes) {
+            // Dropping the transaction rolls it back: the keys stay marked.
+            return Ok(Attempt::Raced);
+        }
         tx.commit().await.context(db, OP)?;
-        Ok(Some((keys.len(), Some(last))))
+        Ok(Attempt::Counted(Some((keys.len(), Some(last)))))
+    }
+}
+
+/// What one attempt at counting a chunk came to.
+enum Attempt {
+    /// Counted (see [`PgCounter::count_chunk`] for what it holds).
+    Counted(Option<(usize, Option<Key>)>),
+    /// Another collector's chunk created a snapshot row this one meant to create, or (should
+    /// an unforeseen order of locks arise) PostgreSQL broke a deadlock by failing this one.
+    Raced,
+}
+
+fn raced(error: &tokio_postgres::Error) -> bool {
+    error.code() == Some(&SqlState::T_R_DEADLOCK_DETECTED)
+}
+
+/// The keys of the snapshot rows a chunk found (and locked), to tell which of its changes
+/// are inserts.
+struct Found {
+    nodes: HashSet<String>,
+    node_weeks: HashSet<(String, NaiveDate)>,
+    cluster_weeks: HashSet<(String, NaiveDate)>,
+}
+
+impl Found {
+    fn of(loaded: &Loaded) -> Found {
+        Found {
+            nodes: loaded.nodes.iter().map(|n| n.uuid.clone()).collect(),
+            node_weeks: loaded
+                .node_weeks
+                .iter()
+                .map(|w| (w.uuid.clone(), w.week))
+                .collect(),
+            cluster_weeks: loaded
+                .cluster_weeks
+                .iter()
+                .map(|w| (w.key.clone(), w.week))
+                .collect(),
+        }
+    }
+
+    /// How many rows the chunk's snapshot upserts must insert: those not found.
+    fn inserts(&self, changes: &Changes) -> [i64; 3] {
+        let count = |new: usize| i64::try_from(new).unwrap_or(i64::MAX);
+        [
+            count(
+                changes
+                    .nodes
+                    .iter()
+                    .filter(|n| !self.nodes.contains(&n.uuid))
+                    .count(),
+            ),
+            count(
+                changes
+                    .node_weeks
+                    .iter()
+                    .filter(|w| !self.node_weeks.contains(&(w.uuid.clone(), w.week)))
+                    .count(),
+            ),
+            count(
+                changes
+                    .cluster_weeks
+                    .iter()
+                    .filter(|w| !self.cluster_weeks.contains(&(w.key.clone(), w.week)))
+                    .count(),
+            ),
+        ]
     }
 }
 
 /// Takes the counting lock, then locks the next [`CHUNK`] marked keys: in one round trip
 /// when it waits for the lock; when it only tries, the keys are not locked unless the lock
-/// was taken (`None` otherwise), as they may be the holder's.
-async fn take(
+/// was taken (`None` otherwise).
+async fn take_keys(
     tx: &Transaction<'_>,
     lock_key: &str,
     after: Option<&Key>,
+    take: Take,
     lock: Lock,
 ) -> Result<Option<Vec<Key>>, tokio_postgres::Error> {
     let limit = CHUNK as i64;
     let lock_params: [&(dyn ToSql + Sync); 1] = [&lock_key];
-    let (keys, params): (_, Vec<&(dyn ToSql + Sync)>) = match after {
-        None => (tx.prepare_cached(TAKE_FIRST).await?, vec![&limit]),
-        Some((day, uuid)) => (tx.prepare_cached(TAKE_NEXT).await?, vec![day, uuid, &limit]),
+    let keys = tx.prepare_cached(take.sql(after.is_some())).await?;
+    let params: Vec<&(dyn ToSql + Sync)> = match after {
+        None => vec![&limit],
+        Some((day, uuid)) => vec![day, uuid, &limit],
     };
-    let rows = match lock {
-        Lock::Wait => {
-            let wait = tx.prepare_cached(LOCK_FOR_COUNT).await?;
-            // The first error is the cause; a later one only says the transaction was
-            // aborted.
-            let (locked, rows) =
-                tokio::join!(tx.execute(&wait, &lock_params), tx.query(&keys, &params));
-            locked?;
-            rows?
+    let locking = tx.prepare_cached(lock.sql()).await?;
+    let rows = if lock == Lock::Try {
+        let taken: bool = tx.query_one(&locking, &lock_params).await?.try_get(1)?;
+        if !taken {
+            return Ok(None);
         }
-        Lock::Try => {
-            let try_lock = tx.prepare_cached(TRY_LOCK_FOR_COUNT).await?;
-            let taken: bool = tx.query_one(&try_lock, &lock_params).await?.try_get(1)?;
-            if !taken {
-                return Ok(None);
-            }
-            tx.query(&keys, &params).await?
-        }
+        tx.query(&keys, &params).await?
+    } else {
+        // The first error is the cause; a later one only says the transaction was
+        // aborted.
+        let (locked, rows) =
+            tokio::join!(tx.execute(&locking, &lock_params), tx.query(&keys, &params));
+        locked?;
+        rows?
     };
     rows.iter()
         .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
@@ -358,33 +543,30 @@ fn in_key_order(mut changes: Changes) -> Changes {
     changes
 }
 
-/// The snapshots a chunk touches, read in one round trip.
-async fn load(tx: &Transaction<'_>, wanted: &Wanted, db: &str) -> Result<Loaded, StoreError> {
-    let loaded = async {
-        let (uuids, weeks) = unzip(&wanted.node_weeks);
-        let (keys, cluster_weeks) = unzip(&wanted.cluster_weeks);
-        let statements = (
-            tx.prepare_cached(GET_NODES).await?,
-            tx.prepare_cached(GET_NODE_WEEKS).await?,
-            tx.prepare_cached(GET_CLUSTER_WEEKS).await?,
-        );
-        let params: [&[&(dyn ToSql + Sync)]; 3] = [
-            &[&wanted.nodes],
-            &[&uuids, &weeks],
-            &[&keys, &cluster_weeks],
-        ];
-        let (nodes, node_weeks, cluster_weeks) = tokio::join!(
-            tx.query(&statements.0, params[0]),
-            tx.query(&statements.1, params[1]),
-            tx.query(&statements.2, params[2]),
-        );
-        Ok(Loaded {
-            nodes: decode(&nodes?, rows::node)?,
-            node_weeks: decode(&node_weeks?, rows::node_week)?,
-            cluster_weeks: decode(&cluster_weeks?, rows::cluster_week)?,
-        })
-    };
-    loaded.await.context(db, "read rollup snapshots")
+/// The snapshots a chunk touches, read and locked in one round trip.
+async fn load(tx: &Transaction<'_>, wanted: &Wanted) -> Result<Loaded, tokio_postgres::Error> {
+    let (uuids, weeks) = unzip(&wanted.node_weeks);
+    let (keys, cluster_weeks) = unzip(&wanted.cluster_weeks);
+    let statements = (
+        tx.prepare_cached(GET_NODES).await?,
+        tx.prepare_cached(GET_NODE_WEEKS).await?,
+        tx.prepare_cached(GET_CLUSTER_WEEKS).await?,
+    );
+    let params: [&[&(dyn ToSql + Sync)]; 3] = [
+        &[&wanted.nodes],
+        &[&uuids, &weeks],
+        &[&keys, &cluster_weeks],
+    ];
+    let (nodes, node_weeks, cluster_weeks) = tokio::join!(
+        tx.query(&statements.0, params[0]),
+        tx.query(&statements.1, params[1]),
+        tx.query(&statements.2, params[2]),
+    );
+    Ok(Loaded {
+        nodes: decode(&nodes?, rows::node)?,
+        node_weeks: decode(&node_weeks?, rows::node_week)?,
+        cluster_weeks: decode(&cluster_weeks?, rows::cluster_week)?,
+    })
 }
 
 /// (key, week) pairs as the two arrays `unnest` takes.
@@ -400,13 +582,13 @@ fn decode<T>(
 }
 
 /// The changed snapshots, the deltas, the emptied counters dropped and the chunk's keys
-/// cleared, in one round trip.
+/// cleared, in one round trip; answers how many rows each snapshot upsert inserted.
 async fn write_changes(
     tx: &Transaction<'_>,
     changes: &Changes,
     days: &[NaiveDate],
     uuids: &[&str],
-) -> Result<(), tokio_postgres::Error> {
+) -> Result<[i64; 3], tokio_postgres::Error> {
     let nodes = NodeColumns::of(&changes.nodes);
     let node_weeks = NodeWeekColumns::of(&changes.node_weeks);
     let cluster_weeks = ClusterWeekColumns::of(&changes.cluster_weeks);
@@ -414,7 +596,7 @@ async fn write_changes(
     let lowered: Vec<_> = changes.deltas.iter().filter(|d| d.n < 0).cloned().collect();
     let lowered_columns = DeltaColumns::of(&lowered);
     let keys: Vec<&(dyn ToSql + Sync)> = vec![&days, &uuids];
-    let writes = [
+    let snapshots = [
         (PUT_NODES, !changes.nodes.is_empty(), nodes.params()),
         (
             PUT_NODE_WEEKS,
@@ -426,6 +608,8 @@ async fn write_changes(
             !changes.cluster_weeks.is_empty(),
             cluster_weeks.params(),
         ),
+    ];
+    let counters = [
         (ADD_DELTAS, !changes.deltas.is_empty(), deltas.params()),
         (
             DROP_EMPTIED,
@@ -434,18 +618,39 @@ async fn write_changes(
         ),
         (MARK_COUNTED, true, keys),
     ];
+    let mut upserts = Vec::new();
+    for (sql, needed, params) in snapshots {
+        upserts.push(match needed {
+            true => Some((tx.prepare_cached(sql).await?, params)),
+            false => None,
+        });
+    }
     let mut statements = Vec::new();
-    for (sql, needed, params) in writes {
+    for (sql, needed, params) in counters {
         if needed {
             statements.push((tx.prepare_cached(sql).await?, params));
         }
     }
+    let inserting = upserts.iter().map(|upsert| async move {
+        match upsert {
+            Some((statement, params)) => tx.query_one(statement, params).await?.try_get(0),
+            None => Ok(0),
+        }
+    });
     let executions = statements
         .iter()
         .map(|(statement, params)| tx.execute(statement, params));
-    // The first error in statement order is the cause.
-    for result in futures::future::join_all(executions).await {
+    // Sent in this order, in one round trip; the first error in that order is the cause.
+    let (inserted, executed) = tokio::join!(
+        futures::future::join_all(inserting),
+        futures::future::join_all(executions)
+    );
+    let mut counts = [0; 3];
+    for (count, result) in counts.iter_mut().zip(inserted) {
+        *count = result?;
+    }
+    for result in executed {
         result?;
     }
-    Ok(())
+    Ok(counts)
 }

@@ -66,7 +66,7 @@ impl PostgresStore {
         let committed = Arc::new(Notify::new());
         let schema_name = schema.as_deref().unwrap_or("");
         let counter = count::PgCounter {
-            pool: pool(writer_config(&config), 1, &db)?,
+            pool: pool(writer_config(&config), count::PASSES, &db)?,
             db: db.clone(),
             lock_key: format!("beacon-store writer {schema_name}"),
             retention_key: format!("beacon-store retention {schema_name}"),
@@ -78,7 +78,7 @@ impl PostgresStore {
         };
         let ingest_side = (Arc::clone(&counters), queue.clone(), Arc::clone(&committed));
         tokio::spawn(writer.run(ingest_jobs, ingest_side.0, ingest_side.1, ingest_side.2));
-        tokio::spawn(counter.run(jobs, committed));
+        tokio::spawn(Arc::new(counter).run(jobs, committed));
         counting::spawn_ticker(&queue, counting::MAX_LAG);
         Ok(Self {
             db,

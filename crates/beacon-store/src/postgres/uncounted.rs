@@ -7,7 +7,9 @@
 //! A count locks the keys it takes (`FOR UPDATE`, in (day, uuid) order like ingest) before
 //! it reads their reports, so a report that replaces one of them while it counts waits
 //! and is marked again after it, and the count reads each report and its facts as one
-//! committed pair.
+//! committed pair. Counts of several collectors take different keys at once: each skips
+//! the keys another holds ([`Take::SkipLocked`]), and a count somebody waits for then
+//! waits for those ([`Take::WaitLocked`]).
 
 use tokio_postgres::Row;
 
@@ -19,12 +21,45 @@ pub(super) const MARK_UNCOUNTED: &str = "INSERT INTO rollup_pending (day, uuid, 
     SELECT * FROM unnest($1::date[], $2::text[], $3::text[])
     ON CONFLICT (day, uuid) DO UPDATE SET facts = excluded.facts";
 
-/// The first `$1` marked keys in key order, locked.
-pub(super) const TAKE_FIRST: &str = "SELECT day, uuid FROM rollup_pending
-    ORDER BY day, uuid LIMIT $1 FOR UPDATE";
-/// The `$3` marked keys after (`$1`, `$2`) in key order, locked.
-pub(super) const TAKE_NEXT: &str = "SELECT day, uuid FROM rollup_pending
-    WHERE (day, uuid) > ($1, $2) ORDER BY day, uuid LIMIT $3 FOR UPDATE";
+/// How a count takes marked keys: each is locked by the count that takes it, until that
+/// count commits (and the key is gone) or fails (and the key is left for another).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Take {
+    /// Keys another transaction holds are left to it: counts of several collectors take
+    /// different keys side by side.
+    SkipLocked,
+    /// Only the keys a transaction holds or held (their row's `xmax` is set: another
+    /// count that may yet fail, or a batch replacing the report), waited for: so that
+    /// after a [`Take::SkipLocked`] sweep nothing committed before is left uncounted. A
+    /// key another count held is gone once it commits; a key a batch re-marked is taken
+    /// in its new version (an `ON CONFLICT` update leaves `xmax` set, see `ingest`); keys
+    /// marked since by a plain insert are left to the next pass.
+    WaitLocked,
+}
+
+impl Take {
+    /// The first `$1` keys in key order, or with `after` the `$3` keys after (`$1`, `$2`).
+    pub(super) fn sql(self, after: bool) -> &'static str {
+        match (self, after) {
+            (Take::SkipLocked, false) => {
+                "SELECT day, uuid FROM rollup_pending
+                ORDER BY day, uuid LIMIT $1 FOR UPDATE SKIP LOCKED"
+            }
+            (Take::SkipLocked, true) => {
+                "SELECT day, uuid FROM rollup_pending WHERE (day, uuid) > ($1, $2)
+                ORDER BY day, uuid LIMIT $3 FOR UPDATE SKIP LOCKED"
+            }
+            (Take::WaitLocked, false) => {
+                "SELECT day, uuid FROM rollup_pending WHERE xmax <> 0
+                ORDER BY day, uuid LIMIT $1 FOR UPDATE"
+            }
+            (Take::WaitLocked, true) => {
+                "SELECT day, uuid FROM rollup_pending WHERE xmax <> 0 AND (day, uuid) > ($1, $2)
+                ORDER BY day, uuid LIMIT $3 FOR UPDATE"
+            }
+        }
+    }
+}
 
 /// The reports of the taken keys that are still stored (retention or a deletion may have
 /// removed some), with their facts; `raw` is not needed to count.
