@@ -130,10 +130,7 @@ async fn a_count_nobody_waits_for_gives_way_to_maintenance_on_another_collector(
         .get(0);
     assert_eq!(queued, 0, "a pass nobody waits for queued behind the lock");
     // A settle does wait for the maintenance, then counts the report.
-    let settling = tokio::spawn({
-        let store = Arc::clone(&store);
-        async move { store.settle().await }
-    });
+    let settling = spawn_settle(&store);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(
         !settling.is_finished(),
@@ -158,13 +155,7 @@ async fn a_count_leaves_the_reports_another_collector_is_counting_to_it() {
     let store = support::open(&backend).await;
     let other = support::postgres_admin(&backend).await;
     // Counting held off (as maintenance would) while one report is stored...
-    other
-        .execute(
-            "SELECT pg_advisory_lock(hashtext($1))",
-            &[&counting_lock(&backend)],
-        )
-        .await
-        .expect("hold counting off");
+    hold_counting(&other, &backend, true).await;
     store
         .insert(sample_report("held", day()))
         .await
@@ -178,37 +169,17 @@ async fn a_count_leaves_the_reports_another_collector_is_counting_to_it() {
         )
         .await
         .expect("take the key");
-    other
-        .execute(
-            "SELECT pg_advisory_unlock(hashtext($1))",
-            &[&counting_lock(&backend)],
-        )
-        .await
-        .expect("let counting go on");
+    hold_counting(&other, &backend, false).await;
     for n in 0..3 {
         let report = sample_report(&format!("free-{n}"), day());
         store.insert(report).await.expect("insert");
     }
-    let mut left = 0_i64;
-    for _ in 0..30 {
-        left = other
-            .query_one("SELECT count(*) FROM rollup_pending", &[])
-            .await
-            .expect("uncounted keys")
-            .get(0);
-        if left == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let left = uncounted_within(&other, 1, Duration::from_secs(3)).await;
     assert_eq!(
         left, 1,
         "the reports nobody else counts are counted meanwhile, only `held` is left"
     );
-    let settling = tokio::spawn({
-        let store = Arc::clone(&store);
-        async move { store.settle().await }
-    });
+    let settling = spawn_settle(&store);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(
         !settling.is_finished(),
@@ -271,22 +242,8 @@ async fn a_settle_counts_beside_a_pass_in_progress() {
         .insert(sample_report("free", day()))
         .await
         .expect("insert");
-    let settling = tokio::spawn({
-        let store = Arc::clone(&store);
-        async move { store.settle().await }
-    });
-    let mut left = 0_i64;
-    for _ in 0..30 {
-        left = other
-            .query_one("SELECT count(*) FROM rollup_pending", &[])
-            .await
-            .expect("uncounted keys")
-            .get(0);
-        if left == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let settling = spawn_settle(&store);
+    let left = uncounted_within(&other, 1, Duration::from_secs(3)).await;
     assert_eq!(
         left, 1,
         "the settle's pass counts `free` beside the stuck one"
@@ -317,13 +274,7 @@ async fn new_nodes_two_collectors_count_at_once_are_counted_once() {
     };
     let stores = [support::open(&backend).await, support::open(&backend).await];
     let other = support::postgres_admin(&backend).await;
-    other
-        .execute(
-            "SELECT pg_advisory_lock(hashtext($1))",
-            &[&counting_lock(&backend)],
-        )
-        .await
-        .expect("hold counting off");
+    hold_counting(&other, &backend, true).await;
     let next_day = day().succ_opt().expect("a date");
     let reports = (0..NODES).flat_map(move |n| {
         let uuid = format!("node-{n:05}");
@@ -334,31 +285,11 @@ async fn new_nodes_two_collectors_count_at_once_are_counted_once() {
         let store = Arc::clone(&stores[0]);
         async move { store.bulk_insert(Box::new(reports)).await }
     });
-    let mut stored = 0;
-    for _ in 0..300 {
-        stored = other
-            .query_one("SELECT count(*) FROM rollup_pending", &[])
-            .await
-            .expect("uncounted keys")
-            .get(0);
-        if stored == 2 * NODES as i64 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let stored = uncounted_within(&other, 2 * NODES as i64, Duration::from_secs(30)).await;
     assert_eq!(stored, 2 * NODES as i64, "the load was not stored in 30 s");
-    let settling = tokio::spawn({
-        let store = Arc::clone(&stores[1]);
-        async move { store.settle().await }
-    });
+    let settling = spawn_settle(&stores[1]);
     tokio::time::sleep(Duration::from_millis(200)).await;
-    other
-        .execute(
-            "SELECT pg_advisory_unlock(hashtext($1))",
-            &[&counting_lock(&backend)],
-        )
-        .await
-        .expect("let both count");
+    hold_counting(&other, &backend, false).await;
     loading.await.expect("load task").expect("bulk insert");
     settling.await.expect("settle task").expect("settle");
     let query = AnalyticsQuery {
@@ -379,6 +310,42 @@ async fn new_nodes_two_collectors_count_at_once_are_counted_once() {
 fn counting_lock(backend: &Backend) -> String {
     let schema = support::schema(backend).expect("a schema");
     format!("beacon-store writer {schema}")
+}
+
+/// Holds counting off (as maintenance does, but in `client`'s session, so that its
+/// transactions can go on after `hold` is false again), or lets it go on.
+async fn hold_counting(client: &tokio_postgres::Client, backend: &Backend, hold: bool) {
+    let sql = match hold {
+        true => "SELECT pg_advisory_lock(hashtext($1))",
+        false => "SELECT pg_advisory_unlock(hashtext($1))",
+    };
+    client
+        .execute(sql, &[&counting_lock(backend)])
+        .await
+        .expect("the counting lock");
+}
+
+/// The reports left uncounted, once they are `expected` or after `wait`.
+async fn uncounted_within(client: &tokio_postgres::Client, expected: i64, wait: Duration) -> i64 {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let left: i64 = client
+            .query_one("SELECT count(*) FROM rollup_pending", &[])
+            .await
+            .expect("uncounted reports")
+            .get(0);
+        if left == expected || tokio::time::Instant::now() >= deadline {
+            return left;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn spawn_settle(
+    store: &Arc<dyn Store>,
+) -> tokio::task::JoinHandle<Result<(), beacon_store::StoreError>> {
+    let store = Arc::clone(store);
+    tokio::spawn(async move { store.settle().await })
 }
 
 #[tokio::test]

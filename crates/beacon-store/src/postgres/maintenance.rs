@@ -1,8 +1,8 @@
 //! Maintenance on PostgreSQL, run by the counter after a pass, each task in one
-//! transaction. A task that changes snapshots takes the counting lock, so no count of any
-//! collector on the database runs meanwhile. Retention runs on one collector at a time:
-//! each of its transactions only tries its own lock, and a collector that finds it taken
-//! stops, leaving the deletion to the one holding it.
+//! transaction. A task that changes snapshots takes the counting lock exclusively (counts
+//! share it), so no count of any collector on the database runs meanwhile. Retention runs
+//! on one collector at a time: each of its transactions only tries its own lock, and a
+//! collector that finds it taken stops, leaving the deletion to the one holding it.
 
 use chrono::NaiveDate;
 
