@@ -210,8 +210,11 @@ impl PgCounter {
                         tracing::error!(%error, "a counting pass panicked; retried");
                         (Instant::now(), Err(()))
                     });
+                    // Paced also when it counted nothing: the keys may all be held by
+                    // other collectors' passes, and a commit every few milliseconds would
+                    // otherwise start an empty pass each time.
                     (asked.dirty, next) = match result {
-                        Ok(Pass::Counted(0)) => (asked.dirty, next),
+                        Ok(Pass::Counted(0)) => (asked.dirty, started + PACE),
                         Ok(_) => (true, started + PACE),
                         Err(()) => (true, started + MAX_LAG),
                     };
