@@ -25,6 +25,7 @@
 //! instead of queueing behind it.
 
 use std::collections::HashSet;
+use std::hash::Hash;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -465,31 +466,26 @@ impl Found {
 
     /// How many rows the chunk's snapshot upserts must insert: those not found.
     fn inserts(&self, changes: &Changes) -> [i64; 3] {
-        let count = |new: usize| i64::try_from(new).unwrap_or(i64::MAX);
         [
-            count(
-                changes
-                    .nodes
-                    .iter()
-                    .filter(|n| !self.nodes.contains(&n.uuid))
-                    .count(),
+            not_in(&self.nodes, changes.nodes.iter().map(|n| n.uuid.clone())),
+            not_in(
+                &self.node_weeks,
+                changes.node_weeks.iter().map(|w| (w.uuid.clone(), w.week)),
             ),
-            count(
-                changes
-                    .node_weeks
-                    .iter()
-                    .filter(|w| !self.node_weeks.contains(&(w.uuid.clone(), w.week)))
-                    .count(),
-            ),
-            count(
+            not_in(
+                &self.cluster_weeks,
                 changes
                     .cluster_weeks
                     .iter()
-                    .filter(|w| !self.cluster_weeks.contains(&(w.key.clone(), w.week)))
-                    .count(),
+                    .map(|w| (w.key.clone(), w.week)),
             ),
         ]
     }
+}
+
+fn not_in<K: Eq + Hash>(found: &HashSet<K>, keys: impl Iterator<Item = K>) -> i64 {
+    let new = keys.filter(|key| !found.contains(key)).count();
+    i64::try_from(new).unwrap_or(i64::MAX)
 }
 
 /// Takes the counting lock, then locks the next [`CHUNK`] marked keys: in one round trip
