@@ -16,7 +16,8 @@ use beacon_console::{Chart, ConsoleOptions};
 use reqwest::header::{AUTHORIZATION, COOKIE};
 use sha2::{Digest, Sha256};
 
-#[path = "../tests/support/mod.rs"]
+#[allow(dead_code)] // the bench signs in with two of the tests' helpers
+#[path = "../tests/console/support/mod.rs"]
 mod support;
 
 type BoxError = Box<dyn Error + Send + Sync>;

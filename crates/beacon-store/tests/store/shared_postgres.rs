@@ -1,0 +1,442 @@
+//! Two stores (as two collectors would open them) on one PostgreSQL schema, inserting the
+//! same nodes at once in different orders: no insert fails (no deadlock), each node and day
+//! is stored once, and the rollups count every node once. And how a store shares counting
+//! and the rollups table with the other collectors on its schema.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use beacon_store::testing::{TestDb, sample_report};
+use beacon_store::{AnalyticsQuery, Store};
+use chrono::NaiveDate;
+use tokio::task::JoinSet;
+
+use support::Backend;
+
+use crate::support;
+
+/// Concurrent writers, half of them on each store (each on one, so that the two stores
+/// commit independently rather than taking turns).
+const WRITERS: usize = 64;
+const INSERTS: usize = 60;
+/// Nodes every writer inserts, each in its own order.
+const SHARED: usize = 16;
+
+fn day() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 11, 24).expect("a date")
+}
+
+fn query() -> AnalyticsQuery {
+    AnalyticsQuery {
+        from: day(),
+        to: day(),
+        version: None,
+        os: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_stores_on_one_schema_write_the_same_nodes_without_deadlock_or_double_count() {
+    let Some(test_db) = TestDb::postgres() else {
+        return;
+    };
+    let stores: [Arc<dyn Store>; 2] = [
+        beacon_store::open_store(test_db.url()).await.expect("open"),
+        beacon_store::open_store(test_db.url()).await.expect("open"),
+    ];
+    let mut writers = JoinSet::new();
+    for writer in 0..WRITERS {
+        let stores = stores.clone();
+        writers.spawn(async move {
+            let mut failures = Vec::new();
+            for n in 0..INSERTS {
+                // Writers walk the shared nodes in different directions and strides.
+                let step = if writer % 2 == 0 {
+                    n * 5
+                } else {
+                    SHARED * INSERTS - n * 3
+                };
+                let uuid = format!("shared-{:02}", (step + writer) % SHARED);
+                let store = &stores[writer % 2];
+                if let Err(error) = store.insert(sample_report(&uuid, day())).await {
+                    failures.push(error.to_string());
+                }
+            }
+            failures
+        });
+    }
+    let mut failures = Vec::new();
+    while let Some(joined) = writers.join_next().await {
+        failures.extend(joined.expect("writer task"));
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} inserts failed, e.g. {:?}",
+        failures.len(),
+        WRITERS * INSERTS,
+        failures.first()
+    );
+    for store in &stores {
+        store.settle().await.expect("settle");
+    }
+    let [first, second] = stores;
+    assert_eq!(first.count().await.expect("count"), SHARED as u64);
+    for store in [&first, &second] {
+        let weeks = store.activity(&query()).await.expect("activity");
+        let nodes: HashSet<u64> = weeks.iter().map(|week| week.nodes).collect();
+        assert_eq!(nodes, HashSet::from([SHARED as u64]), "{weeks:?}");
+        assert!(
+            weeks
+                .iter()
+                .all(|week| week.clusters == 1 && week.new_nodes == SHARED as u64)
+        );
+    }
+    drop((first, second));
+    drop(test_db);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_count_nobody_waits_for_gives_way_to_maintenance_on_another_collector() {
+    let Some(backend) = TestDb::postgres().map(Backend::from) else {
+        return;
+    };
+    let store = support::open(&backend).await;
+    // The other collector, in the middle of maintenance: it holds the counting lock.
+    let other = support::postgres_admin(&backend).await;
+    other.batch_execute("BEGIN").await.expect("begin");
+    other
+        .execute(
+            "SELECT pg_advisory_xact_lock(hashtext($1))",
+            &[&counting_lock(&backend)],
+        )
+        .await
+        .expect("take the counting lock");
+    store
+        .insert(sample_report("gives-way", day()))
+        .await
+        .expect("insert");
+    // The commit asks for a pass within 200 ms; one that queued for the lock would hold a
+    // connection and show in pg_locks as a lock not granted.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let queued: i64 = other
+        .query_one(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+                AND objid::int8 = hashtext($1)::int8 & 4294967295",
+            &[&counting_lock(&backend)],
+        )
+        .await
+        .expect("pg_locks")
+        .get(0);
+    assert_eq!(queued, 0, "a pass nobody waits for queued behind the lock");
+    // A settle does wait for the maintenance, then counts the report.
+    let settling = spawn_settle(&store);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !settling.is_finished(),
+        "a settle must wait for the maintenance in progress"
+    );
+    other
+        .batch_execute("COMMIT")
+        .await
+        .expect("release the lock");
+    settling.await.expect("settle task").expect("settle");
+    let weeks = store.activity(&query()).await.expect("activity");
+    assert!(weeks.iter().any(|week| week.nodes == 1), "{weeks:?}");
+    drop(store);
+    drop(backend);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_count_leaves_the_reports_another_collector_is_counting_to_it() {
+    let Some(backend) = TestDb::postgres().map(Backend::from) else {
+        return;
+    };
+    let store = support::open(&backend).await;
+    let other = support::postgres_admin(&backend).await;
+    // Counting held off (as maintenance would) while one report is stored...
+    hold_counting(&other, &backend, true).await;
+    store
+        .insert(sample_report("held", day()))
+        .await
+        .expect("insert");
+    // ...then taken by the other collector's count, which is still in progress.
+    other.batch_execute("BEGIN").await.expect("begin");
+    other
+        .query_one(
+            "SELECT uuid FROM rollup_pending WHERE uuid = 'held' FOR UPDATE",
+            &[],
+        )
+        .await
+        .expect("take the key");
+    hold_counting(&other, &backend, false).await;
+    for n in 0..3 {
+        let report = sample_report(&format!("free-{n}"), day());
+        store.insert(report).await.expect("insert");
+    }
+    let left = uncounted_within(&other, 1, Duration::from_secs(3)).await;
+    assert_eq!(
+        left, 1,
+        "the reports nobody else counts are counted meanwhile, only `held` is left"
+    );
+    let settling = spawn_settle(&store);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !settling.is_finished(),
+        "a settle must wait for the report another count holds"
+    );
+    // The other count fails: the report is still uncounted, and the settle counts it.
+    other.batch_execute("ROLLBACK").await.expect("rollback");
+    settling.await.expect("settle task").expect("settle");
+    let weeks = store.activity(&query()).await.expect("activity");
+    assert!(weeks.iter().any(|week| week.nodes == 4), "{weeks:?}");
+    drop(store);
+    drop(backend);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settle_counts_beside_a_pass_in_progress() {
+    let Some(backend) = TestDb::postgres().map(Backend::from) else {
+        return;
+    };
+    let store = support::open(&backend).await;
+    store
+        .insert(sample_report("stuck", day()))
+        .await
+        .expect("insert");
+    store.settle().await.expect("settle");
+    // A pass that counts the node's next report waits for its snapshot row.
+    let other = support::postgres_admin(&backend).await;
+    other.batch_execute("BEGIN").await.expect("begin");
+    other
+        .query_one(
+            "SELECT uuid FROM nodes WHERE uuid = 'stuck' FOR UPDATE",
+            &[],
+        )
+        .await
+        .expect("lock the node's snapshot");
+    let next_day = day().succ_opt().expect("a date");
+    store
+        .insert(sample_report("stuck", next_day))
+        .await
+        .expect("insert");
+    let schema = support::schema(&backend).expect("a schema");
+    let mut stuck = false;
+    for _ in 0..50 {
+        stuck = other
+            .query_one(
+                "SELECT count(*) > 0 FROM pg_stat_activity
+                WHERE application_name = $1 AND wait_event_type = 'Lock'",
+                &[&schema],
+            )
+            .await
+            .expect("pg_stat_activity")
+            .get(0);
+        if stuck {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(stuck, "no pass waited for the node's snapshot");
+    store
+        .insert(sample_report("free", day()))
+        .await
+        .expect("insert");
+    let settling = spawn_settle(&store);
+    let left = uncounted_within(&other, 1, Duration::from_secs(3)).await;
+    assert_eq!(
+        left, 1,
+        "the settle's pass counts `free` beside the stuck one"
+    );
+    assert!(
+        !settling.is_finished(),
+        "a settle must wait for the report the stuck pass holds"
+    );
+    other.batch_execute("ROLLBACK").await.expect("rollback");
+    settling.await.expect("settle task").expect("settle");
+    let query = AnalyticsQuery {
+        to: next_day,
+        ..query()
+    };
+    let weeks = store.activity(&query).await.expect("activity");
+    assert!(weeks.iter().any(|week| week.nodes == 2), "{weeks:?}");
+    drop(store);
+    drop(backend);
+}
+
+/// More new nodes than a chunk takes, each reporting on two days of one week: two
+/// collectors counting at once each take one day, and both find every node new.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_nodes_two_collectors_count_at_once_are_counted_once() {
+    const NODES: usize = 4_096;
+    let Some(backend) = TestDb::postgres().map(Backend::from) else {
+        return;
+    };
+    let stores = [support::open(&backend).await, support::open(&backend).await];
+    let other = support::postgres_admin(&backend).await;
+    hold_counting(&other, &backend, true).await;
+    let next_day = day().succ_opt().expect("a date");
+    let reports = (0..NODES).flat_map(move |n| {
+        let uuid = format!("node-{n:05}");
+        [sample_report(&uuid, day()), sample_report(&uuid, next_day)]
+    });
+    // The load ends with a count, which waits: both stores' counts start at once below.
+    let loading = tokio::spawn({
+        let store = Arc::clone(&stores[0]);
+        async move { store.bulk_insert(Box::new(reports)).await }
+    });
+    let stored = uncounted_within(&other, 2 * NODES as i64, Duration::from_secs(30)).await;
+    assert_eq!(stored, 2 * NODES as i64, "the load was not stored in 30 s");
+    let settling = spawn_settle(&stores[1]);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    hold_counting(&other, &backend, false).await;
+    loading.await.expect("load task").expect("bulk insert");
+    settling.await.expect("settle task").expect("settle");
+    let query = AnalyticsQuery {
+        to: next_day,
+        ..query()
+    };
+    let weeks = stores[1].activity(&query).await.expect("activity");
+    let counted: Vec<_> = weeks
+        .iter()
+        .map(|week| (week.nodes, week.new_nodes, week.clusters))
+        .collect();
+    assert_eq!(counted, [(NODES as u64, NODES as u64, 1)], "{weeks:?}");
+    drop(stores);
+    drop(backend);
+}
+
+/// The advisory lock every count shares and maintenance holds alone.
+fn counting_lock(backend: &Backend) -> String {
+    let schema = support::schema(backend).expect("a schema");
+    format!("beacon-store writer {schema}")
+}
+
+/// Holds counting off (as maintenance does, but in `client`'s session, so that its
+/// transactions can go on after `hold` is false again), or lets it go on.
+async fn hold_counting(client: &tokio_postgres::Client, backend: &Backend, hold: bool) {
+    let sql = match hold {
+        true => "SELECT pg_advisory_lock(hashtext($1))",
+        false => "SELECT pg_advisory_unlock(hashtext($1))",
+    };
+    client
+        .execute(sql, &[&counting_lock(backend)])
+        .await
+        .expect("the counting lock");
+}
+
+/// The reports left uncounted, once they are `expected` or after `wait`.
+async fn uncounted_within(client: &tokio_postgres::Client, expected: i64, wait: Duration) -> i64 {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let left: i64 = client
+            .query_one("SELECT count(*) FROM rollup_pending", &[])
+            .await
+            .expect("uncounted reports")
+            .get(0);
+        if left == expected || tokio::time::Instant::now() >= deadline {
+            return left;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn spawn_settle(
+    store: &Arc<dyn Store>,
+) -> tokio::task::JoinHandle<Result<(), beacon_store::StoreError>> {
+    let store = Arc::clone(store);
+    tokio::spawn(async move { store.settle().await })
+}
+
+#[tokio::test]
+async fn rollup_counters_are_in_no_index_so_counting_updates_them_in_place() {
+    let Some(backend) = TestDb::postgres().map(Backend::from) else {
+        return;
+    };
+    let store = support::open(&backend).await;
+    let client = support::postgres_admin(&backend).await;
+    let rollups = format!("{}.rollups", support::schema(&backend).expect("a schema"));
+    let indexed: Vec<String> = client
+        .query(
+            "SELECT a.attname::text FROM pg_index i
+                JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+            WHERE i.indrelid = $1::text::regclass",
+            &[&rollups],
+        )
+        .await
+        .expect("indexed columns")
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert!(
+        !indexed.is_empty() && !indexed.contains(&"n".to_owned()),
+        "{indexed:?}"
+    );
+    let partial: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_index WHERE indrelid = $1::text::regclass
+                AND indpred IS NOT NULL",
+            &[&rollups],
+        )
+        .await
+        .expect("partial indexes")
+        .get(0);
+    assert_eq!(
+        partial, 0,
+        "an index predicate on `n` makes every update a new row"
+    );
+    let options: Option<Vec<String>> = client
+        .query_one(
+            "SELECT reloptions FROM pg_class WHERE oid = $1::text::regclass",
+            &[&rollups],
+        )
+        .await
+        .expect("table options")
+        .get(0);
+    assert!(
+        options
+            .unwrap_or_default()
+            .contains(&"fillfactor=50".to_owned()),
+        "pages keep room for the updated counters"
+    );
+    drop(store);
+    drop(backend);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counting_vacuums_its_queue_of_counted_keys_itself() {
+    let Some(backend) = TestDb::postgres().map(Backend::from) else {
+        return;
+    };
+    let store = support::open(&backend).await;
+    // More than the 16,384 counted keys after which the counter vacuums.
+    let reports = (0..17_000).map(|n| sample_report(&format!("queued-{n}"), day()));
+    let outcome = store
+        .bulk_insert(Box::new(reports))
+        .await
+        .expect("bulk insert");
+    assert_eq!(outcome.inserted, 17_000);
+    let admin = support::postgres_admin(&backend).await;
+    let schema = support::schema(&backend).expect("a schema");
+    // `last_vacuum` is set by a VACUUM statement, never by autovacuum (off on the test
+    // machines anyway): only the counter vacuums here.
+    let mut vacuumed = false;
+    for _ in 0..100 {
+        vacuumed = admin
+            .query_one(
+                "SELECT last_vacuum IS NOT NULL FROM pg_stat_user_tables
+                WHERE schemaname = $1 AND relname = 'rollup_pending'",
+                &[&schema],
+            )
+            .await
+            .expect("pg_stat_user_tables")
+            .get(0);
+        if vacuumed {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(vacuumed, "rollup_pending was never vacuumed");
+    drop(store);
+    drop(backend);
+}

@@ -1,0 +1,382 @@
+//! Storage tests, written once and run against both backends: a real SQLite file in a
+//! temporary directory, and the real PostgreSQL at `TEST_DATABASE_URL` in a schema of the
+//! test's own.
+
+use crate::support;
+
+use std::sync::Arc;
+
+use beacon_store::testing::sample_report as report;
+use beacon_store::{InsertOutcome, NewReport, StoreError, StoredReport, open};
+use chrono::NaiveDate;
+use tokio::task::JoinSet;
+
+use support::{Backend, admin_i64, each_backend, postgres_admin, sqlite_admin};
+
+async fn open_store(backend: &Backend) -> Arc<dyn beacon_store::ReportStore> {
+    support::open(backend).await
+}
+
+fn day(n: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(2024, 3, n).expect("a valid day")
+}
+
+/// Runs SQL beside the store, as an operator or a failing disk would.
+async fn admin(backend: &Backend, sqlite_sql: &str, postgres_sql: &str) {
+    if backend.name == "sqlite" {
+        sqlite_admin(backend)
+            .execute_batch(sqlite_sql)
+            .expect("sqlite admin SQL");
+    } else {
+        postgres_admin(backend)
+            .await
+            .batch_execute(postgres_sql)
+            .await
+            .expect("postgres admin SQL");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrations_are_idempotent_even_when_two_collectors_start_together() {
+    each_backend(|backend| async move {
+        let (first, second) = tokio::join!(open(&backend.url), open(&backend.url));
+        let (first, second) = (first.expect("first open"), second.expect("second open"));
+        first.insert(report("A", day(1))).await.expect("insert");
+        drop((first, second));
+        let third = open_store(&backend).await;
+        assert_eq!(third.count().await.expect("count"), 1, "{}", backend.name);
+        let recorded = admin_i64(&backend, "SELECT count(*) FROM schema_migrations").await;
+        let latest = admin_i64(&backend, "SELECT max(version) FROM schema_migrations").await;
+        assert!(recorded >= 1, "{}: no migration recorded", backend.name);
+        assert_eq!(
+            recorded, latest,
+            "{}: a version recorded twice",
+            backend.name
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_column_round_trips() {
+    each_backend(|backend| async move {
+        let store = open_store(&backend).await;
+        let mut full = report("5E8C7A1B-2F3D-4E5F-9A0B-1C2D3E4F5A6B", day(1));
+        // Nanoseconds in, microseconds out: the precision both backends keep.
+        full.received_at = day(1)
+            .and_hms_nano_opt(23, 59, 59, 123_456_789)
+            .expect("a valid time")
+            .and_utc();
+        let minimal = NewReport {
+            cluster_uuid: None,
+            os_name: None,
+            os_version: None,
+            edition: None,
+            node_count: 1,
+            format: 4,
+            ..report("minimal-4x-node", day(2))
+        };
+        for original in [full, minimal] {
+            let outcome = store.insert(original.clone()).await.expect("insert");
+            assert_eq!(outcome, InsertOutcome::Inserted, "{}", backend.name);
+            let stored = store.get(&original.uuid, original.day).await.expect("get");
+            let expected = NewReport {
+                received_at: chrono::SubsecRound::trunc_subsecs(original.received_at, 6),
+                ..original
+            };
+            assert_eq!(stored, Some(expected.to_stored()), "{}", backend.name);
+        }
+        let absent = store.get("minimal-4x-node", day(1)).await.expect("get");
+        assert_eq!(absent, None, "{}", backend.name);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_node_three_times_in_one_day_keeps_only_the_last() {
+    each_backend(|backend| async move {
+        let store = open_store(&backend).await;
+        let mut outcomes = Vec::new();
+        for version in ["5.0.7", "5.0.8", "5.0.9"] {
+            let mut sent = report("A", day(1));
+            sent.emqx_version = version.into();
+            sent.raw = format!(r#"{{"uuid":"A","emqx_version":"{version}"}}"#);
+            outcomes.push(store.insert(sent).await.expect("insert"));
+        }
+        use InsertOutcome::{Inserted, Replaced};
+        assert_eq!(outcomes, [Inserted, Replaced, Replaced], "{}", backend.name);
+        assert_eq!(store.count().await.expect("count"), 1, "{}", backend.name);
+        let stored = store.get("A", day(1)).await.expect("get").expect("a row");
+        assert_eq!(stored.emqx_version, "5.0.9", "{}", backend.name);
+        assert!(stored.raw.contains("5.0.9"), "{}", backend.name);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn different_days_are_separate_rows_listed_by_day_then_uuid() {
+    each_backend(|backend| async move {
+        let store = open_store(&backend).await;
+        // Byte order puts digits, then upper case, then lower case: both backends must agree.
+        for (uuid, n) in [("a", 2), ("B", 2), ("0AAA", 3), ("0AAA", 1), ("0AAA", 2)] {
+            let outcome = store.insert(report(uuid, day(n))).await.expect("insert");
+            assert_eq!(
+                outcome,
+                InsertOutcome::Inserted,
+                "{} {uuid} {n}",
+                backend.name
+            );
+        }
+        assert_eq!(store.count().await.expect("count"), 5, "{}", backend.name);
+        let keys = |reports: Vec<StoredReport>| -> Vec<(String, NaiveDate)> {
+            reports.into_iter().map(|r| (r.uuid, r.day)).collect()
+        };
+        let listed = keys(store.list(day(1), day(2)).await.expect("list"));
+        let expected = [("0AAA", 1), ("0AAA", 2), ("B", 2), ("a", 2)]
+            .map(|(uuid, n)| (uuid.to_owned(), day(n)));
+        assert_eq!(listed, expected, "{}", backend.name);
+        let last_day = keys(store.list(day(3), day(3)).await.expect("list"));
+        assert_eq!(last_day, [("0AAA".to_owned(), day(3))], "{}", backend.name);
+        assert!(store.list(day(4), day(9)).await.expect("list").is_empty());
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_inserts_are_all_stored_in_shared_batches() {
+    each_backend(|backend| async move {
+        let store = open_store(&backend).await;
+        let mut tasks = JoinSet::new();
+        for n in 0..200 {
+            let store = Arc::clone(&store);
+            tasks.spawn(async move { store.insert(report(&format!("node-{n:03}"), day(1))).await });
+        }
+        while let Some(joined) = tasks.join_next().await {
+            let outcome = joined.expect("task").expect("insert");
+            assert_eq!(outcome, InsertOutcome::Inserted, "{}", backend.name);
+        }
+        assert_eq!(store.count().await.expect("count"), 200, "{}", backend.name);
+        let stats = store.stats();
+        assert_eq!(stats.rows, 200, "{}", backend.name);
+        assert!(
+            stats.batches < stats.rows,
+            "{}: no batch held more than one insert: {stats:?}",
+            backend.name
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_reports_of_one_node_and_day_leave_one_row() {
+    each_backend(|backend| async move {
+        let store = open_store(&backend).await;
+        let mut tasks = JoinSet::new();
+        for n in 0..50 {
+            let store = Arc::clone(&store);
+            let mut sent = report("A", day(1));
+            sent.raw = format!(r#"{{"uuid":"A","n":{n}}}"#);
+            tasks.spawn(async move { store.insert(sent).await });
+        }
+        let mut inserted = 0;
+        while let Some(joined) = tasks.join_next().await {
+            if joined.expect("task").expect("insert") == InsertOutcome::Inserted {
+                inserted += 1;
+            }
+        }
+        assert_eq!(
+            inserted, 1,
+            "{}: exactly one insert creates the row",
+            backend.name
+        );
+        assert_eq!(store.count().await.expect("count"), 1, "{}", backend.name);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_survives_dropping_and_reopening_the_store() {
+    each_backend(|backend| async move {
+        let sent = report("A", day(1));
+        let store = open_store(&backend).await;
+        store.insert(sent.clone()).await.expect("insert");
+        drop(store);
+        let reopened = open_store(&backend).await;
+        let stored = reopened.get("A", day(1)).await.expect("get");
+        assert_eq!(stored, Some(sent.to_stored()), "{}", backend.name);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_is_ok_and_backend_is_named() {
+    each_backend(|backend| async move {
+        let store = open_store(&backend).await;
+        store.health().await.expect("healthy");
+        assert_eq!(store.backend(), backend.name);
+        if backend.name == "sqlite" {
+            let mode: String = sqlite_admin(&backend)
+                .query_row("PRAGMA journal_mode", [], |row| row.get(0))
+                .expect("journal mode");
+            assert_eq!(mode, "wal");
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_batch_fails_every_waiter_and_later_batches_work() {
+    each_backend(|backend| async move {
+        let store = open_store(&backend).await;
+        admin(
+            &backend,
+            // SQLite's ingest commit writes to its log (see `sqlite::uncounted`).
+            "CREATE TRIGGER fail_writes BEFORE INSERT ON incoming
+             BEGIN SELECT RAISE(ABORT, 'simulated write failure'); END;",
+            "CREATE FUNCTION fail_writes() RETURNS trigger LANGUAGE plpgsql
+                 AS $$ BEGIN RAISE EXCEPTION 'simulated write failure'; END $$;
+             CREATE TRIGGER fail_writes BEFORE INSERT ON reports
+                 FOR EACH ROW EXECUTE FUNCTION fail_writes();",
+        )
+        .await;
+        let mut tasks = JoinSet::new();
+        for n in 0..20 {
+            let store = Arc::clone(&store);
+            tasks.spawn(async move { store.insert(report(&format!("node-{n}"), day(1))).await });
+        }
+        while let Some(joined) = tasks.join_next().await {
+            match joined.expect("task") {
+                Err(error @ (StoreError::Sqlite { .. } | StoreError::Postgres { .. })) => {
+                    let message = error.to_string();
+                    assert!(message.contains("simulated write failure"), "{message}");
+                }
+                other => panic!("{}: expected a database error, got {other:?}", backend.name),
+            }
+        }
+        assert_eq!(store.stats().rows, 0, "{}", backend.name);
+        admin(
+            &backend,
+            "DROP TRIGGER fail_writes;",
+            "DROP TRIGGER fail_writes ON reports; DROP FUNCTION fail_writes();",
+        )
+        .await;
+        let outcome = store.insert(report("after", day(1))).await.expect("insert");
+        assert_eq!(outcome, InsertOutcome::Inserted, "{}", backend.name);
+        assert_eq!(store.count().await.expect("count"), 1, "{}", backend.name);
+        store.health().await.expect("healthy again");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_reports_are_refused_before_the_writer() {
+    each_backend(|backend| async move {
+        let store = open_store(&backend).await;
+        let base = || report("A", day(1));
+        let cases = [
+            (
+                "uuid",
+                NewReport {
+                    uuid: String::new(),
+                    ..base()
+                },
+            ),
+            (
+                "emqx_version",
+                NewReport {
+                    emqx_version: String::new(),
+                    ..base()
+                },
+            ),
+            (
+                "format",
+                NewReport {
+                    format: 3,
+                    ..base()
+                },
+            ),
+            (
+                "node_count",
+                NewReport {
+                    node_count: -1,
+                    ..base()
+                },
+            ),
+            (
+                "os_name",
+                NewReport {
+                    os_name: Some("Linux\0".into()),
+                    ..base()
+                },
+            ),
+            (
+                "raw",
+                NewReport {
+                    raw: String::new(),
+                    ..base()
+                },
+            ),
+        ];
+        for (expected, bad) in cases {
+            match store.insert(bad).await {
+                Err(StoreError::InvalidReport { field, .. }) => {
+                    assert_eq!(field, expected, "{}", backend.name);
+                }
+                other => panic!(
+                    "{}: {expected}: expected InvalidReport, got {other:?}",
+                    backend.name
+                ),
+            }
+        }
+        store.insert(base()).await.expect("a valid report");
+        assert_eq!(store.count().await.expect("count"), 1, "{}", backend.name);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn unusable_urls_give_typed_errors_naming_the_problem() {
+    match open("mysql://user:secret@127.0.0.1/db").await {
+        Err(StoreError::BadUrl {
+            url_redacted,
+            reason,
+        }) => {
+            assert!(reason.contains("mysql"), "{reason}");
+            assert!(!url_redacted.contains("secret"), "{url_redacted}");
+        }
+        other => panic!("expected BadUrl, got {:?}", other.err()),
+    }
+
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let file = dir.path().join("not-a-directory");
+    std::fs::write(&file, b"x").expect("write a plain file");
+    let url = format!("sqlite://{}/collector.db", file.display());
+    match open(&url).await {
+        Err(error @ StoreError::Io { .. }) => {
+            assert!(error.to_string().contains("not-a-directory"), "{error}");
+        }
+        other => panic!("expected an Io error, got {:?}", other.err()),
+    }
+
+    let url = format!("sqlite://{}", dir.path().display());
+    match open(&url).await {
+        Err(error @ StoreError::Sqlite { .. }) => {
+            assert!(error.to_string().contains("open"), "{error}");
+        }
+        other => panic!("a directory is no database file, got {:?}", other.err()),
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_postgres_is_reported_without_its_password() {
+    // Port 1 on loopback: nothing listens there, so the connection is refused at once.
+    let url = "postgres://beacon:hunter2@127.0.0.1:1/db?schema=beacon";
+    match open(url).await {
+        Err(error @ StoreError::PostgresPool { .. }) => {
+            let message = error.to_string();
+            assert!(message.contains("127.0.0.1:1"), "{message}");
+            assert!(!message.contains("hunter2"), "{message}");
+        }
+        other => panic!("expected a connection error, got {:?}", other.err()),
+    }
+}
