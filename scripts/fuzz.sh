@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs every fuzz target of fuzz/ (cargo-fuzz, libFuzzer) for SECONDS each, one after
-# another, and fails on the first crash (its input is kept in fuzz/artifacts/TARGET/).
+# Runs every fuzz target of fuzz/ (cargo-fuzz, libFuzzer) for SECONDS each, as many at once
+# as there are cores, and fails if one crashes (its input is kept in fuzz/artifacts/TARGET/).
 # Installs cargo-fuzz when missing. CI runs it with the default; BENCHMARKS.md records
 # the long runs (`nice -n 10 bash scripts/fuzz.sh 600`).
 #
@@ -12,6 +12,7 @@
 #
 #   FUZZ_SANITIZER   address (default) | none: `none` builds and runs faster and still
 #                    finds every panic and every property the targets assert
+#   FUZZ_JOBS        targets run at once (default: the number of cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LOG_TAG=fuzz
@@ -48,10 +49,11 @@ log "built in $(($(date +%s) - started)) s"
 
 logs=fuzz/target/logs
 mkdir -p "$logs"
-for target in "${targets[@]}"; do
-  corpus="fuzz/corpus/$target"
+
+# fuzz_one TARGET: runs TARGET for $seconds; a crash ends it naming the input and the log.
+fuzz_one() {
+  local target="$1" corpus="fuzz/corpus/$1" runs
   mkdir -p "$corpus"
-  log "$target: ${seconds} s"
   if ! cargo fuzz run --sanitizer "$sanitizer" "$target" "$corpus" "fuzz/seeds/$target" -- \
     -max_total_time="$seconds" -timeout=10 -print_final_stats=1 >"$logs/$target.log" 2>&1; then
     tail -n 40 "$logs/$target.log" >&2
@@ -59,4 +61,22 @@ for target in "${targets[@]}"; do
   fi
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$logs/$target.log" | tail -n 1)
   log "$target: ${runs:-?} runs in ${seconds} s, corpus $(find "$corpus" -type f | wc -l) inputs, no crash"
+}
+
+# Targets run side by side, one per core: each still has a core for its SECONDS.
+jobs="${FUZZ_JOBS:-$(nproc)}"
+log "${#targets[@]} targets, ${seconds} s each, $jobs at a time"
+running=0 crashed=0
+for target in "${targets[@]}"; do
+  if [ "$running" -ge "$jobs" ]; then
+    wait -n || crashed=1
+    running=$((running - 1))
+  fi
+  fuzz_one "$target" &
+  running=$((running + 1))
 done
+while [ "$running" -gt 0 ]; do
+  wait -n || crashed=1
+  running=$((running - 1))
+done
+[ "$crashed" -eq 0 ] || die "a fuzz target crashed (see above)"
