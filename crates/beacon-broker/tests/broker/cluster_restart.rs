@@ -17,7 +17,8 @@ use tokio::process::{Child, Command};
 
 /// Tells the helper test it runs as node 3, with this HOCON config.
 const CHILD_CONFIG: &str = "BEACON_TEST_CLUSTER_NODE_CONFIG";
-const CHILD_TEST: &str = "a_cluster_node_runs_in_this_process_until_killed";
+/// The helper test by its full name in the test binary, for `--exact`.
+const CHILD_TEST: &str = "cluster_restart::a_cluster_node_runs_in_this_process_until_killed";
 
 /// Node 3 as a child process; killed when dropped.
 struct ChildNode {
