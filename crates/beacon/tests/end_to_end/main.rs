@@ -1,8 +1,5 @@
 //! The `beacon` binary end to end, as operators run it: real collector, broker and cluster
 //! processes on 127.0.0.1, signals, files, PostgreSQL and headless Chromium.
-//!
-//! One test binary (a module per file) rather than one per file: the workspace links each
-//! test binary whole, and 13 of them cost CI minutes.
 
 mod airgap;
 mod broker_faults;
