@@ -39,11 +39,11 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Read connections kept open between reads; more are opened under load and closed after.
 const IDLE_READERS: usize = 4;
 /// The writer's page cache, in KiB (SQLite's negative `cache_size`): the default 2 MiB
-/// made every index update of a growing database read its page from the OS again; more
-/// than 16 MiB costs more than it saves. A B-tree page split parks a page at the lock-byte
+/// made every index update of a growing database read its page from the OS again, and
+/// 64 MiB cost more than it saved. A B-tree page split parks a page at the lock-byte
 /// page number for a moment (1 GiB / page size), so until the file reaches 1 GiB every
 /// commit after a split scans the whole cache's hash table to drop pages past the end:
-/// at 64 MiB that scan was a tenth of the writer's time (BENCHMARKS.md, session 10).
+/// at 64 MiB that scan took a tenth of the writer's time (BENCHMARKS.md, session 10).
 const WRITER_CACHE_KIB: i64 = -16_384;
 /// WAL pages between automatic checkpoints (default 1,000; 120 MiB here): a page
 /// rewritten by several chunks is copied back to the database once (see BENCHMARKS.md,
