@@ -2,7 +2,7 @@
 # Runs every fuzz target of fuzz/ (cargo-fuzz, libFuzzer) for SECONDS each, as many at once
 # as there are cores, and fails if one crashes (its input is kept in fuzz/artifacts/TARGET/).
 # Installs cargo-fuzz when missing. CI runs it with the default; BENCHMARKS.md records
-# the long runs (`nice -n 10 bash scripts/fuzz.sh 600`).
+# the long runs (`FUZZ_JOBS=1 nice -n 10 bash scripts/fuzz.sh 600`).
 #
 #   bash scripts/fuzz.sh [SECONDS] [TARGET...]    default: 30 s, every target
 #
@@ -65,6 +65,7 @@ fuzz_one() {
 
 # Targets run side by side, one per core: each still has a core for its SECONDS.
 jobs="${FUZZ_JOBS:-$(nproc)}"
+[[ "$jobs" =~ ^[1-9][0-9]*$ ]] || die "FUZZ_JOBS must be a whole number above 0, not $jobs"
 log "${#targets[@]} targets, ${seconds} s each, $jobs at a time"
 running=0 crashed=0
 for target in "${targets[@]}"; do
