@@ -26,6 +26,8 @@ if [ ${#targets[@]} -eq 0 ]; then
   targets=(report gzip_body config_switch console_filters)
 fi
 [[ "$seconds" =~ ^[0-9]+$ ]] || die "SECONDS must be a whole number, not $seconds"
+jobs="${FUZZ_JOBS:-$(nproc)}"
+[[ "$jobs" =~ ^[1-9][0-9]*$ ]] || die "FUZZ_JOBS must be a whole number above 0, not $jobs"
 
 export RUSTC_BOOTSTRAP=1
 export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
@@ -64,8 +66,6 @@ fuzz_one() {
 }
 
 # Targets run side by side, one per core: each still has a core for its SECONDS.
-jobs="${FUZZ_JOBS:-$(nproc)}"
-[[ "$jobs" =~ ^[1-9][0-9]*$ ]] || die "FUZZ_JOBS must be a whole number above 0, not $jobs"
 log "${#targets[@]} targets, ${seconds} s each, $jobs at a time"
 running=0 crashed=0
 for target in "${targets[@]}"; do
