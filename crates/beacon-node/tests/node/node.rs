@@ -1,6 +1,7 @@
 //! The broker node as an operator and a script see it: real MQTT clients, the REST API
 //! over real HTTP, restarts on the same data directory.
 
+#[allow(dead_code)] // the broker tests' MQTT client and helpers, of which these use two
 #[path = "../../../beacon-broker/tests/broker/common/mod.rs"]
 mod mqtt;
 use crate::support;

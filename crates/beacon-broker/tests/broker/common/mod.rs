@@ -1,5 +1,4 @@
 //! A real MQTT 3.1.1 client (rumqttc) driven step by step, and broker helpers.
-#![allow(dead_code)] // beacon-node's tests use a part of this module too
 
 use std::collections::VecDeque;
 use std::future::Future;
