@@ -9,41 +9,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use beacon_collector::{Collector, CollectorConfig, RateLimit};
-use beacon_store::Store;
-use beacon_store::testing::TestDb;
-use support::{START_TIMEOUT, broker_command, lines_until, spawn_reading, terminate};
+use support::{
+    START_TIMEOUT, TestCollector, broker_command, lines_until, spawn_reading, terminate,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::Child;
 
 use crate::support;
-
-/// A real collector on a free loopback port, in SQLite, without rate limit.
-struct TestCollector {
-    store: Arc<dyn Store>,
-    url: String,
-    _db: TestDb,
-}
-
-impl TestCollector {
-    async fn start() -> Self {
-        let db = TestDb::sqlite();
-        let store = beacon_store::open_store(db.url()).await.expect("store");
-        let mut config = CollectorConfig::new(SocketAddr::from(([127, 0, 0, 1], 0)));
-        config.rate_limit = RateLimit::disabled();
-        let bound = Collector::bind_store(config, Arc::clone(&store))
-            .await
-            .expect("bind");
-        let url = bound.url();
-        tokio::spawn(bound.serve(std::future::pending::<()>()));
-        Self {
-            store,
-            url,
-            _db: db,
-        }
-    }
-}
 
 /// One HTTP/1.1 request as it arrived: its head and its body.
 struct Request {

@@ -3,16 +3,13 @@
 //! its data directory) and on a running one (through its API, without a restart); the
 //! node starts over with a new uuid.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Output;
 use std::sync::Arc;
 use std::time::Duration;
 
-use beacon_collector::{Collector, CollectorConfig, RateLimit};
 use beacon_store::Store;
-use beacon_store::testing::TestDb;
-use support::{beacon_node, terminate};
+use support::{TestCollector, beacon_node, terminate};
 
 use crate::support;
 
@@ -52,44 +49,6 @@ async fn wait_for_uuids(store: &Arc<dyn Store>, uuids: &[&str]) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(stored_uuids(store).await, uuids);
-}
-
-/// A real collector on a free loopback port, in SQLite, without rate limit.
-struct TestCollector {
-    store: Arc<dyn Store>,
-    url: String,
-    _db: TestDb,
-    stop: tokio::sync::oneshot::Sender<()>,
-    serving: tokio::task::JoinHandle<Result<(), beacon_collector::CollectorError>>,
-}
-
-impl TestCollector {
-    async fn start() -> Self {
-        let db = TestDb::sqlite();
-        let store = beacon_store::open_store(db.url()).await.expect("store");
-        let mut config = CollectorConfig::new(SocketAddr::from(([127, 0, 0, 1], 0)));
-        config.rate_limit = RateLimit::disabled();
-        let bound = Collector::bind_store(config, Arc::clone(&store))
-            .await
-            .expect("bind");
-        let url = bound.url();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let serving = tokio::spawn(bound.serve(async {
-            let _ = stopped.await;
-        }));
-        Self {
-            store,
-            url,
-            _db: db,
-            stop,
-            serving,
-        }
-    }
-
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        self.serving.await.expect("join").expect("collector ran");
-    }
 }
 
 /// `beacon broker` on `data_dir`, once it has reported to `collector`.

@@ -1,12 +1,16 @@
 //! Shared by the tests of the `beacon` binary: starting it as an operator would, reading
 //! what it prints, stopping it with a signal, and the browser checks.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{ExitStatus, Output, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use beacon_collector::{Collector, CollectorConfig, RateLimit};
+use beacon_store::Store;
+use beacon_store::testing::TestDb;
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
 
@@ -225,4 +229,44 @@ pub async fn beacon_with(args: &[&str], stdin: &str, envs: &[(&str, &str)]) -> O
         .expect("write stdin");
     drop(input);
     child.wait_with_output().await.expect("beacon output")
+}
+
+/// A real collector on a free loopback port, in SQLite, without rate limit; it stops
+/// serving when stopped or dropped.
+pub struct TestCollector {
+    pub store: Arc<dyn Store>,
+    pub url: String,
+    _db: TestDb,
+    stop: tokio::sync::oneshot::Sender<()>,
+    serving: tokio::task::JoinHandle<Result<(), beacon_collector::CollectorError>>,
+}
+
+impl TestCollector {
+    pub async fn start() -> Self {
+        let db = TestDb::sqlite();
+        let store = beacon_store::open_store(db.url()).await.expect("store");
+        let mut config = CollectorConfig::new(SocketAddr::from(([127, 0, 0, 1], 0)));
+        config.rate_limit = RateLimit::disabled();
+        let bound = Collector::bind_store(config, Arc::clone(&store))
+            .await
+            .expect("bind");
+        let url = bound.url();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serving = tokio::spawn(bound.serve(async {
+            let _ = stopped.await;
+        }));
+        Self {
+            store,
+            url,
+            _db: db,
+            stop,
+            serving,
+        }
+    }
+
+    /// Stops serving and waits until the collector has.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        self.serving.await.expect("join").expect("collector ran");
+    }
 }
