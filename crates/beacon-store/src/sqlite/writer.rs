@@ -148,15 +148,19 @@ fn write_batch(
     let mut outcomes = Vec::with_capacity(reports.len());
     for r in reports {
         let presented = claims::presented(r);
-        claim.execute(params![r.uuid, presented])?;
-        let held: Option<String> = claimed.query_row(params![r.uuid], |row| row.get(0))?;
-        if !claims::accepts(held.as_deref(), presented) {
-            outcomes.push(InsertOutcome::HashMismatch);
-            continue;
+        // A claim made now is the node's first report: no claim to read back, and no
+        // counted report of it to find (a node keeps its claim while it has reports).
+        let first = claim.execute(params![r.uuid, presented])? == 1;
+        if !first {
+            let held: Option<String> = claimed.query_row(params![r.uuid], |row| row.get(0))?;
+            if !claims::accepts(held.as_deref(), presented) {
+                outcomes.push(InsertOutcome::HashMismatch);
+                continue;
+            }
         }
         let replaces = !in_batch.insert((r.day, r.uuid.as_str()))
             || uncounted.holds(r.day, &r.uuid)
-            || exists.query_row(params![r.day, r.uuid], |row| row.get(0))?;
+            || !first && exists.query_row(params![r.day, r.uuid], |row| row.get(0))?;
         let facts = crate::facts::to_column(&r.analytics);
         let facts: [&dyn ToSql; 1] = [&facts];
         log.execute(params_from_iter(row_params(r).into_iter().chain(facts)))?;
