@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use beacon_broker::{Broker, BrokerError, ClusterAnswerer, ClusterError, RunningBroker};
-use common::{TestClient, free_cluster_ports, name, node_config, settle, within};
+use common::ports::cluster_ports;
+use common::{TestClient, name, node_config, settle, within};
 use rumqttc::SubscribeReasonCode;
 
 const ASK_TIMEOUT: Duration = Duration::from_secs(5);
@@ -42,7 +43,7 @@ impl ClusterAnswerer for Echo {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_nodes_share_routes_retained_messages_topic_counts_and_requests() {
-    let ports = free_cluster_ports(3);
+    let ports = cluster_ports(3);
     let nodes = start_cluster(&ports).await;
     let clusters: Vec<_> = nodes
         .iter()
@@ -116,7 +117,7 @@ async fn three_nodes_share_routes_retained_messages_topic_counts_and_requests() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_seed_that_is_not_running_answers_with_an_error_in_time() {
-    let ports = free_cluster_ports(2);
+    let ports = cluster_ports(2);
     // Node 1 bootstraps the raft group, so it starts without node 2.
     let node = Broker::start(common::config(&node_config(1, &ports)))
         .await
@@ -147,7 +148,7 @@ async fn a_singleton_broker_has_no_cluster() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_taken_cluster_port_is_refused_before_anything_starts() {
     for (taken, role) in [(0u16, "gRPC"), (1000, "raft")] {
-        let ports = free_cluster_ports(1);
+        let ports = cluster_ports(1);
         let holder = TcpListener::bind(("127.0.0.1", ports[0] + taken)).expect("hold the port");
         let err = Broker::start(common::config(&node_config(1, &ports)))
             .await

@@ -10,7 +10,8 @@ use std::net::SocketAddr;
 use std::process::Stdio;
 
 use beacon_broker::{Broker, RunningBroker};
-use common::{TestClient, free_cluster_ports, node_config, settle, within};
+use common::ports::cluster_ports;
+use common::{TestClient, node_config, settle, within};
 use rumqttc::SubscribeReasonCode;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -83,7 +84,7 @@ async fn topic_filters_become(nodes: &[&RunningBroker], n: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_node_killed_and_restarted_rejoins_and_its_dead_routes_are_removed() {
-    let ports = free_cluster_ports(3);
+    let ports = cluster_ports(3);
     let starts: Vec<_> = [1, 2]
         .map(|i| tokio::spawn(Broker::start(common::config(&node_config(i, &ports)))))
         .into();

@@ -1,9 +1,10 @@
 //! Three `beacon broker` processes as one cluster (static seeds, rmqtt's raft engine), as an
-//! operator runs them: one config file and data directory each, ephemeral loopback ports.
+//! operator runs them: one config file and data directory each, loopback ports (the
+//! cluster's drawn below the ephemeral range, see `tests/ports.rs`).
 //! Real MQTT clients, the REST API over HTTP, SIGKILL and restarts; collectors are
 //! listeners that count the connections each node opens.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,6 +21,10 @@ use tokio::process::{Child, ChildStdout};
 use tokio::sync::mpsc;
 
 use crate::support;
+
+#[path = "../../../../tests/ports.rs"]
+mod ports;
+use ports::cluster_ports;
 
 const PASSWORD: &str = "cluster-test-password";
 /// Longest wait for anything the cluster converges to (forming, adopting, rejoining).
@@ -218,26 +223,6 @@ impl Running {
         let exit = terminate(&mut self.child).await;
         assert!(exit.success(), "{} after SIGTERM: {exit}", self.name);
     }
-}
-
-/// A cluster port P for each of `n` nodes, with P + 1000 (raft's) free too; the ports
-/// are released for the nodes to bind.
-fn cluster_ports(n: usize) -> Vec<u16> {
-    let mut ports: Vec<u16> = Vec::new();
-    let mut held = Vec::new();
-    while ports.len() < n {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        let Some(raft) = port.checked_add(1000) else {
-            continue;
-        };
-        let clash = ports.iter().any(|p| [*p, p + 1000].contains(&raft));
-        if let (false, Ok(raft)) = (clash, TcpListener::bind(("127.0.0.1", raft))) {
-            ports.push(port);
-            held.extend([listener, raft]);
-        }
-    }
-    ports
 }
 
 /// The `cluster` block of three nodes b1..b3 on `ports`.

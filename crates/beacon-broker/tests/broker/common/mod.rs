@@ -15,6 +15,9 @@ use rumqttc::{
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+#[path = "../../../../../tests/ports.rs"]
+pub mod ports;
+
 /// Generous: the machine is small and shared; no test asserts on durations.
 const PATIENCE: Duration = Duration::from_secs(60);
 
@@ -193,24 +196,6 @@ impl Drop for TestClient {
     fn drop(&mut self) {
         self.task.abort();
     }
-}
-
-/// `n` cluster ports p whose raft port p + 1000 is free too, all on 127.0.0.1.
-pub fn free_cluster_ports(n: usize) -> Vec<u16> {
-    let mut held = Vec::new();
-    let mut ports = Vec::new();
-    while ports.len() < n {
-        let grpc = std::net::TcpListener::bind("127.0.0.1:0").expect("ephemeral port");
-        let port = grpc.local_addr().expect("bound").port();
-        let Some(raft) = port.checked_add(1000) else {
-            continue;
-        };
-        if let Ok(raft) = std::net::TcpListener::bind(("127.0.0.1", raft)) {
-            held.push((grpc, raft));
-            ports.push(port);
-        }
-    }
-    ports
 }
 
 /// The EMQX name of node `i` (1-based) of a test cluster.
