@@ -45,11 +45,30 @@ impl IdentifierKind {
     }
 
     fn found_in(self, text: &str) -> bool {
+        // Most strings of a report have none of a kind's separators: one byte search
+        // skips them without walking their tokens.
+        if !self
+            .separators()
+            .iter()
+            .any(|s| text.as_bytes().contains(s))
+        {
+            return false;
+        }
         match self {
             Self::Ipv4 => tokens(text, is_ipv4_char).any(|t| is_ipv4_token(text, t)),
             Self::Ipv6 => tokens(text, is_ipv6_char).any(|t| is_ipv6(trim_dots(t.text))),
             Self::Mac => tokens(text, is_mac_char).any(|t| is_mac(t.text)),
             Self::Email => tokens(text, is_email_char).any(|t| is_email(trim_dots(t.text))),
+        }
+    }
+
+    /// Bytes of which every identifier of the kind holds at least one.
+    fn separators(self) -> &'static [u8] {
+        match self {
+            Self::Ipv4 => b".",
+            Self::Ipv6 => b":",
+            Self::Mac => b":-",
+            Self::Email => b"@",
         }
     }
 }
@@ -129,11 +148,11 @@ fn is_ipv4_token(text: &str, token: Token<'_>) -> bool {
 }
 
 fn is_ipv4(token: &str) -> bool {
-    let octets: Vec<&str> = token.split('.').collect();
-    octets.len() == 4
-        && octets.iter().all(|octet| {
-            (1..=3).contains(&octet.len()) && octet.parse::<u16>().is_ok_and(|n| n <= 255)
-        })
+    let mut octets = 0;
+    token.split('.').all(|octet| {
+        octets += 1;
+        (1..=3).contains(&octet.len()) && octet.parse::<u16>().is_ok_and(|n| n <= 255)
+    }) && octets == 4
 }
 
 fn is_ipv6(token: &str) -> bool {
