@@ -7,6 +7,7 @@ use std::time::Instant;
 use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, Params, Row, TransactionBehavior, params};
 
+use super::plan::{Planned, data_version};
 use super::uncounted::UncountedLog;
 use super::writer::row_params;
 use crate::batch::Counters;
@@ -58,12 +59,43 @@ pub(super) fn try_count_chunk(
     counters: &Counters,
     limit: usize,
 ) -> bool {
-    match count_chunk(conn, db, uncounted, limit) {
-        Ok(()) => {
+    let started = Instant::now();
+    let counted = move_chunk(conn, limit).map(Some);
+    counted_or_failed(counted, db, uncounted, counters, started)
+}
+
+/// Writes a chunk planned off the writer (see `plan`), unless another connection
+/// committed since it was asked for: then nothing is written, and the chunk stays in the
+/// log for the next count.
+pub(super) fn try_write_planned(
+    conn: &mut Connection,
+    db: &str,
+    uncounted: &mut UncountedLog,
+    counters: &Counters,
+    planned: Planned,
+) -> bool {
+    let started = Instant::now();
+    let counted = write_planned(conn, planned);
+    counted_or_failed(counted, db, uncounted, counters, started)
+}
+
+fn counted_or_failed(
+    counted: rusqlite::Result<Option<Vec<NewReport>>>,
+    db: &str,
+    uncounted: &mut UncountedLog,
+    counters: &Counters,
+    started: Instant,
+) -> bool {
+    match counted {
+        Ok(counted) => {
+            if let Some(reports) = counted {
+                uncounted.chunk_counted(&reports, started.elapsed());
+            }
             counters.write_succeeded();
             true
         }
         Err(error) => {
+            let error = StoreError::sqlite(db, "count the ingest log")(error);
             counters.write_failed("counting the ingest log", &error);
             false
         }
@@ -77,41 +109,70 @@ pub(super) fn settle(
     uncounted: &mut UncountedLog,
 ) -> Result<(), StoreError> {
     while !uncounted.is_empty() {
-        count_chunk(conn, db, uncounted, CHUNK)?;
+        let started = Instant::now();
+        let reports =
+            move_chunk(conn, CHUNK).map_err(StoreError::sqlite(db, "count the ingest log"))?;
+        uncounted.chunk_counted(&reports, started.elapsed());
     }
     Ok(())
+}
+
+/// The oldest reports of the log and what counting them changes, worked out from reads
+/// only (by the writer inside its transaction, or off it by `plan`).
+pub(super) struct Chunk {
+    last_id: i64,
+    reports: Vec<NewReport>,
+    changes: Changes,
+}
+
+/// Plans the count of the oldest `limit` reports of the log.
+pub(super) fn plan_chunk(conn: &Connection, limit: usize) -> rusqlite::Result<Chunk> {
+    let (last_id, reports) = read_chunk(conn, limit)?;
+    let loaded = load(conn, &rollup::wanted(&reports))?;
+    let changes = rollup::apply(loaded, &reports);
+    Ok(Chunk {
+        last_id,
+        reports,
+        changes,
+    })
 }
 
 /// Moves the oldest `limit` reports of the log into `reports` and the rollups, in one
 /// transaction.
-fn count_chunk(
-    conn: &mut Connection,
-    db: &str,
-    uncounted: &mut UncountedLog,
-    limit: usize,
-) -> Result<(), StoreError> {
-    let started = Instant::now();
-    let chunk = move_chunk(conn, limit).map_err(StoreError::sqlite(db, "count the ingest log"))?;
-    uncounted.paced(chunk.len(), started.elapsed());
-    if chunk.is_empty() {
-        // The log is empty whatever the keys say (another process drained it): start over.
-        *uncounted = UncountedLog::default();
-    }
-    uncounted.counted(chunk.iter().map(|r| (r.day, r.uuid.as_str())));
-    Ok(())
-}
-
 fn move_chunk(conn: &mut Connection, limit: usize) -> rusqlite::Result<Vec<NewReport>> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let (last_id, reports) = read_chunk(&tx, limit)?;
-    let refs: Vec<&NewReport> = reports.iter().collect();
-    upsert_all(&tx, &refs)?;
-    let loaded = load(&tx, &rollup::wanted(refs.iter().copied()))?;
-    let changes = rollup::apply(loaded, refs.iter().copied());
-    write_changes(&tx, &changes)?;
-    tx.prepare_cached(DROP_COUNTED)?.execute(params![last_id])?;
+    let chunk = plan_chunk(&tx, limit)?;
+    write_chunk(&tx, &chunk)?;
     tx.commit()?;
-    Ok(reports)
+    Ok(chunk.reports)
+}
+
+/// Writes a planned chunk; `None` when another connection committed since it was planned.
+fn write_planned(
+    conn: &mut Connection,
+    planned: Planned,
+) -> rusqlite::Result<Option<Vec<NewReport>>> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    if data_version(&tx)? != planned.data_version {
+        tracing::debug!("a planned chunk is dropped: another connection wrote meanwhile");
+        return Ok(None);
+    }
+    write_chunk(&tx, &planned.chunk)?;
+    tx.commit()?;
+    Ok(Some(planned.chunk.reports))
+}
+
+/// Reports are written in log order, so a later report of the same node and day replaces
+/// the earlier one.
+fn write_chunk(conn: &Connection, chunk: &Chunk) -> rusqlite::Result<()> {
+    let mut upsert = conn.prepare_cached(UPSERT)?;
+    for r in &chunk.reports {
+        upsert.execute(row_params(r))?;
+    }
+    write_changes(conn, &chunk.changes)?;
+    conn.prepare_cached(DROP_COUNTED)?
+        .execute(params![chunk.last_id])?;
+    Ok(())
 }
 
 /// The oldest `limit` reports of the log and the id of the last one.
@@ -143,16 +204,6 @@ pub(super) fn recover_uncounted(conn: &Connection) -> rusqlite::Result<Uncounted
         );
     }
     Ok(UncountedLog::recovered(keys))
-}
-
-/// Reports are applied in log order, so a later report of the same node and day replaces
-/// the earlier one.
-fn upsert_all(conn: &Connection, reports: &[&NewReport]) -> rusqlite::Result<()> {
-    let mut upsert = conn.prepare_cached(UPSERT)?;
-    for r in reports {
-        upsert.execute(row_params(r))?;
-    }
-    Ok(())
 }
 
 fn load(conn: &Connection, wanted: &Wanted) -> rusqlite::Result<Loaded> {
@@ -217,4 +268,111 @@ fn write_changes(conn: &Connection, changes: &Changes) -> rusqlite::Result<()> {
     }
     conn.prepare_cached(DROP_EMPTY_COUNTERS)?.execute([])?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::NaiveDate;
+    use rusqlite::types::ToSql;
+    use rusqlite::{Connection, params_from_iter};
+
+    use super::{move_chunk, write_planned};
+    use crate::sqlite::plan::Planner;
+    use crate::sqlite::writer::{LOG, row_params};
+    use crate::{Facts, NewReport};
+
+    fn report(uuid: &str) -> NewReport {
+        let day = NaiveDate::from_ymd_opt(2026, 11, 30).expect("day");
+        NewReport {
+            uuid: uuid.into(),
+            cluster_uuid: Some(format!("cluster-{uuid}")),
+            day,
+            received_at: day.and_hms_opt(12, 0, 0).expect("time").and_utc(),
+            emqx_version: "5.0.9".into(),
+            os_name: Some("Ubuntu".into()),
+            os_version: Some("22.04".into()),
+            edition: Some("opensource".into()),
+            node_count: 1,
+            format: 5,
+            raw: format!(r#"{{"uuid":"{uuid}"}}"#),
+            analytics: Facts::default(),
+        }
+    }
+
+    /// A writer connection on a new file, with `uuids` waiting in its ingest log.
+    fn logged(path: &std::path::Path, uuids: &[&str]) -> Connection {
+        let conn = super::super::open_writer(path, "test", None).expect("open");
+        for uuid in uuids {
+            let r = report(uuid);
+            let facts = crate::facts::to_column(&r.analytics);
+            let facts: [&dyn ToSql; 1] = [&facts];
+            conn.execute(
+                LOG,
+                params_from_iter(row_params(&r).into_iter().chain(facts)),
+            )
+            .expect("log");
+        }
+        conn
+    }
+
+    fn counted_nodes(conn: &Connection) -> i64 {
+        conn.query_row(
+            "SELECT COALESCE(sum(n), 0) FROM rollups WHERE kind = 'nodes' AND version = '' AND os = ''",
+            [],
+            |row| row.get(0),
+        )
+        .expect("read rollups")
+    }
+
+    /// Another collector on the same file counted the chunk after it was planned: writing
+    /// the plan would count its reports twice.
+    #[test]
+    fn a_plan_is_not_written_once_another_connection_committed() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("plan.db");
+        let mut writer = logged(&path, &["a", "b", "c"]);
+        let mut planner = Planner::spawn(&path, "test").expect("planner");
+        planner.ask(&writer, 10).expect("ask");
+        let planned = planner.ready(true).expect("a plan").expect("planned");
+        let mut other = Connection::open(&path).expect("second connection");
+        assert_eq!(move_chunk(&mut other, 10).expect("count").len(), 3);
+        assert!(
+            write_planned(&mut writer, planned)
+                .expect("write")
+                .is_none()
+        );
+        assert_eq!(counted_nodes(&writer), 3);
+    }
+
+    /// The plan is written as it stands when nothing changed: the same counts as counting
+    /// on the writer itself.
+    #[test]
+    fn a_plan_counts_what_the_writer_would_have() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut writer = logged(&dir.path().join("plan.db"), &["a", "b", "c"]);
+        let mut planner = Planner::spawn(&dir.path().join("plan.db"), "test").expect("planner");
+        planner.ask(&writer, 2).expect("ask");
+        let planned = planner.ready(true).expect("a plan").expect("planned");
+        let written = write_planned(&mut writer, planned).expect("write");
+        assert_eq!(written.map(|reports| reports.len()), Some(2));
+        assert_eq!(counted_nodes(&writer), 2);
+        assert_eq!(
+            move_chunk(&mut writer, 10).expect("count the rest").len(),
+            1
+        );
+        assert_eq!(counted_nodes(&writer), 3);
+    }
+
+    /// The writer counted by itself after asking: the plan on its way is dropped.
+    #[test]
+    fn an_outdated_plan_is_dropped() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("plan.db");
+        let writer = logged(&path, &["a"]);
+        let mut planner = Planner::spawn(&path, "test").expect("planner");
+        planner.ask(&writer, 10).expect("ask");
+        planner.outdate();
+        assert!(planner.ready(true).is_none());
+        assert!(!planner.asked());
+    }
 }

@@ -1,7 +1,8 @@
 //! Embedded SQLite backend: one writer thread owning the write connection (group commit
 //! into the ingest log `incoming`, where reports wait uncounted; chunks of them counted
-//! into the indexed tables and rollups, see `counting`; maintenance; cached statements),
-//! and a few read-only connections used through `spawn_blocking`. WAL mode lets those
+//! into the indexed tables and rollups, see `counting`, planned under load by a thread
+//! reading on its own connection, `plan`; maintenance; cached statements), and a few
+//! read-only connections used through `spawn_blocking`. WAL mode lets those
 //! readers run while the writer commits. A commit is answered only once the WAL holding it
 //! is synced, by a thread of its own (`durable`), and WAL pages are copied back into the
 //! database file by another (`checkpoint`), so that the writer never waits for the disk.
@@ -11,6 +12,7 @@ mod count;
 mod durable;
 mod facts;
 mod maintenance;
+mod plan;
 mod queries;
 mod uncounted;
 mod users;

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 
+use crate::NewReport;
 use crate::counting::{CHUNK, MIN_STEP, QUIET, STEP};
 
 /// The keys of the reports in the ingest log.
@@ -53,8 +54,19 @@ impl UncountedLog {
         self.last_arrival = Some(Instant::now());
     }
 
-    /// Keys of reports just counted, and so moved out of the log.
-    pub(super) fn counted<'a>(&mut self, keys: impl IntoIterator<Item = (NaiveDate, &'a str)>) {
+    /// A chunk of `reports` was counted, and so moved out of the log, in `took` of the
+    /// writer's time.
+    pub(super) fn chunk_counted(&mut self, reports: &[NewReport], took: Duration) {
+        self.paced(reports.len(), took);
+        if reports.is_empty() {
+            // The log is empty whatever the keys say (another process drained it).
+            *self = Self::default();
+        }
+        self.counted(reports.iter().map(|r| (r.day, r.uuid.as_str())));
+    }
+
+    /// Keys of reports just counted.
+    fn counted<'a>(&mut self, keys: impl IntoIterator<Item = (NaiveDate, &'a str)>) {
         for (day, uuid) in keys {
             let Entry::Occupied(mut nodes) = self.keys.entry(day) else {
                 continue;
@@ -97,7 +109,7 @@ impl UncountedLog {
 
     /// A chunk of `reports` took `took`: the next step is sized from it (smoothed, so that
     /// one slow chunk does not halve the next).
-    pub(super) fn paced(&mut self, reports: usize, took: Duration) {
+    fn paced(&mut self, reports: usize, took: Duration) {
         if reports < MIN_STEP {
             return;
         }

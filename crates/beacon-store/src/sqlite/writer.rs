@@ -1,6 +1,7 @@
 //! The SQLite writer thread: report batches appended to the `incoming` log, where they
 //! wait uncounted; chunks of them counted (`count`: moved into `reports` and the rollups,
-//! see `counting`); and maintenance (`maintenance`).
+//! see `counting`; under load planned off this thread, `plan`); and maintenance
+//! (`maintenance`).
 //!
 //! An ingest commit only appends to `incoming`, a table without secondary indexes, so it
 //! writes a few pages at the end of the file; a random page of every index for every
@@ -14,16 +15,17 @@ use rusqlite::types::ToSql;
 use rusqlite::{Connection, TransactionBehavior, params, params_from_iter};
 use tokio::sync::mpsc;
 
-use super::count::{recover_uncounted, report_columns, settle, try_count_chunk};
+use super::count::{recover_uncounted, report_columns, settle, try_count_chunk, try_write_planned};
 use super::durable::Syncer;
 use super::maintenance::{delete_oldest_day, forget, prune_snapshots};
+use super::plan::Planner;
 use super::uncounted::UncountedLog;
 use crate::batch::{self, Counters, Job, MaintenanceTask, Run, Task};
 use crate::{InsertOutcome, NewReport, StoreError, claims, counting};
 
 const EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM reports WHERE day = ?1 AND uuid = ?2)";
 /// The log keeps each report's facts too, so that counting never reads its JSON.
-const LOG: &str = concat!(
+pub(super) const LOG: &str = concat!(
     "INSERT INTO incoming (",
     report_columns!(),
     ", facts) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
@@ -40,9 +42,10 @@ pub(super) fn spawn(
     conn.pragma_update(None, "synchronous", "NORMAL")
         .map_err(StoreError::sqlite(&db, "set synchronous=NORMAL"))?;
     let syncer = Syncer::spawn(path, Arc::clone(&counters))?;
+    let planner = Planner::spawn(path, &db)?;
     std::thread::Builder::new()
         .name("beacon-sqlite-writer".into())
-        .spawn(move || run(conn, &db, jobs, &counters, &syncer))
+        .spawn(move || run(conn, &db, jobs, &counters, &syncer, planner))
         .map(drop)
         .map_err(|error| StoreError::Io {
             op: "start the writer thread for",
@@ -58,6 +61,7 @@ fn run(
     mut jobs: mpsc::Receiver<Job>,
     counters: &Counters,
     syncer: &Syncer,
+    mut planner: Planner,
 ) {
     let mut uncounted = recover_uncounted(&conn).unwrap_or_else(|error| {
         tracing::error!(db, %error, "reading the ingest log failed; retried at the next start");
@@ -87,15 +91,26 @@ fn run(
                 }
                 Run::Task(Task::Tick) => {}
                 Run::Task(Task::Settle { reply }) => {
+                    planner.outdate();
                     batch::reply(reply, settle(&mut conn, db, &mut uncounted));
                 }
-                Run::Task(Task::Maintenance(task)) => match settle(&mut conn, db, &mut uncounted) {
-                    Ok(()) => run_task(&mut conn, db, task, syncer),
-                    Err(error) => task.fail(error),
-                },
+                Run::Task(Task::Maintenance(task)) => {
+                    planner.outdate();
+                    match settle(&mut conn, db, &mut uncounted) {
+                        Ok(()) => run_task(&mut conn, db, task, syncer),
+                        Err(error) => task.fail(error),
+                    }
+                }
             }
         }
-        count_due(&mut conn, db, &mut uncounted, &jobs, counters);
+        let mut counting = Counting {
+            conn: &mut conn,
+            db,
+            uncounted: &mut uncounted,
+            counters,
+            planner: &mut planner,
+        };
+        counting.due(&jobs);
     }
     if let Err(error) = settle(&mut conn, db, &mut uncounted) {
         tracing::error!(%error, "counting the ingest log failed at shutdown; done at next start");
@@ -103,31 +118,71 @@ fn run(
     tracing::debug!(db, "sqlite writer stopped");
 }
 
-/// Counts what is due after a round of jobs (see `counting`, lag bound). Under load, one
-/// step (a chunk sized to take [`counting::STEP`]) per round once a step's worth waits:
-/// counting keeps the pace of ingest, the reports queued behind a step wait little, and
-/// what a reader's settle has to count stays small. [`counting::BEHIND`] steps behind,
-/// ingest waits for counting. A quiet moment counts the rest, until a job arrives.
-fn count_due(
-    conn: &mut Connection,
-    db: &str,
-    uncounted: &mut UncountedLog,
-    jobs: &mpsc::Receiver<Job>,
-    counters: &Counters,
-) {
-    let step = uncounted.step();
-    if uncounted.len() >= step && !try_count_chunk(conn, db, uncounted, counters, step) {
-        return;
-    }
-    while uncounted.len() >= uncounted.step() * counting::BEHIND {
-        if !try_count_chunk(conn, db, uncounted, counters, uncounted.step()) {
+/// What counting uses of the writer's state.
+struct Counting<'a> {
+    conn: &'a mut Connection,
+    db: &'a str,
+    uncounted: &'a mut UncountedLog,
+    counters: &'a Counters,
+    planner: &'a mut Planner,
+}
+
+impl Counting<'_> {
+    /// Counts what is due after a round of jobs (see `counting`, lag bound). Under load,
+    /// one step (a chunk sized to take [`counting::STEP`] of the writer) per round once a
+    /// step's worth waits, planned off the writer (`plan`) and written here once ready:
+    /// counting keeps the pace of ingest, the reports queued behind a step wait little,
+    /// and what a reader's settle has to count stays small. [`counting::BEHIND`] steps
+    /// behind, ingest waits for counting. A quiet moment counts the rest, until a job
+    /// arrives.
+    fn due(&mut self, jobs: &mpsc::Receiver<Job>) {
+        if !self.write_planned(false) {
             return;
         }
-    }
-    while uncounted.quiet() && jobs.is_empty() {
-        if !try_count_chunk(conn, db, uncounted, counters, counting::CHUNK) {
-            return;
+        while self.uncounted.len() >= self.uncounted.step() * counting::BEHIND {
+            if !self.count(self.uncounted.step()) {
+                return;
+            }
         }
+        while self.uncounted.quiet() && jobs.is_empty() {
+            if !self.count(counting::CHUNK) {
+                return;
+            }
+        }
+    }
+
+    /// Counts a chunk now: the plan on its way if there is one (it was asked for the
+    /// oldest reports), else on the writer itself.
+    fn count(&mut self, limit: usize) -> bool {
+        if self.planner.asked() {
+            return self.write_planned(true);
+        }
+        try_count_chunk(self.conn, self.db, self.uncounted, self.counters, limit)
+    }
+
+    /// Writes the plan on its way if it is ready (with `wait`, once it is), then asks for
+    /// the next one if a step's worth waits. False if a write failed.
+    fn write_planned(&mut self, wait: bool) -> bool {
+        let written = match self.planner.ready(wait) {
+            None => true,
+            Some(Ok(planned)) => {
+                try_write_planned(self.conn, self.db, self.uncounted, self.counters, planned)
+            }
+            Some(Err(error)) => self.failed(StoreError::sqlite(self.db, "plan a count")(error)),
+        };
+        let step = self.uncounted.step();
+        if self.uncounted.len() >= step
+            && let Err(error) = self.planner.ask(self.conn, step)
+        {
+            return self.failed(StoreError::sqlite(self.db, "plan a count")(error));
+        }
+        written
+    }
+
+    fn failed(&self, error: StoreError) -> bool {
+        self.counters
+            .write_failed("counting the ingest log", &error);
+        false
     }
 }
 
