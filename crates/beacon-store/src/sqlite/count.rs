@@ -271,7 +271,7 @@ fn write_changes(conn: &Connection, changes: &Changes) -> rusqlite::Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use chrono::NaiveDate;
     use rusqlite::types::ToSql;
     use rusqlite::{Connection, params_from_iter};
@@ -300,7 +300,7 @@ mod tests {
     }
 
     /// A writer connection on a new file, with `uuids` waiting in its ingest log.
-    fn logged(path: &std::path::Path, uuids: &[&str]) -> Connection {
+    pub(in crate::sqlite) fn logged(path: &std::path::Path, uuids: &[&str]) -> Connection {
         let conn = super::super::open_writer(path, "test", None).expect("open");
         for uuid in uuids {
             let r = report(uuid);
@@ -315,7 +315,8 @@ mod tests {
         conn
     }
 
-    fn counted_nodes(conn: &Connection) -> i64 {
+    /// Nodes counted in the rollups, whatever their week.
+    pub(in crate::sqlite) fn counted_nodes(conn: &Connection) -> i64 {
         conn.query_row(
             "SELECT COALESCE(sum(n), 0) FROM rollups WHERE kind = 'nodes' AND version = '' AND os = ''",
             [],

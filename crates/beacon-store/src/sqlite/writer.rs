@@ -152,11 +152,20 @@ impl Counting<'_> {
     }
 
     /// Counts a chunk now: the plan on its way if there is one (it was asked for the
-    /// oldest reports), else on the writer itself.
+    /// oldest reports), else, or if that plan could not be written, on the writer itself
+    /// (another collector on the file may commit all the time, and would outdate every
+    /// plan).
     fn count(&mut self, limit: usize) -> bool {
+        let waiting = self.uncounted.len();
         if self.planner.asked() {
-            return self.write_planned(true);
+            if !self.write_planned(true) {
+                return false;
+            }
+            if self.uncounted.len() < waiting {
+                return true;
+            }
         }
+        self.planner.outdate();
         try_count_chunk(self.conn, self.db, self.uncounted, self.counters, limit)
     }
 
@@ -280,5 +289,44 @@ fn run_task(conn: &mut Connection, db: &str, task: MaintenanceTask, syncer: &Syn
             let result = conn.execute_batch("PRAGMA optimize");
             batch::reply(reply, durable(result, db, "optimize", syncer));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use rusqlite::Connection;
+
+    use super::Counting;
+    use crate::batch::Counters;
+    use crate::sqlite::count::recover_uncounted;
+    use crate::sqlite::count::tests::{counted_nodes, logged};
+    use crate::sqlite::plan::Planner;
+
+    /// Another collector on the file commits while every plan is made: the writer, which
+    /// must count now, counts by itself instead of waiting for a plan that can be written.
+    #[test]
+    fn a_count_that_is_due_is_made_even_when_its_plan_is_outdated() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("plan.db");
+        let mut conn = logged(&path, &["a", "b", "c"]);
+        let mut uncounted = recover_uncounted(&conn).expect("recover");
+        let mut planner = Planner::spawn(&path, "test").expect("planner");
+        planner.ask(&conn, 3).expect("ask");
+        Connection::open(&path)
+            .and_then(|other| other.execute_batch("CREATE TABLE elsewhere (x)"))
+            .expect("another connection commits");
+        let counters = Arc::new(Counters::default());
+        let mut counting = Counting {
+            conn: &mut conn,
+            db: "test",
+            uncounted: &mut uncounted,
+            counters: &counters,
+            planner: &mut planner,
+        };
+        assert!(counting.count(10));
+        assert!(uncounted.is_empty());
+        assert_eq!(counted_nodes(&conn), 3);
     }
 }
