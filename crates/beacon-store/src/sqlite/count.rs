@@ -59,9 +59,8 @@ pub(super) fn try_count_chunk(
     counters: &Counters,
     limit: usize,
 ) -> bool {
-    let started = Instant::now();
-    let counted = move_chunk(conn, limit).map(Some);
-    counted_or_failed(counted, db, uncounted, counters, started)
+    let counted = count_chunk(conn, uncounted, limit);
+    counted_or_failed(counted, db, counters)
 }
 
 /// Writes a chunk planned off the writer (see `plan`), unless another connection
@@ -75,22 +74,17 @@ pub(super) fn try_write_planned(
     planned: Planned,
 ) -> bool {
     let started = Instant::now();
-    let counted = write_planned(conn, planned);
-    counted_or_failed(counted, db, uncounted, counters, started)
+    let counted = write_planned(conn, planned).map(|written| {
+        if let Some(reports) = written {
+            uncounted.chunk_counted(&reports, started.elapsed());
+        }
+    });
+    counted_or_failed(counted, db, counters)
 }
 
-fn counted_or_failed(
-    counted: rusqlite::Result<Option<Vec<NewReport>>>,
-    db: &str,
-    uncounted: &mut UncountedLog,
-    counters: &Counters,
-    started: Instant,
-) -> bool {
+fn counted_or_failed(counted: rusqlite::Result<()>, db: &str, counters: &Counters) -> bool {
     match counted {
-        Ok(counted) => {
-            if let Some(reports) = counted {
-                uncounted.chunk_counted(&reports, started.elapsed());
-            }
+        Ok(()) => {
             counters.write_succeeded();
             true
         }
@@ -109,11 +103,21 @@ pub(super) fn settle(
     uncounted: &mut UncountedLog,
 ) -> Result<(), StoreError> {
     while !uncounted.is_empty() {
-        let started = Instant::now();
-        let reports =
-            move_chunk(conn, CHUNK).map_err(StoreError::sqlite(db, "count the ingest log"))?;
-        uncounted.chunk_counted(&reports, started.elapsed());
+        count_chunk(conn, uncounted, CHUNK)
+            .map_err(StoreError::sqlite(db, "count the ingest log"))?;
     }
+    Ok(())
+}
+
+/// Counts the oldest `limit` reports of the log on the writer, and notes it in `uncounted`.
+fn count_chunk(
+    conn: &mut Connection,
+    uncounted: &mut UncountedLog,
+    limit: usize,
+) -> rusqlite::Result<()> {
+    let started = Instant::now();
+    let reports = move_chunk(conn, limit)?;
+    uncounted.chunk_counted(&reports, started.elapsed());
     Ok(())
 }
 
