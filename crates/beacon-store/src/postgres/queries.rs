@@ -1,12 +1,13 @@
 //! Rollup and export reads on PostgreSQL's read pool.
 
 use chrono::NaiveDate;
+use tokio_postgres::IsolationLevel;
 use tokio_postgres::types::ToSql;
 
-use super::PostgresStore;
+use super::writer::Context;
+use super::{PostgresStore, count};
 use crate::analytics::{ExportCursor, Scope, Source};
-use crate::counting::{self, Settled};
-use crate::maintenance::WriterQueue;
+use crate::counting::Settled;
 use crate::rollup::ALL;
 use crate::rows::RollupRow;
 use crate::sql::{EXPORT_REPORTS, ROLLUP_KEYS};
@@ -14,12 +15,25 @@ use crate::{StoreError, StoredReport, rows};
 
 #[async_trait::async_trait]
 impl Source for PostgresStore {
+    /// The counters and the marked reports are read in one `REPEATABLE READ` snapshot, so
+    /// that each report is counted once: by the counters if a chunk counted it before the
+    /// snapshot, or by the deltas worked out from its mark.
     async fn rollups<T: RollupRow>(
         &self,
         scope: &Scope,
         kinds: &[&'static str],
     ) -> Result<Vec<T>, StoreError> {
-        counting::settle(self.queue()).await?;
+        let db = self.db.as_str();
+        let mut client = self.reader(T::OP).await?;
+        let snapshot = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .context(db, T::OP)?;
+        let uncounted = count::uncounted_deltas(&snapshot, db).await?;
+        let statement = snapshot.prepare_cached(T::SQL).await.context(db, T::OP)?;
         let mut out = Vec::new();
         for &kind in kinds {
             let params: [&(dyn ToSql + Sync); 5] = [
@@ -29,9 +43,17 @@ impl Source for PostgresStore {
                 &scope.first_week,
                 &scope.last_week,
             ];
-            let rows = self.query_rows(T::OP, T::SQL, &params, |row| T::decode(kind, row));
-            out.extend(rows.await?);
+            let counted = snapshot
+                .query(&statement, &params)
+                .await
+                .context(db, T::OP)?
+                .iter()
+                .map(|row| T::decode(kind, row))
+                .collect::<Result<Vec<T>, _>>()
+                .context(db, T::OP)?;
+            out.extend(rows::with_deltas(counted, &uncounted, scope, kind));
         }
+        snapshot.commit().await.context(db, T::OP)?;
         Ok(out)
     }
 
