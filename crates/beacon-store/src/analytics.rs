@@ -357,14 +357,14 @@ pub(crate) struct KeyRow {
 }
 
 /// What a backend provides so that the answers can be computed here. Every rollup read
-/// counts every report committed before it: [`Source::rollups`] on its own snapshot,
+/// counts every report committed before it: [`Source::rollups`] by its backend's means,
 /// [`Source::keys`] only with the [`Settled`] token.
 #[async_trait::async_trait]
 pub(crate) trait Source: Send + Sync + 'static {
     /// Rows of `T`'s statement for each of `kinds`, weekly ([`WeekRow`]) or summed over
     /// the weeks of `scope` ([`KeyRow`]), counting every report committed before the call:
-    /// what the uncounted reports would count, worked out on the snapshot the counters are
-    /// read from, is added to them, so the read never waits for a count.
+    /// PostgreSQL settles first; SQLite adds what its uncounted reports would count, worked
+    /// out on the snapshot it reads the counters from, and never waits for its writer.
     async fn rollups<T: RollupRow>(
         &self,
         scope: &Scope,

@@ -10,10 +10,10 @@
 //!   oldest first. One chunk touches each counter once however many of its reports count
 //!   it, which is what keeps ingest fast (see BENCHMARKS.md).
 //! - **settle**: count chunks until nothing is uncounted ([`Task::Settle`]). A read
-//!   always sees every report committed before it, but rollup reads do not settle: in
-//!   one read transaction (one snapshot) they work out what counting every uncounted
-//!   report would add, as a chunk is worked out, and add it to the counters they read
-//!   (`rows::with_deltas`), so they never wait for a count. Reads of distinct keys take
+//!   always sees every report committed before it. PostgreSQL's rollup reads settle
+//!   first; SQLite's do not wait for the writer: in one read transaction they work out
+//!   what counting the whole log would add (as a planned chunk is, see `sqlite::plan`) and
+//!   add it to the counters they read (`rows::with_deltas`). Reads of distinct keys take
 //!   the [`Settled`] token that [`settle`] returns, and SQLite's reads of raw reports
 //!   settle too (its `reports` table only holds counted ones); PostgreSQL's do not need
 //!   to. The writer also settles before every maintenance task (a `Task::Maintenance`

@@ -39,11 +39,11 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
 use super::columns::{ClusterWeekColumns, DeltaColumns, NodeColumns, NodeWeekColumns};
-use super::uncounted::{self, MARK_COUNTED, READ_TAKEN, READ_UNCOUNTED, Take};
+use super::uncounted::{self, MARK_COUNTED, READ_TAKEN, Take};
 use super::writer::Context;
 use crate::batch::{self, Job, MaintenanceTask, Reply, Task};
 use crate::counting::{CHUNK, MAX_LAG};
-use crate::rollup::{self, Changes, Delta, Loaded, Wanted};
+use crate::rollup::{self, Changes, Loaded, Wanted};
 use crate::{NewReport, StoreError, rows, sql};
 
 /// Taken exclusively by maintenance that changes snapshots (and by a chunk that raced
@@ -75,44 +75,18 @@ const PACE: Duration = Duration::from_millis(200);
 /// starts beside one in progress rather than after it.
 pub(super) const PASSES: usize = 2;
 
-/// The snapshots a chunk touches, in key order, followed by `$lock`: a chunk locks them
-/// (see the module doc); a read only reads them.
-macro_rules! snapshots {
-    ($lock:literal, $lock_of_w:literal) => {
-        Snapshots {
-            nodes: concat!(
-                "SELECT uuid, first_day, first_at, version, os
-                FROM nodes WHERE uuid = ANY($1::text[]) ORDER BY uuid",
-                $lock
-            ),
-            node_weeks: concat!(
-                "SELECT w.uuid, w.week, w.received_at, w.version, w.os
-                FROM node_weeks w JOIN unnest($1::text[], $2::date[]) AS k (uuid, week)
-                    ON w.uuid = k.uuid AND w.week = k.week
-                ORDER BY w.uuid, w.week",
-                $lock_of_w
-            ),
-            cluster_weeks: concat!(
-                "SELECT w.cluster_key, w.week, w.received_at, w.version, w.os, w.profile
-                FROM cluster_weeks w
-                    JOIN unnest($1::text[], $2::date[]) AS k (cluster_key, week)
-                    ON w.cluster_key = k.cluster_key AND w.week = k.week
-                ORDER BY w.cluster_key, w.week",
-                $lock_of_w
-            ),
-        }
-    };
-}
-
-/// The statements reading the snapshots of a chunk's nodes, node-weeks and cluster-weeks.
-struct Snapshots {
-    nodes: &'static str,
-    node_weeks: &'static str,
-    cluster_weeks: &'static str,
-}
-
-const LOCK_SNAPSHOTS: Snapshots = snapshots!(" FOR NO KEY UPDATE", " FOR NO KEY UPDATE OF w");
-const READ_SNAPSHOTS: Snapshots = snapshots!("", "");
+/// The snapshots a chunk touches, locked in key order (see the module doc).
+const GET_NODES: &str = "SELECT uuid, first_day, first_at, version, os
+    FROM nodes WHERE uuid = ANY($1::text[]) ORDER BY uuid FOR NO KEY UPDATE";
+const GET_NODE_WEEKS: &str = "SELECT w.uuid, w.week, w.received_at, w.version, w.os
+    FROM node_weeks w JOIN unnest($1::text[], $2::date[]) AS k (uuid, week)
+        ON w.uuid = k.uuid AND w.week = k.week
+    ORDER BY w.uuid, w.week FOR NO KEY UPDATE OF w";
+const GET_CLUSTER_WEEKS: &str =
+    "SELECT w.cluster_key, w.week, w.received_at, w.version, w.os, w.profile
+    FROM cluster_weeks w JOIN unnest($1::text[], $2::date[]) AS k (cluster_key, week)
+        ON w.cluster_key = k.cluster_key AND w.week = k.week
+    ORDER BY w.cluster_key, w.week FOR NO KEY UPDATE OF w";
 /// A snapshot upsert answers how many rows it inserted (`xmax = 0`, as in `ingest`).
 macro_rules! counting_inserts {
     ($upsert:expr) => {
@@ -433,7 +407,7 @@ impl PgCounter {
             .map(|row| uncounted::report(row, db))
             .collect::<Result<Vec<NewReport>, _>>()?;
         let wanted = rollup::wanted(&reports);
-        let loaded = match load(&tx, &wanted, &LOCK_SNAPSHOTS).await {
+        let loaded = match load(&tx, &wanted).await {
             Err(error) if raced(&error) => return Ok(Attempt::Raced),
             loaded => loaded.context(db, "read rollup snapshots")?,
         };
@@ -568,44 +542,14 @@ fn in_key_order(mut changes: Changes) -> Changes {
     changes
 }
 
-/// What counting every marked report would add to the counters, worked out from reads
-/// only: a rollup read adds it to the counters it reads in the same snapshot (a
-/// `REPEATABLE READ` transaction), in which each report is either marked or counted.
-pub(super) async fn uncounted_deltas(
-    tx: &Transaction<'_>,
-    db: &str,
-) -> Result<Vec<Delta>, StoreError> {
-    const OP: &str = "read uncounted reports";
-    let reports = tx
-        .query(READ_UNCOUNTED, &[])
-        .await
-        .context(db, OP)?
-        .iter()
-        .map(|row| uncounted::report(row, db))
-        .collect::<Result<Vec<NewReport>, _>>()?;
-    if reports.is_empty() {
-        return Ok(Vec::new());
-    }
-    let wanted = rollup::wanted(&reports);
-    let loaded = load(tx, &wanted, &READ_SNAPSHOTS)
-        .await
-        .context(db, "read rollup snapshots")?;
-    Ok(rollup::apply(loaded, &reports).deltas)
-}
-
-/// The snapshots a chunk touches, read (and locked, by [`LOCK_SNAPSHOTS`]) in one round
-/// trip.
-async fn load(
-    tx: &Transaction<'_>,
-    wanted: &Wanted,
-    snapshots: &Snapshots,
-) -> Result<Loaded, tokio_postgres::Error> {
+/// The snapshots a chunk touches, read and locked in one round trip.
+async fn load(tx: &Transaction<'_>, wanted: &Wanted) -> Result<Loaded, tokio_postgres::Error> {
     let (uuids, weeks) = unzip(&wanted.node_weeks);
     let (keys, cluster_weeks) = unzip(&wanted.cluster_weeks);
     let statements = (
-        tx.prepare_cached(snapshots.nodes).await?,
-        tx.prepare_cached(snapshots.node_weeks).await?,
-        tx.prepare_cached(snapshots.cluster_weeks).await?,
+        tx.prepare_cached(GET_NODES).await?,
+        tx.prepare_cached(GET_NODE_WEEKS).await?,
+        tx.prepare_cached(GET_CLUSTER_WEEKS).await?,
     );
     let params: [&[&(dyn ToSql + Sync)]; 3] = [
         &[&wanted.nodes],

@@ -1,13 +1,12 @@
 //! Rollup and export reads on PostgreSQL's read pool.
 
 use chrono::NaiveDate;
-use tokio_postgres::IsolationLevel;
 use tokio_postgres::types::ToSql;
 
-use super::writer::Context;
-use super::{PostgresStore, count};
+use super::PostgresStore;
 use crate::analytics::{ExportCursor, Scope, Source};
-use crate::counting::Settled;
+use crate::counting::{self, Settled};
+use crate::maintenance::WriterQueue;
 use crate::rollup::ALL;
 use crate::rows::RollupRow;
 use crate::sql::{EXPORT_REPORTS, ROLLUP_KEYS};
@@ -15,25 +14,12 @@ use crate::{StoreError, StoredReport, rows};
 
 #[async_trait::async_trait]
 impl Source for PostgresStore {
-    /// The counters and the marked reports are read in one `REPEATABLE READ` snapshot, so
-    /// that each report is counted once: by the counters if a chunk counted it before the
-    /// snapshot, or by the deltas worked out from its mark.
     async fn rollups<T: RollupRow>(
         &self,
         scope: &Scope,
         kinds: &[&'static str],
     ) -> Result<Vec<T>, StoreError> {
-        let db = self.db.as_str();
-        let mut client = self.reader(T::OP).await?;
-        let snapshot = client
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await
-            .context(db, T::OP)?;
-        let uncounted = count::uncounted_deltas(&snapshot, db).await?;
-        let statement = snapshot.prepare_cached(T::SQL).await.context(db, T::OP)?;
+        counting::settle(self.queue()).await?;
         let mut out = Vec::new();
         for &kind in kinds {
             let params: [&(dyn ToSql + Sync); 5] = [
@@ -43,17 +29,9 @@ impl Source for PostgresStore {
                 &scope.first_week,
                 &scope.last_week,
             ];
-            let counted = snapshot
-                .query(&statement, &params)
-                .await
-                .context(db, T::OP)?
-                .iter()
-                .map(|row| T::decode(kind, row))
-                .collect::<Result<Vec<T>, _>>()
-                .context(db, T::OP)?;
-            out.extend(rows::with_deltas(counted, &uncounted, scope, kind));
+            let rows = self.query_rows(T::OP, T::SQL, &params, |row| T::decode(kind, row));
+            out.extend(rows.await?);
         }
-        snapshot.commit().await.context(db, T::OP)?;
         Ok(out)
     }
 

@@ -61,28 +61,14 @@ impl Take {
     }
 }
 
-/// A marked report's columns and facts; `raw` is not needed to count.
-macro_rules! uncounted_columns {
-    () => {
-        "SELECT r.uuid, r.cluster_uuid, r.day, r.received_at, r.emqx_version, r.os_name,
-            r.os_version, r.edition, r.node_count, r.format, '' AS raw, p.facts"
-    };
-}
-
 /// The reports of the taken keys that are still stored (retention or a deletion may have
-/// removed some), with their facts.
-pub(super) const READ_TAKEN: &str = concat!(
-    uncounted_columns!(),
-    " FROM unnest($1::date[], $2::text[]) AS k (day, uuid)
+/// removed some), with their facts; `raw` is not needed to count.
+pub(super) const READ_TAKEN: &str = "SELECT r.uuid, r.cluster_uuid, r.day, r.received_at,
+        r.emqx_version, r.os_name, r.os_version, r.edition, r.node_count, r.format,
+        '' AS raw, p.facts
+    FROM unnest($1::date[], $2::text[]) AS k (day, uuid)
     JOIN rollup_pending p ON p.day = k.day AND p.uuid = k.uuid
-    JOIN reports r ON r.day = k.day AND r.uuid = k.uuid"
-);
-/// Every marked report still stored, in the order counts take their keys.
-pub(super) const READ_UNCOUNTED: &str = concat!(
-    uncounted_columns!(),
-    " FROM rollup_pending p JOIN reports r ON r.day = p.day AND r.uuid = p.uuid
-    ORDER BY p.day, p.uuid"
-);
+    JOIN reports r ON r.day = k.day AND r.uuid = k.uuid";
 
 pub(super) const MARK_COUNTED: &str = "DELETE FROM rollup_pending p
     USING unnest($1::date[], $2::text[]) AS k (day, uuid)
