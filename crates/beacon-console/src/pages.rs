@@ -42,8 +42,8 @@ pub(crate) fn route(page: Page) -> MethodRouter<Console> {
 async fn show(console: &Console, signed_in: &SignedIn, raw: RawFilters, page: &Page) -> Response {
     let rendered = async {
         let filters = Filters::parse(raw)?;
-        // At once: each read waits until the reports acknowledged before it are counted,
-        // and reads that wait together are answered by one count.
+        // At once: each read counts the reports acknowledged before it, and on PostgreSQL,
+        // where that means waiting for a count, reads that wait together share one.
         let (choices, body) = tokio::try_join!(
             console.filter_choices(&filters),
             body(console.store.as_ref(), page.chart, &filters),

@@ -356,16 +356,17 @@ pub(crate) struct KeyRow {
     pub(crate) n: i64,
 }
 
-/// What a backend provides so that the answers can be computed here. Rollup reads take
-/// the [`Settled`] token, so none of them can run before the reports committed before it
-/// are counted.
+/// What a backend provides so that the answers can be computed here. Every rollup read
+/// counts every report committed before it: [`Source::rollups`] by its backend's means,
+/// [`Source::keys`] only with the [`Settled`] token.
 #[async_trait::async_trait]
 pub(crate) trait Source: Send + Sync + 'static {
     /// Rows of `T`'s statement for each of `kinds`, weekly ([`WeekRow`]) or summed over
-    /// the weeks of `scope` ([`KeyRow`]).
+    /// the weeks of `scope` ([`KeyRow`]), counting every report committed before the call:
+    /// PostgreSQL settles first; SQLite adds what its uncounted reports would count, worked
+    /// out on the snapshot it reads the counters from, and never waits for its writer.
     async fn rollups<T: RollupRow>(
         &self,
-        settled: &Settled,
         scope: &Scope,
         kinds: &[&'static str],
     ) -> Result<Vec<T>, StoreError>;
@@ -384,7 +385,7 @@ pub(crate) trait Source: Send + Sync + 'static {
 impl<S: Source + WriterQueue> Analytics for S {
     async fn activity(&self, query: &AnalyticsQuery) -> Result<Vec<WeekActivity>, StoreError> {
         let scope = scope(query)?;
-        let rows = rollups::<WeekRow, _>(self, &scope, ACTIVITY).await?;
+        let rows = self.rollups::<WeekRow>(&scope, ACTIVITY).await?;
         Ok(weekly_activity(&scope, &rows, today()))
     }
 
@@ -393,26 +394,30 @@ impl<S: Source + WriterQueue> Analytics for S {
         query: &AnalyticsQuery,
     ) -> Result<VersionAdoption, StoreError> {
         let scope = scope(query)?;
-        let rows = rollups::<WeekRow, _>(self, &scope, &[kind::VERSION]).await?;
+        let rows = self.rollups::<WeekRow>(&scope, &[kind::VERSION]).await?;
         Ok(version_adoption(&scope, rows))
     }
 
     async fn platforms(&self, query: &AnalyticsQuery) -> Result<Platforms, StoreError> {
         let scope = scope(query)?;
-        let rows = rollups::<KeyRow, _>(self, &scope, &[kind::OS, kind::EDITION]).await?;
+        let rows = self
+            .rollups::<KeyRow>(&scope, &[kind::OS, kind::EDITION])
+            .await?;
         Ok(platforms(&scope, &rows))
     }
 
     async fn hardware(&self, query: &AnalyticsQuery) -> Result<Hardware, StoreError> {
         let scope = scope(query)?;
         let kinds = [kind::CLUSTERS, kind::CPUS, kind::MEMORY, kind::SIZE];
-        let rows = rollups::<KeyRow, _>(self, &scope, &kinds).await?;
+        let rows = self.rollups::<KeyRow>(&scope, &kinds).await?;
         Ok(hardware(&scope, &rows))
     }
 
     async fn features(&self, query: &AnalyticsQuery) -> Result<FeatureAdoption, StoreError> {
         let scope = scope(query)?;
-        let rows = rollups::<KeyRow, _>(self, &scope, &[kind::CLUSTERS, kind::FEATURE]).await?;
+        let rows = self
+            .rollups::<KeyRow>(&scope, &[kind::CLUSTERS, kind::FEATURE])
+            .await?;
         Ok(features(&scope, rows))
     }
 
@@ -424,7 +429,7 @@ impl<S: Source + WriterQueue> Analytics for S {
             kind::SENT_RATE,
             kind::RECEIVED_RATE,
         ];
-        let rows = rollups::<KeyRow, _>(self, &scope, &kinds).await?;
+        let rows = self.rollups::<KeyRow>(&scope, &kinds).await?;
         let distribution = |kind| distribution(rows.iter().filter(|row| row.kind == kind));
         Ok(Workload {
             period: period(&scope),
@@ -442,7 +447,7 @@ impl<S: Source + WriterQueue> Analytics for S {
             first_week: previous(&range).first_week,
             ..range.clone()
         };
-        let rows = rollups::<WeekRow, _>(self, &both, ACTIVITY).await?;
+        let rows = self.rollups::<WeekRow>(&both, ACTIVITY).await?;
         Ok(overview(&range, &rows, today()))
     }
 
@@ -474,7 +479,9 @@ impl<S: Source + WriterQueue> Analytics for S {
             ..query.clone()
         };
         let scope = scope(&unfiltered)?;
-        let rows = rollups::<KeyRow, _>(self, &scope, &[kind::VERSION, kind::OS]).await?;
+        let rows = self
+            .rollups::<KeyRow>(&scope, &[kind::VERSION, kind::OS])
+            .await?;
         let most_counted = |kind: &'static str| {
             let counts = rows
                 .iter()
@@ -521,16 +528,6 @@ fn today() -> NaiveDate {
 /// Whether the week starting on Monday `week` had ended by `today`.
 fn complete(week: NaiveDate, today: NaiveDate) -> bool {
     week < week_of(today)
-}
-
-/// Reads rollups once every report committed before the call is counted.
-async fn rollups<T: RollupRow, S: Source + WriterQueue>(
-    store: &S,
-    scope: &Scope,
-    kinds: &[&'static str],
-) -> Result<Vec<T>, StoreError> {
-    let settled = counting::settle(store.queue()).await?;
-    store.rollups(&settled, scope, kinds).await
 }
 
 fn scope(query: &AnalyticsQuery) -> Result<Scope, StoreError> {

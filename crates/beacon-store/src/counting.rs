@@ -9,12 +9,15 @@
 //! - **count a chunk**: one transaction that counts up to [`CHUNK`] uncounted reports,
 //!   oldest first. One chunk touches each counter once however many of its reports count
 //!   it, which is what keeps ingest fast (see BENCHMARKS.md).
-//! - **settle**: count chunks until nothing is uncounted ([`Task::Settle`]). Every rollup
-//!   read settles first and can only run with the [`Settled`] token that [`settle`]
-//!   returns, so a read always sees every report committed before it. SQLite's reads of
-//!   raw reports settle too (its `reports` table only holds counted ones); PostgreSQL's
-//!   do not need to. The writer also settles before every maintenance task (a
-//!   `Task::Maintenance` runs only after a settle) and when it stops.
+//! - **settle**: count chunks until nothing is uncounted ([`Task::Settle`]). A read
+//!   always sees every report committed before it. PostgreSQL's rollup reads settle
+//!   first; SQLite's do not wait for the writer: in one read transaction they work out
+//!   what counting the whole log would add (as a planned chunk is, see `sqlite::plan`) and
+//!   add it to the counters they read (`rows::with_deltas`). Reads of distinct keys take
+//!   the [`Settled`] token that [`settle`] returns, and SQLite's reads of raw reports
+//!   settle too (its `reports` table only holds counted ones); PostgreSQL's do not need
+//!   to. The writer also settles before every maintenance task (a `Task::Maintenance`
+//!   runs only after a settle) and when it stops.
 //! - **lag bound**: when nobody settles, the writer counts on its own once a chunk is
 //!   full or the oldest uncounted report has waited long enough ([`MAX_LAG`] on
 //!   PostgreSQL; on SQLite once ingest has paused for [`QUIET`], and under load one chunk

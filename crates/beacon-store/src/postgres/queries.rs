@@ -5,7 +5,8 @@ use tokio_postgres::types::ToSql;
 
 use super::PostgresStore;
 use crate::analytics::{ExportCursor, Scope, Source};
-use crate::counting::Settled;
+use crate::counting::{self, Settled};
+use crate::maintenance::WriterQueue;
 use crate::rollup::ALL;
 use crate::rows::RollupRow;
 use crate::sql::{EXPORT_REPORTS, ROLLUP_KEYS};
@@ -15,10 +16,10 @@ use crate::{StoreError, StoredReport, rows};
 impl Source for PostgresStore {
     async fn rollups<T: RollupRow>(
         &self,
-        _: &Settled,
         scope: &Scope,
         kinds: &[&'static str],
     ) -> Result<Vec<T>, StoreError> {
+        counting::settle(self.queue()).await?;
         let mut out = Vec::new();
         for &kind in kinds {
             let params: [&(dyn ToSql + Sync); 5] = [

@@ -12,7 +12,7 @@ use super::uncounted::UncountedLog;
 use super::writer::row_params;
 use crate::batch::Counters;
 use crate::counting::{self, CHUNK};
-use crate::rollup::{self, Changes, Loaded, Wanted};
+use crate::rollup::{self, Changes, Delta, Loaded, Wanted};
 use crate::{NewReport, StoreError, rows, sql};
 
 /// The columns of a report row, in `reports` and in the `incoming` log alike.
@@ -34,6 +34,10 @@ const READ_CHUNK: &str = concat!(
     report_columns!(),
     " FROM incoming ORDER BY id LIMIT ?1"
 );
+/// The whole log, for a read to count: its text is never needed (nor read from disk).
+const READ_UNCOUNTED: &str = "SELECT id, facts, day, uuid, cluster_uuid, received_at,
+    emqx_version, os_name, os_version, edition, node_count, format, '' AS raw
+    FROM incoming ORDER BY id";
 const DROP_COUNTED: &str = "DELETE FROM incoming WHERE id <= ?1";
 
 const GET_NODE: &str = "SELECT uuid, first_day, first_at, version, os
@@ -131,14 +135,29 @@ pub(super) struct Chunk {
 
 /// Plans the count of the oldest `limit` reports of the log.
 pub(super) fn plan_chunk(conn: &Connection, limit: usize) -> rusqlite::Result<Chunk> {
-    let (last_id, reports) = read_chunk(conn, limit)?;
-    let loaded = load(conn, &rollup::wanted(&reports))?;
-    let changes = rollup::apply(loaded, &reports);
+    let (last_id, reports) = read_log(conn, READ_CHUNK, params![limit as i64])?;
+    let changes = changes(conn, &reports)?;
     Ok(Chunk {
         last_id,
         reports,
         changes,
     })
+}
+
+/// What counting the whole log would add to the counters, worked out from reads only (a
+/// rollup read adds it to the counters it reads in the same transaction).
+pub(super) fn uncounted_deltas(conn: &Connection) -> rusqlite::Result<Vec<Delta>> {
+    let (_, reports) = read_log(conn, READ_UNCOUNTED, [])?;
+    if reports.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(changes(conn, &reports)?.deltas)
+}
+
+/// What counting `reports` changes, from the snapshot rows they read.
+fn changes(conn: &Connection, reports: &[NewReport]) -> rusqlite::Result<Changes> {
+    let loaded = load(conn, &rollup::wanted(reports))?;
+    Ok(rollup::apply(loaded, reports))
 }
 
 /// Moves the oldest `limit` reports of the log into `reports` and the rollups, in one
@@ -179,11 +198,15 @@ fn write_chunk(conn: &Connection, chunk: &Chunk) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// The oldest `limit` reports of the log and the id of the last one.
-fn read_chunk(conn: &Connection, limit: usize) -> rusqlite::Result<(i64, Vec<NewReport>)> {
-    let mut statement = conn.prepare_cached(READ_CHUNK)?;
-    let mut rows = statement.query(params![limit as i64])?;
-    let (mut last_id, mut reports) = (0, Vec::with_capacity(limit));
+/// The reports of the log `sql` reads, oldest first, and the id of the last one.
+fn read_log(
+    conn: &Connection,
+    sql: &str,
+    params: impl Params,
+) -> rusqlite::Result<(i64, Vec<NewReport>)> {
+    let mut statement = conn.prepare_cached(sql)?;
+    let mut rows = statement.query(params)?;
+    let (mut last_id, mut reports) = (0, Vec::new());
     while let Some(row) = rows.next()? {
         last_id = row.get("id")?;
         let facts: Option<String> = row.get("facts")?;

@@ -3,7 +3,7 @@
 use chrono::NaiveDate;
 use rusqlite::{Connection, params};
 
-use super::SqliteStore;
+use super::{SqliteStore, count};
 use crate::analytics::{ExportCursor, Scope, Source};
 use crate::counting::Settled;
 use crate::rollup::ALL;
@@ -13,17 +13,22 @@ use crate::{StoreError, StoredReport, rows};
 
 #[async_trait::async_trait]
 impl Source for SqliteStore {
+    /// The counters and the ingest log are read in one transaction, so that each report is
+    /// counted once: by the counters if a chunk counted it before the snapshot, or by the
+    /// deltas worked out from the log.
     async fn rollups<T: RollupRow>(
         &self,
-        _: &Settled,
         scope: &Scope,
         kinds: &[&'static str],
     ) -> Result<Vec<T>, StoreError> {
         let (scope, kinds) = (scope.clone(), kinds.to_vec());
         self.read(T::OP, move |conn| {
+            let snapshot = conn.unchecked_transaction()?;
+            let uncounted = count::uncounted_deltas(&snapshot)?;
             let mut rows = Vec::new();
             for kind in kinds {
-                rows.extend(read_kind(conn, &scope, kind)?);
+                let counted = read_kind(&snapshot, &scope, kind)?;
+                rows.extend(rows::with_deltas(counted, &uncounted, &scope, kind));
             }
             Ok(rows)
         })

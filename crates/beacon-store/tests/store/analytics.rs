@@ -24,8 +24,9 @@ use std::sync::Arc;
 use beacon_seed as seed;
 use beacon_store::testing::TestDb;
 use beacon_store::{
-    AnalyticsQuery, CountBar, FeatureAdoption, ForgetOutcome, Hardware, InsertOutcome, NewReport,
-    Store, export_reports,
+    AnalyticsQuery, CountBar, FeatureAdoption, FilterChoices, ForgetOutcome, Hardware,
+    InsertOutcome, NewReport, Overview, Platforms, Store, VersionAdoption, Workload,
+    export_reports,
 };
 use chrono::{Days, NaiveDate};
 use futures::TryStreamExt;
@@ -664,6 +665,63 @@ impl Counted {
             features: store.features(&all_weeks()).await.expect("features"),
             hardware: store.hardware(&all_weeks()).await.expect("hardware"),
             stored: store.count().await.expect("count"),
+        }
+    }
+}
+
+/// SQLite's rollup reads do not wait for its writer: they add what the reports in the
+/// ingest log would count to the counters they read. Here the writer cannot count at all
+/// (every count fails), and the answers still hold every report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_rollup_reads_count_the_ingest_log_while_the_writer_cannot_count() {
+    each_backend(|backend| async move {
+        if backend.name != "sqlite" {
+            return;
+        }
+        let store = seeded(&backend).await;
+        let expected = Rollups::by(&*store).await;
+        assert_eq!(expected.activity, [(3, 5, 5), (2, 5, 2), (1, 1, 0)]);
+        drop(store);
+        leave_uncounted(&backend, "raw", true).await;
+        support::admin_execute(
+            &backend,
+            "CREATE TRIGGER fail_counts BEFORE INSERT ON reports
+             BEGIN SELECT RAISE(ABORT, 'simulated count failure'); END;",
+        )
+        .await;
+        let store = support::open(&backend).await;
+        assert_eq!(Rollups::by(&*store).await, expected);
+        let left = support::admin_i64(&backend, "SELECT count(*) FROM incoming").await;
+        assert_eq!(left as usize, history().len() - 1, "nothing was counted");
+    })
+    .await;
+}
+
+/// Every answer made from the rollups alone.
+#[derive(Debug, PartialEq)]
+struct Rollups {
+    overview: Overview,
+    activity: Vec<(u64, u64, u64)>,
+    versions: VersionAdoption,
+    platforms: Platforms,
+    features: FeatureAdoption,
+    hardware: Hardware,
+    workload: Workload,
+    choices: FilterChoices,
+}
+
+impl Rollups {
+    async fn by(store: &dyn Store) -> Self {
+        let q = all_weeks();
+        Self {
+            overview: store.overview(&q).await.expect("overview"),
+            activity: activity(store, &q).await,
+            versions: store.version_adoption(&q).await.expect("versions"),
+            platforms: store.platforms(&q).await.expect("platforms"),
+            features: store.features(&q).await.expect("features"),
+            hardware: store.hardware(&q).await.expect("hardware"),
+            workload: store.workload(&q).await.expect("workload"),
+            choices: store.filter_choices(&q, 1, 10).await.expect("choices"),
         }
     }
 }
