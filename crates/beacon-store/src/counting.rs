@@ -45,7 +45,8 @@ pub(crate) const STEP: Duration = Duration::from_millis(20);
 /// SQLite: the smallest chunk counted under load.
 pub(crate) const MIN_STEP: usize = 256;
 /// SQLite: with this many steps' worth uncounted, ingest waits while counting catches up,
-/// so that the wait of a reader that settles stays bounded (a few steps).
+/// so that what a rollup read adds up from the log, and the wait of a settle, stay
+/// bounded (a few steps).
 pub(crate) const BEHIND: usize = 4;
 /// SQLite: uncounted reports are counted once no report has arrived for this long.
 pub(crate) const QUIET: Duration = Duration::from_millis(100);
