@@ -17,6 +17,10 @@ use crate::support::{
     wait_until, wait_until_async,
 };
 
+#[path = "../../../../tests/ports.rs"]
+mod ports;
+use ports::cluster_ports;
+
 const NOT_DELIVERED: &str = "telemetry report not delivered";
 
 /// The real collector, serving until dropped.
@@ -135,9 +139,10 @@ async fn certificate_from_another_ca_is_refused_and_logged_once() {
 #[tokio::test]
 async fn collector_down_then_up_gets_the_report_once() {
     let (logs, _guard) = capture_logs();
-    let reserved = std::net::TcpListener::bind("127.0.0.1:0").expect("reserve a port");
-    let addr = reserved.local_addr().expect("addr");
-    drop(reserved);
+    // Free now, and drawn below the ephemeral range, so that no other test's outgoing
+    // connection takes it before the collector starts on it (a cluster port is such a
+    // port).
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], cluster_ports(1)[0]));
     let dir = tempfile::tempdir().expect("tempdir");
     let agent = start(
         fast(&format!("http://{addr}/api/telemetry"), "8s"),
