@@ -15,14 +15,20 @@ use crate::counting::{self, CHUNK};
 use crate::rollup::{self, Changes, Delta, Loaded, Wanted};
 use crate::{NewReport, StoreError, rows, sql};
 
+/// The columns of a report row but its text, in `reports` and in the `incoming` log alike.
+macro_rules! report_fields {
+    () => {
+        "day, uuid, cluster_uuid, received_at, emqx_version, os_name, os_version, edition,
+        node_count, format"
+    };
+}
 /// The columns of a report row, in `reports` and in the `incoming` log alike.
 macro_rules! report_columns {
     () => {
-        "day, uuid, cluster_uuid, received_at, emqx_version, os_name, os_version, edition,
-        node_count, format, raw"
+        concat!($crate::sqlite::count::report_fields!(), ", raw")
     };
 }
-pub(super) use report_columns;
+pub(super) use {report_columns, report_fields};
 
 const UPSERT: &str = sql::upsert!(
     reports,
@@ -35,9 +41,11 @@ const READ_CHUNK: &str = concat!(
     " FROM incoming ORDER BY id LIMIT ?1"
 );
 /// The whole log, for a read to count: its text is never needed (nor read from disk).
-const READ_UNCOUNTED: &str = "SELECT id, facts, day, uuid, cluster_uuid, received_at,
-    emqx_version, os_name, os_version, edition, node_count, format, '' AS raw
-    FROM incoming ORDER BY id";
+const READ_UNCOUNTED: &str = concat!(
+    "SELECT id, facts, ",
+    report_fields!(),
+    ", '' AS raw FROM incoming ORDER BY id"
+);
 const DROP_COUNTED: &str = "DELETE FROM incoming WHERE id <= ?1";
 
 const GET_NODE: &str = "SELECT uuid, first_day, first_at, version, os
