@@ -8,12 +8,15 @@
 //!   The table names are older than this vocabulary and stay, to spare a migration.
 //! - **count a chunk**: one transaction that counts up to [`CHUNK`] uncounted reports,
 //!   oldest first. One chunk touches each counter once however many of its reports count
-//!   it, which is what keeps ingest fast (see BENCHMARKS.md).
+//!   it, which is what keeps ingest fast (see BENCHMARKS.md). On SQLite a chunk logs its
+//!   counter deltas instead, and the writer **folds** [`FOLD`] of them at a time into the
+//!   counters (`sqlite::count::fold`); a settle folds all of them.
 //! - **settle**: count chunks until nothing is uncounted ([`Task::Settle`]). A read
 //!   always sees every report committed before it. PostgreSQL's rollup reads settle
 //!   first; SQLite's do not wait for the writer: in one read transaction they work out
 //!   what counting the whole log would add (as a planned chunk is, see `sqlite::plan`) and
-//!   add it to the counters they read (`rows::with_deltas`). Reads of distinct keys take
+//!   add it, and the deltas not folded yet, to the counters they read
+//!   (`rows::with_deltas`). Reads of distinct keys take
 //!   the [`Settled`] token that [`settle`] returns, and SQLite's reads of raw reports
 //!   settle too (its `reports` table only holds counted ones); PostgreSQL's do not need
 //!   to. The writer also settles before every maintenance task (a `Task::Maintenance`
@@ -50,6 +53,10 @@ pub(crate) const MIN_STEP: usize = 256;
 pub(crate) const BEHIND: usize = 4;
 /// SQLite: uncounted reports are counted once no report has arrived for this long.
 pub(crate) const QUIET: Duration = Duration::from_millis(100);
+/// SQLite: counter deltas that counted chunks logged before the writer folds them into
+/// the counters (a few dozen chunks under load; every rollup read adds those not yet
+/// folded, so this also bounds what a read decodes).
+pub(crate) const FOLD: usize = 16_384;
 
 /// Proof that every report committed before it was made is counted; only [`settle`]
 /// makes one, and every rollup read takes one.

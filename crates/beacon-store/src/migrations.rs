@@ -101,6 +101,16 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "snapshots keyed by week first",
         sql: SQLITE_WEEK_FIRST,
     },
+    Migration {
+        version: 8,
+        name: "counter deltas folded in bulk",
+        // Each counted chunk appends its counter deltas here (`rollup::encode`); folding
+        // adds them to `rollups` many chunks at a time (`sqlite/count.rs`).
+        sql: "CREATE TABLE counter_deltas (
+            id     INTEGER PRIMARY KEY,
+            deltas TEXT NOT NULL
+        );",
+    },
 ];
 
 /// Fewer random B-tree inserts per counted report (see BENCHMARKS.md): the week snapshots

@@ -58,6 +58,24 @@ pub(crate) mod kind {
     pub(crate) const TOPICS: &str = "topics";
     pub(crate) const SENT_RATE: &str = "sent_rate";
     pub(crate) const RECEIVED_RATE: &str = "received_rate";
+
+    /// Every kind, for reading one back from its name.
+    pub(crate) const EVERY: [&str; 14] = [
+        CLUSTERS,
+        NODES,
+        NEW_NODES,
+        VERSION,
+        OS,
+        EDITION,
+        CPUS,
+        MEMORY,
+        SIZE,
+        FEATURE,
+        CLIENTS,
+        TOPICS,
+        SENT_RATE,
+        RECEIVED_RATE,
+    ];
 }
 
 /// Feature families: `feature` holds one flag per kind of feature ("uses any bridge"),
@@ -527,14 +545,21 @@ impl Deltas {
             (ALL, dims.os.as_str()),
             (ALL, ALL),
         ];
-        let counters = self.merged.entry((week, kind)).or_default();
+        let mut packed = std::mem::take(&mut self.scratch);
         for (version, os) in levels {
-            pack(&mut self.scratch, [version, os, k1, k2]);
-            match counters.get_mut(self.scratch.as_str()) {
-                Some(total) => *total += n,
-                None => {
-                    counters.insert(self.scratch.clone(), n);
-                }
+            pack(&mut packed, [version, os, k1, k2]);
+            self.add_packed(week, kind, &packed, n);
+        }
+        self.scratch = packed;
+    }
+
+    /// Adds `n` to one counter, its key parts packed (see [`pack`]).
+    fn add_packed(&mut self, week: NaiveDate, kind: &'static str, packed: &str, n: i64) {
+        let counters = self.merged.entry((week, kind)).or_default();
+        match counters.get_mut(packed) {
+            Some(total) => *total += n,
+            None => {
+                counters.insert(packed.to_owned(), n);
             }
         }
     }
@@ -591,6 +616,10 @@ impl Deltas {
 /// packs and unpacks unambiguously.
 fn pack(into: &mut String, parts: [&str; 4]) {
     into.clear();
+    push_parts(into, &parts);
+}
+
+fn push_parts(into: &mut String, parts: &[&str]) {
     for part in parts {
         push_decimal(into, part.len());
         into.push(':');
@@ -616,13 +645,59 @@ fn push_decimal(into: &mut String, mut n: usize) {
 
 fn unpack(packed: &str) -> [String; 4] {
     let mut rest = packed;
-    std::array::from_fn(|_| {
-        let (len, tail) = rest.split_once(':').unwrap_or(("0", rest));
-        let len = len.parse::<usize>().unwrap_or(0).min(tail.len());
-        let (part, tail) = tail.split_at(len);
-        rest = tail;
-        part.to_owned()
-    })
+    std::array::from_fn(|_| next_part(&mut rest).unwrap_or_default().to_owned())
+}
+
+/// The next part [`push_parts`] wrote, moving `rest` past it; `None` if `rest` holds none.
+fn next_part<'a>(rest: &mut &'a str) -> Option<&'a str> {
+    let (len, tail) = rest.split_once(':')?;
+    let len = len.parse::<usize>().ok()?;
+    let part = tail.get(..len)?;
+    *rest = &tail[len..];
+    Some(part)
+}
+
+/// Counter deltas as text (SQLite keeps those of counted chunks until it folds them into
+/// the counters, see `sqlite::count`): per delta its week, its kind, its packed key (see
+/// [`pack`]) and its value, each a packed part.
+pub(crate) fn encode(deltas: &[Delta]) -> String {
+    let mut text = String::new();
+    for d in deltas {
+        let (week, n) = (d.week.num_days_from_ce().to_string(), d.n.to_string());
+        push_parts(
+            &mut text,
+            &[&week, d.kind, &d.version, &d.os, &d.k1, &d.k2, &n],
+        );
+    }
+    text
+}
+
+/// The deltas of several [`encode`]d texts whose (kind, version, os) `keep` accepts,
+/// summed per counter, the counters they leave unchanged dropped; `None` if a text is not
+/// such a list. Allocates per counter kept, not per delta: the key of each delta is read
+/// where it lies, already packed.
+pub(crate) fn merge_encoded<'a>(
+    texts: impl IntoIterator<Item = &'a str>,
+    keep: impl Fn(&str, &str, &str) -> bool,
+) -> Option<Vec<Delta>> {
+    let mut deltas = Deltas::default();
+    for text in texts {
+        let mut rest = text;
+        while !rest.is_empty() {
+            let week = NaiveDate::from_num_days_from_ce_opt(next_part(&mut rest)?.parse().ok()?)?;
+            let kind = next_part(&mut rest)?;
+            let kind = *kind::EVERY.iter().find(|every| **every == kind)?;
+            let key_at = rest;
+            let (version, os) = (next_part(&mut rest)?, next_part(&mut rest)?);
+            let (_k1, _k2) = (next_part(&mut rest)?, next_part(&mut rest)?);
+            let packed = &key_at[..key_at.len() - rest.len()];
+            let n = next_part(&mut rest)?.parse().ok()?;
+            if keep(kind, version, os) {
+                deltas.add_packed(week, kind, packed, n);
+            }
+        }
+    }
+    Some(deltas.into_nonzero())
 }
 
 /// (only in `old`, only in `new`) of two sorted lists.
@@ -692,6 +767,37 @@ mod tests {
         let parts = ["5.0.9", "", "a:1:b", "\u{1f}é"];
         pack(&mut packed, parts);
         assert_eq!(unpack(&packed), parts.map(str::to_owned));
+    }
+
+    #[test]
+    fn encoded_deltas_merge_back_per_counter_without_the_unchanged() {
+        let week = NaiveDate::from_ymd_opt(2024, 3, 4).expect("day");
+        let delta = |kind, k1: &str, n| Delta {
+            version: "5.0.9".into(),
+            os: ALL.into(),
+            kind,
+            week,
+            k1: k1.into(),
+            k2: "a:1:b\u{1f}é".into(),
+            n,
+        };
+        let first = encode(&[delta(kind::FEATURE, "", -3), delta(kind::CPUS, "4", 1)]);
+        let second = encode(&[delta(kind::CPUS, "4", -1), delta(kind::FEATURE, "", 5)]);
+        let all = |_: &str, _: &str, _: &str| true;
+        let merged = merge_encoded([first.as_str(), "", second.as_str()], all);
+        assert_eq!(merged, Some(vec![delta(kind::FEATURE, "", 2)]));
+        let features = |kind: &str, _: &str, _: &str| kind == kind::FEATURE;
+        assert_eq!(
+            merge_encoded([first.as_str()], features),
+            Some(vec![delta(kind::FEATURE, "", -3)])
+        );
+        let unknown = first.replace("cpus", "gpus");
+        assert_eq!(merge_encoded([unknown.as_str()], all), None, "unknown kind");
+        assert_eq!(
+            merge_encoded([&first[..first.len() - 1]], all),
+            None,
+            "cut short"
+        );
     }
 
     #[test]

@@ -13,9 +13,10 @@ use crate::{StoreError, StoredReport, rows};
 
 #[async_trait::async_trait]
 impl Source for SqliteStore {
-    /// The counters and the ingest log are read in one transaction, so that each report is
-    /// counted once: by the counters if a chunk counted it before the snapshot, or by the
-    /// deltas worked out from the log.
+    /// The counters, the deltas counted chunks logged for them, and the ingest log are
+    /// read in one transaction, so that each report is counted once: by the counters if
+    /// its chunk was folded before the snapshot, by its chunk's logged deltas if it was
+    /// counted but not folded, or by the deltas worked out from the log.
     async fn rollups<T: RollupRow>(
         &self,
         scope: &Scope,
@@ -24,11 +25,15 @@ impl Source for SqliteStore {
         let (scope, kinds) = (scope.clone(), kinds.to_vec());
         self.read(T::OP, move |conn| {
             let snapshot = conn.unchecked_transaction()?;
-            let uncounted = count::uncounted_deltas(&snapshot)?;
+            let in_scope = |kind: &str, version: &str, os: &str| {
+                kinds.contains(&kind) && version == scope.version && os == scope.os
+            };
+            let (_, mut deltas) = count::unfolded_deltas(&snapshot, in_scope)?;
+            deltas.extend(count::uncounted_deltas(&snapshot)?);
             let mut rows = Vec::new();
             for kind in kinds {
                 let counted = read_kind(&snapshot, &scope, kind)?;
-                rows.extend(rows::with_deltas(counted, &uncounted, &scope, kind));
+                rows.extend(rows::with_deltas(counted, &deltas, &scope, kind));
             }
             Ok(rows)
         })

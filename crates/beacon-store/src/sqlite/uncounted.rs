@@ -24,6 +24,8 @@ pub(super) struct UncountedLog {
     last_arrival: Option<Instant>,
     /// Reports counted per step under load, from how long the last chunk took.
     step: usize,
+    /// Counter deltas the chunks counted since the last fold logged (see `count::fold`).
+    unfolded: usize,
 }
 
 impl Default for UncountedLog {
@@ -33,6 +35,7 @@ impl Default for UncountedLog {
             len: 0,
             last_arrival: None,
             step: MIN_STEP,
+            unfolded: 0,
         }
     }
 }
@@ -55,14 +58,28 @@ impl UncountedLog {
     }
 
     /// A chunk of `reports` was counted, and so moved out of the log, in `took` of the
-    /// writer's time.
-    pub(super) fn chunk_counted(&mut self, reports: &[NewReport], took: Duration) {
+    /// writer's time; it logged `deltas` counter deltas.
+    pub(super) fn chunk_counted(&mut self, reports: &[NewReport], deltas: usize, took: Duration) {
         self.paced(reports.len(), took);
         if reports.is_empty() {
             // The log is empty whatever the keys say (another process drained it).
-            *self = Self::default();
+            *self = Self {
+                unfolded: self.unfolded,
+                ..Self::default()
+            };
         }
         self.counted(reports.iter().map(|r| (r.day, r.uuid.as_str())));
+        self.unfolded += deltas;
+    }
+
+    /// Counter deltas logged since the last fold.
+    pub(super) fn unfolded(&self) -> usize {
+        self.unfolded
+    }
+
+    /// Every counter delta logged so far was folded.
+    pub(super) fn folded(&mut self) {
+        self.unfolded = 0;
     }
 
     /// Keys of reports just counted.

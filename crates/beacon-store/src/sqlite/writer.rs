@@ -1,7 +1,7 @@
 //! The SQLite writer thread: report batches appended to the `incoming` log, where they
-//! wait uncounted; chunks of them counted (`count`: moved into `reports` and the rollups,
-//! see `counting`; under load planned off this thread, `plan`); and maintenance
-//! (`maintenance`).
+//! wait uncounted; chunks of them counted (`count`: moved into `reports`, their counter
+//! deltas logged and folded into the rollups many chunks at a time, see `counting`; under
+//! load planned off this thread, `plan`); and maintenance (`maintenance`).
 //!
 //! An ingest commit only appends to `incoming`, a table without secondary indexes, so it
 //! writes a few pages at the end of the file; a random page of every index for every
@@ -15,7 +15,9 @@ use rusqlite::types::ToSql;
 use rusqlite::{Connection, TransactionBehavior, params, params_from_iter};
 use tokio::sync::mpsc;
 
-use super::count::{recover_uncounted, report_columns, settle, try_count_chunk, try_write_planned};
+use super::count::{
+    recover_uncounted, report_columns, settle, try_count_chunk, try_fold, try_write_planned,
+};
 use super::durable::Syncer;
 use super::maintenance::{delete_oldest_day, forget, prune_snapshots};
 use super::plan::Planner;
@@ -134,7 +136,8 @@ impl Counting<'_> {
     /// counting keeps the pace of ingest, the reports queued behind a step wait little,
     /// and what a reader's settle has to count stays small. [`counting::BEHIND`] steps
     /// behind, ingest waits for counting. A quiet moment counts the rest, until a job
-    /// arrives.
+    /// arrives. The counter deltas the chunks logged are folded once [`counting::FOLD`]
+    /// wait, or once nothing else does.
     fn due(&mut self, jobs: &mpsc::Receiver<Job>) {
         if !self.write_planned(false) {
             return;
@@ -148,6 +151,12 @@ impl Counting<'_> {
             if !self.count(counting::CHUNK) {
                 return;
             }
+        }
+        // A plan reads neither the counters nor the deltas, so folding leaves it valid.
+        let idle = self.uncounted.is_empty() && jobs.is_empty();
+        let unfolded = self.uncounted.unfolded();
+        if unfolded >= counting::FOLD || idle && unfolded > 0 {
+            try_fold(self.conn, self.db, self.uncounted, self.counters);
         }
     }
 

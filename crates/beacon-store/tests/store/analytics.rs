@@ -20,6 +20,7 @@
 use crate::support;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use beacon_seed as seed;
 use beacon_store::testing::TestDb;
@@ -700,6 +701,40 @@ async fn sqlite_rollup_reads_count_the_ingest_log_while_the_writer_cannot_count(
     .await;
 }
 
+/// SQLite counts a chunk by logging its counter deltas, and folds many chunks' deltas into
+/// the counters later: a rollup read adds the deltas not folded yet. Here every fold fails
+/// (the counters refuse writes), and the answers still hold every counted report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_rollup_reads_add_the_counter_deltas_of_chunks_not_yet_folded() {
+    each_backend(|backend| async move {
+        if backend.name != "sqlite" {
+            return;
+        }
+        let store = seeded(&backend).await;
+        let expected = Rollups::by(&*store).await;
+        drop(store);
+        leave_uncounted(&backend, "raw", true).await;
+        support::admin_execute(
+            &backend,
+            "CREATE TRIGGER fail_new_counters BEFORE INSERT ON rollups
+             BEGIN SELECT RAISE(ABORT, 'simulated fold failure'); END;
+             CREATE TRIGGER fail_counter_updates BEFORE UPDATE ON rollups
+             BEGIN SELECT RAISE(ABORT, 'simulated fold failure'); END;",
+        )
+        .await;
+        let store = support::open(&backend).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while admin_i64(&backend, "SELECT count(*) FROM incoming").await > 0 {
+            assert!(tokio::time::Instant::now() < deadline, "the log is counted");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let logged = "SELECT count(*) FROM counter_deltas";
+        assert!(admin_i64(&backend, logged).await > 0, "nothing was folded");
+        assert_eq!(Rollups::by(&*store).await, expected);
+    })
+    .await;
+}
+
 /// Every answer made from the rollups alone.
 #[derive(Debug, PartialEq)]
 struct Rollups {
@@ -808,6 +843,7 @@ async fn facts_of_reports_left_uncounted_before_they_were_kept_are_back_filled_a
         leave_uncounted(&backend, "raw", false).await;
         let version_4 = format!(
             "ALTER TABLE {} DROP COLUMN facts; DROP TABLE node_claims;
+             DROP TABLE IF EXISTS counter_deltas;
              DELETE FROM schema_migrations WHERE version >= 5;",
             uncounted_log(&backend)
         );
@@ -840,7 +876,8 @@ async fn sqlite_rollups_pending_before_the_ingest_log_are_counted_after_migratin
              CREATE TABLE rollup_pending (day TEXT NOT NULL, uuid TEXT NOT NULL,
                  PRIMARY KEY (day, uuid)) WITHOUT ROWID;
              INSERT INTO rollup_pending (day, uuid) SELECT day, uuid FROM reports;
-             DROP TABLE node_claims; DELETE FROM schema_migrations WHERE version >= 4;",
+             DROP TABLE node_claims; DROP TABLE counter_deltas;
+             DELETE FROM schema_migrations WHERE version >= 4;",
         )
         .await;
         let store = beacon_collector::open_store(&backend.url)
