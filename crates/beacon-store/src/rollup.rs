@@ -17,8 +17,9 @@
 //! the backend writes them in the transaction that counts the chunk (see `counting`),
 //! after the reports themselves were committed.
 
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+
+use foldhash::{HashMap, HashSet};
 
 use chrono::{DateTime, Datelike, Days, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -313,11 +314,7 @@ pub(crate) struct Wanted {
 
 pub(crate) fn wanted<'a>(reports: impl IntoIterator<Item = &'a NewReport>) -> Wanted {
     let mut wanted = Wanted::default();
-    let mut seen = (
-        std::collections::HashSet::new(),
-        std::collections::HashSet::new(),
-        std::collections::HashSet::new(),
-    );
+    let mut seen = (HashSet::default(), HashSet::default(), HashSet::default());
     for report in reports {
         let week = week_of(report.day);
         if seen.0.insert(report.uuid.as_str()) {
@@ -545,23 +542,16 @@ impl Deltas {
             (ALL, dims.os.as_str()),
             (ALL, ALL),
         ];
-        let mut packed = std::mem::take(&mut self.scratch);
+        let counters = self.merged.entry((week, kind)).or_default();
         for (version, os) in levels {
-            pack(&mut packed, [version, os, k1, k2]);
-            self.add_packed(week, kind, &packed, n);
+            pack(&mut self.scratch, [version, os, k1, k2]);
+            add_to(counters, &self.scratch, n);
         }
-        self.scratch = packed;
     }
 
     /// Adds `n` to one counter, its key parts packed (see [`pack`]).
     fn add_packed(&mut self, week: NaiveDate, kind: &'static str, packed: &str, n: i64) {
-        let counters = self.merged.entry((week, kind)).or_default();
-        match counters.get_mut(packed) {
-            Some(total) => *total += n,
-            None => {
-                counters.insert(packed.to_owned(), n);
-            }
-        }
+        add_to(self.merged.entry((week, kind)).or_default(), packed, n);
     }
 
     /// Moves a cluster-week from its old snapshot's counters to the new one's. With the
@@ -609,6 +599,15 @@ impl Deltas {
             }
         }
         deltas
+    }
+}
+
+fn add_to(counters: &mut HashMap<String, i64>, packed: &str, n: i64) {
+    match counters.get_mut(packed) {
+        Some(total) => *total += n,
+        None => {
+            counters.insert(packed.to_owned(), n);
+        }
     }
 }
 
