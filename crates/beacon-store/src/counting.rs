@@ -54,8 +54,8 @@ pub(crate) const BEHIND: usize = 4;
 /// SQLite: uncounted reports are counted once no report has arrived for this long.
 pub(crate) const QUIET: Duration = Duration::from_millis(100);
 /// SQLite: counter deltas that counted chunks logged before the writer folds them into
-/// the counters (a few dozen chunks under load; every rollup read adds those not yet
-/// folded, so this also bounds what a read decodes).
+/// the counters (several chunks under load; every rollup read adds those not yet folded,
+/// so this also bounds what a read decodes).
 pub(crate) const FOLD: usize = 16_384;
 
 /// Proof that every report committed before it was made is counted; only [`settle`]

@@ -112,18 +112,30 @@ pub(super) fn try_fold(
     counters: &Counters,
 ) -> bool {
     let folded = fold(conn).map(|()| uncounted.folded());
-    counted_or_failed(folded, db, counters)
+    done_or_failed(folded, FOLDING, db, counters)
 }
 
+/// What a failed count or fold was doing, for the error and the log.
+const COUNTING: (&str, &str) = ("count the ingest log", "counting the ingest log");
+const FOLDING: (&str, &str) = ("fold the counter deltas", "folding the counter deltas");
+
 fn counted_or_failed(counted: rusqlite::Result<()>, db: &str, counters: &Counters) -> bool {
-    match counted {
+    done_or_failed(counted, COUNTING, db, counters)
+}
+
+fn done_or_failed(
+    done: rusqlite::Result<()>,
+    (op, doing): (&'static str, &'static str),
+    db: &str,
+    counters: &Counters,
+) -> bool {
+    match done {
         Ok(()) => {
             counters.write_succeeded();
             true
         }
         Err(error) => {
-            let error = StoreError::sqlite(db, "count the ingest log")(error);
-            counters.write_failed("counting the ingest log", &error);
+            counters.write_failed(doing, &StoreError::sqlite(db, op)(error));
             false
         }
     }
@@ -139,7 +151,7 @@ pub(super) fn settle(
         count_chunk(conn, uncounted, CHUNK)
             .map_err(StoreError::sqlite(db, "count the ingest log"))?;
     }
-    fold(conn).map_err(StoreError::sqlite(db, "fold the counter deltas"))?;
+    fold(conn).map_err(StoreError::sqlite(db, FOLDING.0))?;
     uncounted.folded();
     Ok(())
 }
@@ -195,8 +207,8 @@ fn changes(conn: &Connection, reports: &[NewReport]) -> rusqlite::Result<Changes
     Ok(rollup::apply(loaded, reports))
 }
 
-/// Moves the oldest `limit` reports of the log into `reports` and the rollups, in one
-/// transaction.
+/// Moves the oldest `limit` reports of the log into `reports` and counts them (their
+/// snapshots written, their counter deltas logged), in one transaction.
 fn move_chunk(conn: &mut Connection, limit: usize) -> rusqlite::Result<Chunk> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let chunk = plan_chunk(&tx, limit)?;
