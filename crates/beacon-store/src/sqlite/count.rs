@@ -93,11 +93,7 @@ pub(super) fn try_write_planned(
     let started = Instant::now();
     let counted = write_planned(conn, planned).map(|written| {
         if let Some(chunk) = written {
-            uncounted.chunk_counted(
-                &chunk.reports,
-                chunk.changes.deltas.len(),
-                started.elapsed(),
-            );
+            chunk.noted_in(uncounted, started);
         }
     });
     counted_or_failed(counted, db, counters)
@@ -163,12 +159,7 @@ fn count_chunk(
     limit: usize,
 ) -> rusqlite::Result<()> {
     let started = Instant::now();
-    let chunk = move_chunk(conn, limit)?;
-    uncounted.chunk_counted(
-        &chunk.reports,
-        chunk.changes.deltas.len(),
-        started.elapsed(),
-    );
+    move_chunk(conn, limit)?.noted_in(uncounted, started);
     Ok(())
 }
 
@@ -178,6 +169,14 @@ pub(super) struct Chunk {
     last_id: i64,
     reports: Vec<NewReport>,
     changes: Changes,
+}
+
+impl Chunk {
+    /// Notes in `uncounted` that this chunk, counted since `started`, left the log.
+    fn noted_in(&self, uncounted: &mut UncountedLog, started: Instant) {
+        let (deltas, took) = (self.changes.deltas.len(), started.elapsed());
+        uncounted.chunk_counted(&self.reports, deltas, took);
+    }
 }
 
 /// Plans the count of the oldest `limit` reports of the log.
@@ -341,8 +340,9 @@ fn write_changes(conn: &Connection, changes: &Changes) -> rusqlite::Result<()> {
 }
 
 /// Adds the counter deltas that counted chunks logged to the counters, in one
-/// transaction. A counter touched by many chunks is written once: a chunk of a few hundred reports touches thousands of counters, most of
-/// them the next chunk touches again, and writing them was a sixth of the writer's time.
+/// transaction. A counter touched by many chunks is written once: a chunk of a few hundred
+/// reports touches thousands of counters, most of them the next chunk touches again, and
+/// writing them was a sixth of the writer's time.
 pub(super) fn fold(conn: &mut Connection) -> rusqlite::Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let (last_id, deltas) = unfolded_deltas(&tx, |_, _, _| true)?;
