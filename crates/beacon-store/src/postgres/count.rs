@@ -46,18 +46,33 @@ use crate::counting::{CHUNK, MAX_LAG};
 use crate::rollup::{self, Changes, Loaded, Wanted};
 use crate::{NewReport, StoreError, rows, sql};
 
+/// A count's settings, for its transaction only: an asynchronous commit (see below), and
+/// its lookups through the key indexes (see `key_lookups`).
+macro_rules! count_settings {
+    () => {
+        concat!(
+            "set_config('synchronous_commit', 'off', true), ",
+            super::key_lookups!()
+        )
+    };
+}
 /// Taken exclusively by maintenance that changes snapshots (and by a chunk that raced
 /// [`RACES`] times), shared by every other chunk: counts of several collectors run side by
 /// side, never beside such maintenance. Counts need not be durable at once (a lost one
 /// leaves its keys marked, counted again), so they commit asynchronously.
 pub(super) const LOCK: &str = "SELECT pg_advisory_xact_lock(hashtext($1))";
-const LOCK_FOR_COUNT: &str = "SELECT set_config('synchronous_commit', 'off', true),
-    pg_advisory_xact_lock(hashtext($1))";
-const SHARE_FOR_COUNT: &str = "SELECT set_config('synchronous_commit', 'off', true),
-    pg_advisory_xact_lock_shared(hashtext($1))";
-const TRY_SHARE_FOR_COUNT: &str = "SELECT set_config('synchronous_commit', 'off', true),
-    pg_try_advisory_xact_lock_shared(hashtext($1))";
-
+const LOCK_FOR_COUNT: &str = concat!(
+    "SELECT pg_advisory_xact_lock(hashtext($1)), ",
+    count_settings!()
+);
+const SHARE_FOR_COUNT: &str = concat!(
+    "SELECT pg_advisory_xact_lock_shared(hashtext($1)), ",
+    count_settings!()
+);
+const TRY_SHARE_FOR_COUNT: &str = concat!(
+    "SELECT pg_try_advisory_xact_lock_shared(hashtext($1)), ",
+    count_settings!()
+);
 /// Times a chunk is counted again after racing another collector's chunk for a snapshot
 /// row both created; the next attempt counts it alone ([`Lock::Alone`]). A race needs one
 /// new node (or cluster) in the chunks of two collectors at once, and a retry reads the
@@ -507,7 +522,7 @@ async fn take_keys(
     };
     let locking = tx.prepare_cached(lock.sql()).await?;
     let rows = if lock == Lock::Try {
-        let taken: bool = tx.query_one(&locking, &lock_params).await?.try_get(1)?;
+        let taken: bool = tx.query_one(&locking, &lock_params).await?.try_get(0)?;
         if !taken {
             return Ok(None);
         }

@@ -2,13 +2,14 @@
 //! `migrations`): filled once at open, before the writer counts anything.
 
 use chrono::NaiveDate;
-use deadpool_postgres::Pool;
+use deadpool_postgres::{Client, Pool};
 use tokio_postgres::Row;
 
 use crate::{LegacyFacts, StoreError};
 
 const MISSING: &str = "SELECT day, uuid, r.raw
     FROM rollup_pending p JOIN reports r USING (day, uuid) WHERE p.facts IS NULL";
+const KEY_LOOKUPS: &str = concat!("SELECT ", super::key_lookups!());
 const FILL: &str = "UPDATE rollup_pending SET facts = $3 WHERE day = $1 AND uuid = $2";
 
 /// Fills the `facts` of the `rollup_pending` entries that have none, through `legacy`.
@@ -20,9 +21,8 @@ pub(super) async fn backfill(
     legacy: Option<LegacyFacts>,
 ) -> Result<(), StoreError> {
     const OP: &str = "back-fill the facts of uncounted reports";
-    let client = pool.get().await.map_err(StoreError::pool(db, OP))?;
-    let rows = client
-        .query(MISSING, &[])
+    let mut client = pool.get().await.map_err(StoreError::pool(db, OP))?;
+    let rows = missing(&mut client)
         .await
         .map_err(StoreError::postgres(db, OP))?;
     let mut filled = 0;
@@ -38,6 +38,16 @@ pub(super) async fn backfill(
     }
     crate::facts::log_backfill(db, filled, rows.len());
     Ok(())
+}
+
+/// The uncounted reports without facts, found from the queue by key (see `key_lookups`):
+/// at every start, and `reports` may be the largest table of all.
+async fn missing(client: &mut Client) -> Result<Vec<Row>, tokio_postgres::Error> {
+    let tx = client.transaction().await?;
+    tx.execute(KEY_LOOKUPS, &[]).await?;
+    let rows = tx.query(MISSING, &[]).await?;
+    tx.commit().await?;
+    Ok(rows)
 }
 
 fn entry(row: &Row) -> Result<(NaiveDate, &str, &str), tokio_postgres::Error> {

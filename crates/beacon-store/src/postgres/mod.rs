@@ -36,6 +36,20 @@ use crate::{
 
 const READ_POOL_SIZE: usize = 8;
 
+/// Settings for one transaction that looks rows up by a batch of keys (a count's chunk, the
+/// back-fill's queue) in tables of any size: every lookup goes through the key index. The
+/// planner goes by statistics that may be far behind a growing table (or never taken, with
+/// autovacuum off or behind: a new table then looks empty), and so read whole tables: a
+/// sequential scan and a hash join per lookup, costing more with every report stored (a
+/// tenth of PostgreSQL's time under load, BENCHMARKS.md).
+macro_rules! key_lookups {
+    () => {
+        "set_config('enable_seqscan', 'off', true), set_config('enable_hashjoin', 'off', true),
+        set_config('enable_mergejoin', 'off', true)"
+    };
+}
+use key_lookups;
+
 pub(crate) struct PostgresStore {
     db: String,
     readers: Pool,

@@ -1,7 +1,8 @@
 //! Two stores (as two collectors would open them) on one PostgreSQL schema, inserting the
 //! same nodes at once in different orders: no insert fails (no deadlock), each node and day
 //! is stored once, and the rollups count every node once. And how a store shares counting
-//! and the rollups table with the other collectors on its schema.
+//! and the rollups table with the other collectors on its schema, and reads the tables it
+//! counts into.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -401,6 +402,70 @@ async fn rollup_counters_are_in_no_index_so_counting_updates_them_in_place() {
     );
     drop(store);
     drop(backend);
+}
+
+/// The tables a count looks its keys up in.
+const LOOKED_UP: [&str; 5] = [
+    "cluster_weeks",
+    "node_weeks",
+    "nodes",
+    "reports",
+    "rollup_pending",
+];
+
+/// PostgreSQL plans a count's lookups from table statistics that may be far behind the
+/// table (here never taken, as with autovacuum off: the tables look empty to the planner).
+/// The lookups still go through the tables' key indexes: reading a whole table for a
+/// chunk would cost more with every report stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counting_looks_its_keys_up_through_the_indexes_whatever_the_statistics_say() {
+    let Some(backend) = TestDb::postgres().map(Backend::from) else {
+        return;
+    };
+    // The migrations read the new tables whole; what counts is what comes after them.
+    drop(support::open(&backend).await);
+    let migrated = table_scans(&backend).await;
+    let store = support::open(&backend).await;
+    // The same nodes on a second day: its count finds the first day's snapshots.
+    for day in [day(), day().succ_opt().expect("a day")] {
+        let reports = (0..2_000).map(move |n| sample_report(&format!("looked-up-{n}"), day));
+        let outcome = store
+            .bulk_insert(Box::new(reports))
+            .await
+            .expect("bulk insert");
+        assert_eq!(outcome.inserted, 2_000);
+    }
+    store.settle().await.expect("settle");
+    drop(store);
+    let counted = table_scans(&backend).await;
+    for ((table, seq_before, index_before), (_, seq_after, index_after)) in
+        migrated.iter().zip(&counted)
+    {
+        assert_eq!(seq_before, seq_after, "{table} was read whole: {counted:?}");
+        assert!(index_after > index_before, "{table} was never looked up");
+    }
+    drop(backend);
+}
+
+/// (table, sequential scans, index scans) of each table of [`LOOKED_UP`], once the stores
+/// on the schema are closed (a session's statistics reach the server's as it ends).
+async fn table_scans(backend: &Backend) -> Vec<(String, i64, i64)> {
+    support::wait_closed(backend).await;
+    let admin = support::postgres_admin(backend).await;
+    let schema = support::schema(backend).expect("a schema");
+    let scans: Vec<(String, i64, i64)> = admin
+        .query(
+            "SELECT relname::text, seq_scan, idx_scan FROM pg_stat_user_tables
+            WHERE schemaname = $1 AND relname = ANY($2) ORDER BY relname",
+            &[&schema, &LOOKED_UP.as_slice()],
+        )
+        .await
+        .expect("pg_stat_user_tables")
+        .iter()
+        .map(|row| (row.get(0), row.get(1), row.get(2)))
+        .collect();
+    assert_eq!(scans.len(), LOOKED_UP.len(), "{scans:?}");
+    scans
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
