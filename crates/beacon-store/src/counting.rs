@@ -6,9 +6,10 @@
 //!   unindexed; see `sqlite::uncounted`), and PostgreSQL keeps their keys and facts in
 //!   `rollup_pending` (the rows are already in `reports`; see `postgres::uncounted`).
 //!   The table names are older than this vocabulary and stay, to spare a migration.
-//! - **count a chunk**: one transaction that counts up to [`CHUNK`] uncounted reports,
-//!   oldest first. One chunk touches each counter once however many of its reports count
-//!   it, which is what keeps ingest fast (see BENCHMARKS.md). On SQLite a chunk logs its
+//! - **count a chunk**: one transaction that counts up to [`CHUNK`] uncounted reports
+//!   (on PostgreSQL fewer, `postgres::count::TAKE`), oldest first. One chunk touches each
+//!   counter once however many of its reports count it, which is what keeps ingest fast
+//!   (see BENCHMARKS.md). On SQLite a chunk logs its
 //!   counter deltas instead, and the writer **folds** [`FOLD`] of them at a time into the
 //!   counters (`sqlite::count::fold`); a settle folds all of them.
 //! - **settle**: count chunks until nothing is uncounted ([`Task::Settle`]). A read

@@ -139,6 +139,14 @@ const DROP_EMPTIED: &str = "DELETE FROM rollups r
     WHERE r.version = k.version AND r.os = k.os AND r.kind = k.kind AND r.week = k.week
         AND r.k1 = k.k1 AND r.k2 = k.k2 AND r.n = 0";
 
+/// Marked keys one chunk takes at most: fewer than [`CHUNK`]. A chunk holds the row locks
+/// of its keys, snapshots and counters until it commits, and a settle, like the chunks of
+/// other collectors, waits for them. A counter that fell behind took 4,096 keys at once,
+/// its passes took 0.5-3 s under load, and reads waited that long; with 1,024 the reads'
+/// p99 under load was about halved and the rate did not fall (BENCHMARKS.md, session 15).
+/// A counter that keeps up takes fewer anyway (a pass every [`PACE`]).
+const TAKE: usize = 1024;
+
 /// Keys counted after which the counter vacuums `rollup_pending` itself. The table is a
 /// queue (each report's key inserted once, deleted once when counted), so it is mostly
 /// dead rows that every take walks until a vacuum removes them; with autovacuum off (as on
@@ -355,7 +363,7 @@ impl PgCounter {
                 return Ok(Pass::GaveWay);
             };
             taken += chunk;
-            if chunk < CHUNK {
+            if chunk < TAKE {
                 return Ok(Pass::Counted(taken));
             }
             after = last;
@@ -503,7 +511,7 @@ fn not_in<K: Eq + Hash>(found: &HashSet<K>, keys: impl Iterator<Item = K>) -> i6
     i64::try_from(new).unwrap_or(i64::MAX)
 }
 
-/// Takes the counting lock, then locks the next [`CHUNK`] marked keys: in one round trip
+/// Takes the counting lock, then locks the next [`TAKE`] marked keys: in one round trip
 /// when it waits for the lock; when it only tries, the keys are not locked unless the lock
 /// was taken (`None` otherwise).
 async fn take_keys(
@@ -513,7 +521,7 @@ async fn take_keys(
     take: Take,
     lock: Lock,
 ) -> Result<Option<Vec<Key>>, tokio_postgres::Error> {
-    let limit = CHUNK as i64;
+    let limit = TAKE as i64;
     let lock_params: [&(dyn ToSql + Sync); 1] = [&lock_key];
     let keys = tx.prepare_cached(take.sql(after.is_some())).await?;
     let params: Vec<&(dyn ToSql + Sync)> = match after {

@@ -265,8 +265,8 @@ async fn a_settle_counts_beside_a_pass_in_progress() {
     drop(backend);
 }
 
-/// More new nodes than a chunk takes, each reporting on two days of one week: two
-/// collectors counting at once each take one day, and both find every node new.
+/// New nodes, each reporting on two days of one week: two collectors counting at once
+/// take chunks of both days, and both find the nodes new.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_nodes_two_collectors_count_at_once_are_counted_once() {
     const NODES: usize = 4_096;
