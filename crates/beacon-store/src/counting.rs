@@ -9,12 +9,15 @@
 //! - **count a chunk**: one transaction that counts up to [`CHUNK`] uncounted reports
 //!   (on PostgreSQL fewer, `postgres::count::TAKE`), oldest first. One chunk touches each
 //!   counter once however many of its reports count it, which is what keeps ingest fast
-//!   (see BENCHMARKS.md). On SQLite a chunk logs its
-//!   counter deltas instead, and the writer **folds** [`FOLD`] of them at a time into the
-//!   counters (`sqlite::count::fold`); a settle folds all of them.
+//!   (see BENCHMARKS.md). A chunk does not write the counters: it logs its counter
+//!   deltas (`counter_deltas`), and they are **folded** into the counters many chunks at
+//!   a time, once [`FOLD`] wait (`sqlite::count::fold`, `postgres::fold`); SQLite's
+//!   settle folds all of them, PostgreSQL's counter folds when it is idle and as it
+//!   stops.
 //! - **settle**: count chunks until nothing is uncounted ([`Task::Settle`]). A read
 //!   always sees every report committed before it. PostgreSQL's rollup reads settle
-//!   first; SQLite's do not wait for the writer: in one read transaction they work out
+//!   first, then add the deltas not folded yet to the counters they read, both from one
+//!   snapshot; SQLite's do not wait for the writer: in one read transaction they work out
 //!   what counting the whole log would add (as a planned chunk is, see `sqlite::plan`) and
 //!   add it, and the deltas not folded yet, to the counters they read
 //!   (`rows::with_deltas`). Reads of distinct keys take
@@ -54,9 +57,10 @@ pub(crate) const MIN_STEP: usize = 256;
 pub(crate) const BEHIND: usize = 4;
 /// SQLite: uncounted reports are counted once no report has arrived for this long.
 pub(crate) const QUIET: Duration = Duration::from_millis(100);
-/// SQLite: counter deltas that counted chunks logged before the writer folds them into
-/// the counters (several chunks under load; every rollup read adds those not yet folded,
-/// so this also bounds what a read decodes).
+/// Counter deltas that counted chunks logged before they are folded into the counters
+/// (several chunks under load; every rollup read adds those not yet folded, so this also
+/// bounds what a read decodes). On PostgreSQL each collector counts the deltas its own
+/// chunks logged, and a fold takes those of every collector.
 pub(crate) const FOLD: usize = 16_384;
 
 /// Proof that every report committed before it was made is counted; only [`settle`]

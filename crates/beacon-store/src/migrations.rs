@@ -287,7 +287,22 @@ pub(crate) const POSTGRES: &[Migration] = &[
         name: "rollup counters updated in place",
         sql: POSTGRES_HOT_ROLLUPS,
     },
+    Migration {
+        version: 8,
+        name: "counter deltas folded in bulk",
+        sql: POSTGRES_COUNTER_DELTAS,
+    },
 ];
+
+/// Each counted chunk appends its counter deltas here (`rollup::encode`), and folding adds
+/// them to `rollups` many chunks at a time (`postgres/count.rs`), as on SQLite. A chunk's
+/// text is some 100 KiB, read back once: kept out of line as it is, not compressed.
+const POSTGRES_COUNTER_DELTAS: &str = "
+    CREATE TABLE counter_deltas (
+        id     BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        deltas TEXT NOT NULL
+    );
+    ALTER TABLE counter_deltas ALTER COLUMN deltas SET STORAGE EXTERNAL;";
 
 /// Counting adds to thousands of counters per chunk, the same ones chunk after chunk.
 /// With `n` in an index (the covering key of version 4, and the partial index of empty

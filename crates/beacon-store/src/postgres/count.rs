@@ -1,9 +1,9 @@
 //! Counting on PostgreSQL (see `counting`): each collector runs one counter task beside
 //! its ingest writer, on connections of its own. A **pass** counts the keys marked in
 //! `rollup_pending` (by any collector), in key order, one chunk per transaction; a chunk
-//! locks and loads the snapshots it touches, writes the changed ones and the counter
-//! deltas (each set as one statement, rows in key order, the statements in one round
-//! trip), and clears its keys.
+//! locks and loads the snapshots it touches, writes the changed ones (each set as one
+//! statement, rows in key order), logs its counter deltas for a later fold (`fold`), and
+//! clears its keys, the statements in one round trip.
 //!
 //! The counters of several collectors count side by side: a chunk skips the keys another
 //! holds ([`Take::SkipLocked`]), and locks the snapshot rows it reads (`FOR NO KEY
@@ -11,7 +11,7 @@
 //! reads: the second waits for the first and reads what it wrote. A snapshot row that did
 //! not exist when read may be created by another chunk meanwhile; the chunk sees that its
 //! upsert updated a row it meant to insert, rolls back and counts again ([`RACES`] times,
-//! then alone). Counter deltas are sums, applied in one key order by every chunk.
+//! then alone). Chunks never write the counters: folds do, one at a time.
 //!
 //! A reader that settles waits for a pass that starts when it asks (beside the pass in
 //! progress, if there is one: [`PASSES`]): it counts what no other count holds, then
@@ -27,6 +27,7 @@
 use std::collections::HashSet;
 use std::hash::Hash;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chrono::NaiveDate;
@@ -38,11 +39,12 @@ use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
-use super::columns::{ClusterWeekColumns, DeltaColumns, NodeColumns, NodeWeekColumns};
+use super::columns::{ClusterWeekColumns, NodeColumns, NodeWeekColumns};
+use super::fold::LOG_DELTAS;
 use super::uncounted::{self, MARK_COUNTED, READ_TAKEN, Take};
 use super::writer::Context;
 use crate::batch::{self, Job, MaintenanceTask, Reply, Task};
-use crate::counting::{CHUNK, MAX_LAG};
+use crate::counting::{CHUNK, FOLD, MAX_LAG};
 use crate::rollup::{self, Changes, Loaded, Wanted};
 use crate::{NewReport, StoreError, rows, sql};
 
@@ -125,20 +127,6 @@ const PUT_CLUSTER_WEEKS: &str = counting_inserts!(sql::upsert!(
     "SELECT * FROM unnest($1::text[], $2::date[], $3::timestamptz[], $4::text[], $5::text[],
         $6::text[])"
 ));
-const ADD_DELTAS: &str = sql::upsert!(
-    rollups,
-    "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::date[], $5::text[],
-        $6::text[], $7::int8[])"
-);
-/// Counters back at zero are dropped so that queries never read them; only a counter a
-/// chunk lowered can have reached zero, so only those keys are looked at (the key columns
-/// of [`DeltaColumns`]).
-const DROP_EMPTIED: &str = "DELETE FROM rollups r
-    USING unnest($1::text[], $2::text[], $3::text[], $4::date[], $5::text[], $6::text[])
-        AS k (version, os, kind, week, k1, k2)
-    WHERE r.version = k.version AND r.os = k.os AND r.kind = k.kind AND r.week = k.week
-        AND r.k1 = k.k1 AND r.k2 = k.k2 AND r.n = 0";
-
 /// Marked keys one chunk takes at most: fewer than [`CHUNK`]. A chunk holds the row locks
 /// of its keys, snapshots and counters until it commits, and a settle, like the chunks of
 /// other collectors, waits for them. A counter that fell behind took 4,096 keys at once,
@@ -147,14 +135,17 @@ const DROP_EMPTIED: &str = "DELETE FROM rollups r
 /// A counter that keeps up takes fewer anyway (a pass every [`PACE`]).
 const TAKE: usize = 1024;
 
-/// Keys counted after which the counter vacuums `rollup_pending` itself. The table is a
+/// Keys counted after which the counter vacuums `rollup_pending` (and `counter_deltas`)
+/// itself. The table is a
 /// queue (each report's key inserted once, deleted once when counted), so it is mostly
 /// dead rows that every take walks until a vacuum removes them; with autovacuum off (as on
 /// the test machines) or behind, a settle on a freshly seeded 10^6-report schema took
 /// 12 ms instead of 1.6 (BENCHMARKS.md, "Analytics").
 const VACUUM_EVERY: usize = 4 * CHUNK;
-/// Another collector's vacuum of the queue is as good: skipped rather than waited for.
-const VACUUM_QUEUE: &str = "VACUUM (SKIP_LOCKED) rollup_pending";
+/// Another collector's vacuum of the queues is as good: skipped rather than waited for.
+/// `counter_deltas` is a queue too: a text (out of line, in TOAST rows) per chunk, each
+/// deleted by the next fold.
+const VACUUM_QUEUE: &str = "VACUUM (SKIP_LOCKED) rollup_pending, counter_deltas";
 
 type Key = (NaiveDate, String);
 
@@ -194,6 +185,11 @@ pub(super) struct PgCounter {
     pub(super) lock_key: String,
     /// The advisory lock of retention, per schema, only ever tried.
     pub(super) retention_key: String,
+    /// The advisory lock folds take turns on, per schema (see `fold`).
+    pub(super) fold_key: String,
+    /// Counter deltas this collector's chunks logged since its last fold; starts at one,
+    /// so that what a stop left unfolded is folded once the counter is idle.
+    pub(super) unfolded: AtomicUsize,
     /// Where the reports of a bulk load go (they reach the counter's queue, which the
     /// shared maintenance code writes to); weak, so that the writer stops with the store.
     pub(super) ingest: mpsc::WeakSender<Job>,
@@ -276,6 +272,9 @@ impl PgCounter {
         if let Err(error) = self.pass(Lock::Wait).await {
             tracing::error!(%error, "counting failed at shutdown; done at the next start");
         }
+        if let Err(error) = self.fold().await {
+            tracing::error!(%error, "folding failed at shutdown; done after the next start");
+        }
         tracing::debug!(db = self.db, "postgres counter stopped");
     }
 
@@ -301,6 +300,11 @@ impl PgCounter {
         for reply in settled {
             batch::reply(reply, result.clone().map(drop));
         }
+        if self.fold_due(&result, !tasks.is_empty())
+            && let Err(error) = self.fold().await
+        {
+            tracing::error!(%error, "folding the counter deltas failed; retried");
+        }
         for task in tasks {
             match &result {
                 Ok(_) => self.run_task(task).await,
@@ -308,6 +312,15 @@ impl PgCounter {
             }
         }
         (started, result.map_err(drop))
+    }
+
+    /// Whether to fold after a pass (its readers answered: a read adds what is not folded):
+    /// once [`FOLD`] deltas wait, when the pass found nothing to count, and before
+    /// maintenance (a bulk load's `Optimize` then vacuums the counters it wrote).
+    fn fold_due(&self, pass: &Result<Pass, StoreError>, tasks: bool) -> bool {
+        let unfolded = self.unfolded.load(Ordering::Relaxed);
+        let idle = matches!(pass, Ok(Pass::Counted(0)));
+        unfolded >= FOLD || (unfolded > 0 && (idle || tasks))
     }
 
     /// Vacuums `rollup_pending` (see [`VACUUM_EVERY`]); after the pass's readers are
@@ -445,6 +458,8 @@ impl PgCounter {
             return Ok(Attempt::Raced);
         }
         tx.commit().await.context(db, OP)?;
+        self.unfolded
+            .fetch_add(changes.deltas.len(), Ordering::Relaxed);
         Ok(Attempt::Counted(Some((keys.len(), Some(last)))))
     }
 }
@@ -549,7 +564,7 @@ async fn take_keys(
         .map(Some)
 }
 
-/// Rows and deltas in key order: each statement then locks its rows in one order.
+/// Snapshot rows in key order: each statement then locks its rows in one order.
 fn in_key_order(mut changes: Changes) -> Changes {
     changes.nodes.sort_unstable_by(|a, b| a.uuid.cmp(&b.uuid));
     changes
@@ -558,10 +573,6 @@ fn in_key_order(mut changes: Changes) -> Changes {
     changes
         .cluster_weeks
         .sort_unstable_by(|a, b| (&a.key, a.week).cmp(&(&b.key, b.week)));
-    changes.deltas.sort_unstable_by(|a, b| {
-        (&a.version, &a.os, a.kind, a.week, &a.k1, &a.k2)
-            .cmp(&(&b.version, &b.os, b.kind, b.week, &b.k1, &b.k2))
-    });
     changes
 }
 
@@ -603,7 +614,7 @@ fn decode<T>(
     rows.iter().map(decode).collect()
 }
 
-/// The changed snapshots, the deltas, the emptied counters dropped and the chunk's keys
+/// The changed snapshots, the counter deltas logged (see `fold`) and the chunk's keys
 /// cleared, in one round trip; answers how many rows each snapshot upsert inserted.
 async fn write_changes(
     tx: &Transaction<'_>,
@@ -614,9 +625,7 @@ async fn write_changes(
     let nodes = NodeColumns::of(&changes.nodes);
     let node_weeks = NodeWeekColumns::of(&changes.node_weeks);
     let cluster_weeks = ClusterWeekColumns::of(&changes.cluster_weeks);
-    let deltas = DeltaColumns::of(&changes.deltas);
-    let lowered: Vec<_> = changes.deltas.iter().filter(|d| d.n < 0).cloned().collect();
-    let lowered_columns = DeltaColumns::of(&lowered);
+    let deltas = rollup::encode(&changes.deltas);
     let keys: Vec<&(dyn ToSql + Sync)> = vec![&days, &uuids];
     let snapshots = [
         (PUT_NODES, !changes.nodes.is_empty(), nodes.params()),
@@ -632,12 +641,7 @@ async fn write_changes(
         ),
     ];
     let counters = [
-        (ADD_DELTAS, !changes.deltas.is_empty(), deltas.params()),
-        (
-            DROP_EMPTIED,
-            !lowered.is_empty(),
-            lowered_columns.params()[..6].to_vec(),
-        ),
+        (LOG_DELTAS, !changes.deltas.is_empty(), vec![&deltas as _]),
         (MARK_COUNTED, true, keys),
     ];
     let mut upserts = Vec::new();

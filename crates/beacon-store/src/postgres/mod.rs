@@ -9,6 +9,7 @@
 mod columns;
 mod count;
 mod facts;
+mod fold;
 mod ingest;
 mod maintenance;
 mod queries;
@@ -17,6 +18,7 @@ mod users;
 mod writer;
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 
 use chrono::NaiveDate;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Object, Pool, RecyclingMethod};
@@ -84,6 +86,8 @@ impl PostgresStore {
             db: db.clone(),
             lock_key: format!("beacon-store writer {schema_name}"),
             retention_key: format!("beacon-store retention {schema_name}"),
+            fold_key: format!("beacon-store fold {schema_name}"),
+            unfolded: AtomicUsize::new(1),
             ingest: ingest.downgrade(),
         };
         let writer = writer::PgWriter {

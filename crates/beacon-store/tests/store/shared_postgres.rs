@@ -505,3 +505,49 @@ async fn counting_vacuums_its_queue_of_counted_keys_itself() {
     drop(store);
     drop(backend);
 }
+
+/// Chunks log their counter deltas, and folds add them to the counters: the folds of two
+/// collectors (each folds what both logged once it is idle, and again as it stops) add
+/// every delta once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_folds_of_two_collectors_add_every_counted_delta_once() {
+    let Some(backend) = TestDb::postgres().map(Backend::from) else {
+        return;
+    };
+    let stores = [support::open(&backend).await, support::open(&backend).await];
+    let new_nodes = "SELECT COALESCE(sum(n), 0)::BIGINT FROM rollups
+        WHERE version = '' AND os = '' AND kind = 'new_nodes'";
+    let logged = "SELECT count(*) FROM counter_deltas";
+    for round in 0..3 {
+        let inserts = (0..300).map(|n| {
+            let store = Arc::clone(&stores[n % 2]);
+            let uuid = format!("fold-{round}-{n:03}");
+            tokio::spawn(async move { store.insert(sample_report(&uuid, day())).await })
+        });
+        for insert in futures::future::join_all(inserts).await {
+            insert.expect("insert task").expect("insert");
+        }
+        for store in &stores {
+            store.settle().await.expect("settle");
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while support::admin_i64(&backend, logged).await > 0 {
+            assert!(tokio::time::Instant::now() < deadline, "idle stores fold");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let counted = support::admin_i64(&backend, new_nodes).await;
+        assert_eq!(counted, 300 * (round + 1), "new nodes after round {round}");
+    }
+    stores[0]
+        .insert(sample_report("fold-last", day()))
+        .await
+        .expect("insert");
+    drop(stores);
+    support::wait_closed(&backend).await;
+    assert_eq!(
+        support::admin_i64(&backend, logged).await,
+        0,
+        "folded at stop"
+    );
+    assert_eq!(support::admin_i64(&backend, new_nodes).await, 901);
+}
