@@ -88,8 +88,8 @@ const RACES: usize = 3;
 /// A reader that settles does not wait for it.
 const PACE: Duration = Duration::from_millis(200);
 
-/// Passes of one counter at once (and its connections): a pass that readers wait for
-/// starts beside one in progress rather than after it.
+/// Passes of one counter at once (and its connections, with one more for folds): a pass
+/// that readers wait for starts beside one in progress rather than after it.
 pub(super) const PASSES: usize = 2;
 
 /// The snapshots a chunk touches, locked in key order (see the module doc).
@@ -178,7 +178,8 @@ enum Pass {
 }
 
 pub(super) struct PgCounter {
-    /// [`PASSES`] connections, durable commits unless a count turns them off.
+    /// [`PASSES`] connections and one for a fold, durable commits unless a count turns
+    /// them off.
     pub(super) pool: Pool,
     pub(super) db: String,
     /// The advisory lock of counting, per schema.
@@ -221,10 +222,17 @@ impl PgCounter {
         let mut since_vacuum = 0;
         // Passes run as tasks of their own, so that they go on while this loop waits.
         let mut running = JoinSet::new();
+        // One fold at a time, beside the passes: a reader never waits for a fold.
+        let mut folding = JoinSet::new();
         let mut open = true;
-        while open || !running.is_empty() {
+        while open || !running.is_empty() || !folding.is_empty() {
             tokio::select! {
                 biased;
+                Some(folded) = folding.join_next() => {
+                    if let Err(error) = folded {
+                        tracing::error!(%error, "a fold panicked; retried");
+                    }
+                }
                 Some(done) = running.join_next() => {
                     let (started, result) = done.unwrap_or_else(|error| {
                         tracing::error!(%error, "a counting pass panicked; retried");
@@ -240,6 +248,9 @@ impl PgCounter {
                     };
                     if let Ok(Pass::Counted(counted)) = result {
                         since_vacuum += counted;
+                    }
+                    if folding.is_empty() && self.fold_due(result) {
+                        folding.spawn(Arc::clone(&self).logged_fold());
                     }
                     if since_vacuum >= VACUUM_EVERY {
                         self.vacuum_queue().await;
@@ -300,10 +311,9 @@ impl PgCounter {
         for reply in settled {
             batch::reply(reply, result.clone().map(drop));
         }
-        if self.fold_due(&result, !tasks.is_empty())
-            && let Err(error) = self.fold().await
-        {
-            tracing::error!(%error, "folding the counter deltas failed; retried");
+        // A bulk load's `Optimize` then vacuums the counters the fold wrote.
+        if !tasks.is_empty() {
+            Arc::clone(&self).logged_fold().await;
         }
         for task in tasks {
             match &result {
@@ -314,13 +324,18 @@ impl PgCounter {
         (started, result.map_err(drop))
     }
 
-    /// Whether to fold after a pass (its readers answered: a read adds what is not folded):
-    /// once [`FOLD`] deltas wait, when the pass found nothing to count, and before
-    /// maintenance (a bulk load's `Optimize` then vacuums the counters it wrote).
-    fn fold_due(&self, pass: &Result<Pass, StoreError>, tasks: bool) -> bool {
+    /// A fold whose failure is only logged: the deltas stay logged, for the next one.
+    async fn logged_fold(self: Arc<Self>) {
+        if let Err(error) = self.fold().await {
+            tracing::error!(%error, "folding the counter deltas failed; retried");
+        }
+    }
+
+    /// Whether to fold after a pass: once [`FOLD`] deltas wait, or when the pass found
+    /// nothing to count.
+    fn fold_due(&self, pass: Result<Pass, ()>) -> bool {
         let unfolded = self.unfolded.load(Ordering::Relaxed);
-        let idle = matches!(pass, Ok(Pass::Counted(0)));
-        unfolded >= FOLD || (unfolded > 0 && (idle || tasks))
+        unfolded >= FOLD || (unfolded > 0 && pass == Ok(Pass::Counted(0)))
     }
 
     /// Vacuums `rollup_pending` (see [`VACUUM_EVERY`]); after the pass's readers are

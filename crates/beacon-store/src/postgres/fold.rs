@@ -59,6 +59,7 @@ impl PgCounter {
 
     async fn try_fold(&self) -> Result<(), StoreError> {
         const OP: &str = "fold the counter deltas";
+        let started = std::time::Instant::now();
         let db = self.db.as_str();
         let mut client = self.pool.get().await.map_err(StoreError::pool(db, OP))?;
         let tx = client.transaction().await.context(db, OP)?;
@@ -71,7 +72,10 @@ impl PgCounter {
                 .cmp(&(&b.version, &b.os, b.kind, b.week, &b.k1, &b.k2))
         });
         add(&tx, &deltas).await.context(db, OP)?;
-        tx.commit().await.context(db, OP)
+        tx.commit().await.context(db, OP)?;
+        let took_ms = started.elapsed().as_millis();
+        tracing::debug!(counters = deltas.len(), took_ms, "fold");
+        Ok(())
     }
 }
 

@@ -82,7 +82,7 @@ impl PostgresStore {
         let committed = Arc::new(Notify::new());
         let schema_name = schema.as_deref().unwrap_or("");
         let counter = count::PgCounter {
-            pool: pool(writer_config(&config), count::PASSES, &db)?,
+            pool: pool(writer_config(&config), count::PASSES + 1, &db)?,
             db: db.clone(),
             lock_key: format!("beacon-store writer {schema_name}"),
             retention_key: format!("beacon-store retention {schema_name}"),
