@@ -63,16 +63,24 @@ impl Take {
 
 /// The reports of the taken keys that are still stored (retention or a deletion may have
 /// removed some), with their facts; `raw` is not needed to count.
+///
+/// The queue and `reports` are looked up key by key, in subqueries the planner may not
+/// merge into the join (`OFFSET 0`): a queue vacuumed while it was (nearly) empty keeps
+/// statistics that say so, and the planner then scanned the whole queue for each of a
+/// chunk's keys (a two-collector run at 512 connections: chunks of minutes, the queue
+/// growing without end).
 pub(super) const READ_TAKEN: &str = "SELECT r.uuid, r.cluster_uuid, r.day, r.received_at,
         r.emqx_version, r.os_name, r.os_version, r.edition, r.node_count, r.format,
         '' AS raw, p.facts
-    FROM unnest($1::date[], $2::text[]) AS k (day, uuid)
-    JOIN rollup_pending p ON p.day = k.day AND p.uuid = k.uuid
-    JOIN reports r ON r.day = k.day AND r.uuid = k.uuid";
+    FROM unnest($1::date[], $2::text[]) AS k (day, uuid),
+    LATERAL (SELECT facts FROM rollup_pending
+        WHERE day = k.day AND uuid = k.uuid OFFSET 0) AS p,
+    LATERAL (SELECT * FROM reports WHERE day = k.day AND uuid = k.uuid OFFSET 0) AS r";
 
-pub(super) const MARK_COUNTED: &str = "DELETE FROM rollup_pending p
-    USING unnest($1::date[], $2::text[]) AS k (day, uuid)
-    WHERE p.day = k.day AND p.uuid = k.uuid";
+/// The taken keys' rows, found key by key (see [`READ_TAKEN`]) and deleted by row id.
+pub(super) const MARK_COUNTED: &str = "DELETE FROM rollup_pending WHERE ctid = ANY (ARRAY(
+    SELECT (SELECT ctid FROM rollup_pending p WHERE p.day = k.day AND p.uuid = k.uuid)
+    FROM unnest($1::date[], $2::text[]) AS k (day, uuid)))";
 
 /// A row of [`READ_TAKEN`], to count with the facts kept beside it.
 pub(super) fn report(row: &Row, db: &str) -> Result<NewReport, StoreError> {
