@@ -128,7 +128,7 @@ const PUT_CLUSTER_WEEKS: &str = counting_inserts!(sql::upsert!(
         $6::text[])"
 ));
 /// Marked keys one chunk takes at most: fewer than [`CHUNK`]. A chunk holds the row locks
-/// of its keys, snapshots and counters until it commits, and a settle, like the chunks of
+/// of its keys and snapshots until it commits, and a settle, like the chunks of
 /// other collectors, waits for them. A counter that fell behind took 4,096 keys at once,
 /// its passes took 0.5-3 s under load, and reads waited that long; with 1,024 the reads'
 /// p99 under load was about halved and the rate did not fall (BENCHMARKS.md, session 15).
@@ -136,11 +136,10 @@ const PUT_CLUSTER_WEEKS: &str = counting_inserts!(sql::upsert!(
 const TAKE: usize = 1024;
 
 /// Keys counted after which the counter vacuums `rollup_pending` (and `counter_deltas`)
-/// itself. The table is a
-/// queue (each report's key inserted once, deleted once when counted), so it is mostly
-/// dead rows that every take walks until a vacuum removes them; with autovacuum off (as on
-/// the test machines) or behind, a settle on a freshly seeded 10^6-report schema took
-/// 12 ms instead of 1.6 (BENCHMARKS.md, "Analytics").
+/// itself. The table is a queue (each report's key inserted once, deleted once when
+/// counted), so it is mostly dead rows that every take walks until a vacuum removes them;
+/// with autovacuum off (as on the test machines) or behind, a settle on a freshly seeded
+/// 10^6-report schema took 12 ms instead of 1.6 (BENCHMARKS.md, "Analytics").
 const VACUUM_EVERY: usize = 4 * CHUNK;
 /// Another collector's vacuum of the queues is as good: skipped rather than waited for.
 /// `counter_deltas` is a queue too: a text (out of line, in TOAST rows) per chunk, each
