@@ -95,13 +95,42 @@ pub(crate) const PRUNE_SNAPSHOTS: [&str; 2] = [
     "DELETE FROM cluster_weeks WHERE week < $1",
 ];
 
+/// `DELETE FROM $table WHERE $key = $1`, for a table keyed by `$first` (a day or week) and
+/// then `$key`, without an index on `$key`: the distinct `$first` values are walked through
+/// the key, one seek each (a few hundred days at most), then one row looked up per value.
+macro_rules! forget_walking {
+    ($table:literal, $first:literal, $key:literal) => {
+        concat!(
+            "WITH RECURSIVE walk (v) AS (SELECT min(",
+            $first,
+            ") FROM ",
+            $table,
+            " UNION ALL SELECT (SELECT min(",
+            $first,
+            ") FROM ",
+            $table,
+            " WHERE ",
+            $first,
+            " > walk.v) FROM walk WHERE walk.v IS NOT NULL) DELETE FROM ",
+            $table,
+            " WHERE ",
+            $key,
+            " = $1 AND ",
+            $first,
+            " IN (SELECT v FROM walk)"
+        )
+    };
+}
+
 /// Self-service deletion of node `$1`: its claimed hash (see `claims`), then its
 /// reports, then the rest, its claim too. A 4.x cluster is keyed by a node uuid, so its
-/// snapshots go with that node.
-pub(crate) const FORGET_REPORTS: &str = "DELETE FROM reports WHERE uuid = $1";
+/// snapshots go with that node. Reports and week snapshots are keyed by day or week
+/// first, with no index on the node (each would be one more random index insert per
+/// report), so a node's rows are found day by day and week by week.
+pub(crate) const FORGET_REPORTS: &str = forget_walking!("reports", "day", "uuid");
 pub(crate) const FORGET_WEEKS: [&str; 2] = [
-    "DELETE FROM node_weeks WHERE uuid = $1",
-    "DELETE FROM cluster_weeks WHERE cluster_key = $1",
+    forget_walking!("node_weeks", "week", "uuid"),
+    forget_walking!("cluster_weeks", "week", "cluster_key"),
 ];
 pub(crate) const FORGET_NODE: [&str; 2] = [
     "DELETE FROM nodes WHERE uuid = $1",

@@ -13,6 +13,13 @@ use crate::maintenance::secret_matches;
 use crate::{ForgetOutcome, StoreError, sql};
 
 const TRY_RETENTION_LOCK: &str = "SELECT pg_try_advisory_xact_lock(hashtext($1))";
+/// Forgetting walks a node's days and weeks through the tables' keys
+/// (`sql::FORGET_REPORTS`); planned from statistics, a join with the walk may read whole
+/// tables instead (see `key_lookups`).
+const LOCK_FOR_FORGET: &str = concat!(
+    "SELECT pg_advisory_xact_lock(hashtext($1)), ",
+    super::key_lookups!()
+);
 
 impl PgCounter {
     pub(super) async fn run_task(&self, task: MaintenanceTask) {
@@ -105,7 +112,9 @@ impl PgCounter {
         let db = self.db.as_str();
         let mut client = self.pool.get().await.map_err(StoreError::pool(db, OP))?;
         let tx = client.transaction().await.context(db, OP)?;
-        tx.execute(LOCK, &[&self.lock_key]).await.context(db, OP)?;
+        tx.execute(LOCK_FOR_FORGET, &[&self.lock_key])
+            .await
+            .context(db, OP)?;
         let row = tx
             .query_opt(crate::claims::CLAIMED, &[&uuid])
             .await

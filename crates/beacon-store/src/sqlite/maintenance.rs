@@ -6,41 +6,6 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use crate::maintenance::secret_matches;
 use crate::{ForgetOutcome, sql};
 
-/// `DELETE FROM $table WHERE $key = ?1`, for a table keyed by `$first` (a day or week) and
-/// then `$key`, without an index on `$key`: the distinct `$first` values are walked through
-/// the key, one seek each (a few hundred days at most), then one row looked up per value.
-macro_rules! forget_walking {
-    ($table:literal, $first:literal, $key:literal) => {
-        concat!(
-            "WITH RECURSIVE walk (v) AS (SELECT min(",
-            $first,
-            ") FROM ",
-            $table,
-            " UNION ALL SELECT (SELECT min(",
-            $first,
-            ") FROM ",
-            $table,
-            " WHERE ",
-            $first,
-            " > walk.v) FROM walk WHERE walk.v IS NOT NULL) DELETE FROM ",
-            $table,
-            " WHERE ",
-            $key,
-            " = ?1 AND ",
-            $first,
-            " IN (SELECT v FROM walk)"
-        )
-    };
-}
-
-/// SQLite's [`sql::FORGET_REPORTS`] and [`sql::FORGET_WEEKS`]: its reports and week
-/// snapshots are keyed by day or week first (migration 7).
-const FORGET_REPORTS: &str = forget_walking!("reports", "day", "uuid");
-const FORGET_WEEKS: [&str; 2] = [
-    forget_walking!("node_weeks", "week", "uuid"),
-    forget_walking!("cluster_weeks", "week", "cluster_key"),
-];
-
 pub(super) fn delete_oldest_day(
     conn: &mut Connection,
     before: NaiveDate,
@@ -84,8 +49,8 @@ pub(super) fn forget(
     if !secret_matches(stored.as_deref(), presented) {
         return Ok(ForgetOutcome::WrongSecret);
     }
-    let reports = tx.execute(FORGET_REPORTS, params![uuid])?;
-    for statement in FORGET_WEEKS.into_iter().chain(sql::FORGET_NODE) {
+    let reports = tx.execute(sql::FORGET_REPORTS, params![uuid])?;
+    for statement in sql::FORGET_WEEKS.into_iter().chain(sql::FORGET_NODE) {
         tx.execute(statement, params![uuid])?;
     }
     tx.commit()?;
@@ -98,8 +63,8 @@ pub(super) fn forget(
 mod tests {
     use rusqlite::Connection;
 
-    use super::{FORGET_REPORTS, FORGET_WEEKS};
     use crate::migrations::SQLITE;
+    use crate::sql::{FORGET_REPORTS, FORGET_WEEKS};
 
     /// Forgetting one node must not read whole tables: they hold every report.
     #[test]

@@ -424,7 +424,7 @@ async fn counting_looks_its_keys_up_through_the_indexes_whatever_the_statistics_
     };
     // The migrations read the new tables whole; what counts is what comes after them.
     drop(support::open(&backend).await);
-    let migrated = table_scans(&backend).await;
+    let migrated = table_scans(&backend, &LOOKED_UP).await;
     let store = support::open(&backend).await;
     // The same nodes on a second day: its count finds the first day's snapshots.
     for day in [day(), day().succ_opt().expect("a day")] {
@@ -437,7 +437,7 @@ async fn counting_looks_its_keys_up_through_the_indexes_whatever_the_statistics_
     }
     store.settle().await.expect("settle");
     drop(store);
-    let counted = table_scans(&backend).await;
+    let counted = table_scans(&backend, &LOOKED_UP).await;
     for ((table, seq_before, index_before), (_, seq_after, index_after)) in
         migrated.iter().zip(&counted)
     {
@@ -447,9 +447,101 @@ async fn counting_looks_its_keys_up_through_the_indexes_whatever_the_statistics_
     drop(backend);
 }
 
-/// (table, sequential scans, index scans) of each table of [`LOOKED_UP`], once the stores
-/// on the schema are closed (a session's statistics reach the server's as it ends).
-async fn table_scans(backend: &Backend) -> Vec<(String, i64, i64)> {
+/// The tables forgetting a node deletes its reports and week snapshots from.
+const FORGOTTEN_FROM: [&str; 3] = ["cluster_weeks", "node_weeks", "reports"];
+
+/// Reports and week snapshots are keyed by day or week first, with no index on the node:
+/// one random index insert fewer per table for every new node. Forgetting a node still
+/// reads only its own rows, walking the days and weeks through the keys, whatever the
+/// statistics say (here never taken).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forgetting_a_node_walks_the_days_and_weeks_through_the_keys_whatever_the_statistics_say() {
+    let Some(backend) = TestDb::postgres().map(Backend::from) else {
+        return;
+    };
+    let store = support::open(&backend).await;
+    let secret = "ab".repeat(32);
+    let mut reports = Vec::new();
+    for week in 0..3 {
+        let day = day() - chrono::Days::new(7 * week);
+        reports.extend((0..500).map(|n| sample_report(&format!("kept-{n}"), day)));
+        // A 4.x report: its cluster is keyed by its uuid, and forgotten with it.
+        let forgotten = reports.len() - 500;
+        let report = &mut reports[forgotten];
+        report.uuid = "forgotten".to_owned();
+        report.cluster_uuid = None;
+        report.format = 4;
+        report.analytics.deletion_secret_sha256 = Some(secret.clone());
+    }
+    let outcome = store
+        .bulk_insert(Box::new(reports.into_iter()))
+        .await
+        .expect("bulk insert");
+    assert_eq!(outcome.inserted, 1_500);
+    store.settle().await.expect("settle");
+    drop(store);
+    let admin = support::postgres_admin(&backend).await;
+    let schema = support::schema(&backend).expect("a schema");
+    let indexes: Vec<String> = admin
+        .query(
+            "SELECT indexname::text FROM pg_indexes WHERE schemaname = $1 AND tablename = ANY($2)
+            ORDER BY indexname",
+            &[&schema, &FORGOTTEN_FROM.as_slice()],
+        )
+        .await
+        .expect("pg_indexes")
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(
+        indexes,
+        ["cluster_weeks_pkey", "node_weeks_pkey", "reports_pkey"],
+        "one index per table: its key"
+    );
+    assert_eq!(
+        forgotten_snapshots(&admin).await,
+        6,
+        "three weeks of a node and its cluster"
+    );
+    let counted = table_scans(&backend, &FORGOTTEN_FROM).await;
+    let store = support::open(&backend).await;
+    let forgotten = store.forget_node("forgotten", &secret).await;
+    assert_eq!(
+        forgotten.expect("forget"),
+        beacon_store::ForgetOutcome::Deleted { reports: 3 }
+    );
+    drop(store);
+    let forgot = table_scans(&backend, &FORGOTTEN_FROM).await;
+    for ((table, seq_before, _), (_, seq_after, _)) in counted.iter().zip(&forgot) {
+        assert_eq!(seq_before, seq_after, "{table} was read whole: {forgot:?}");
+    }
+    let kept: i64 = admin
+        .query_one("SELECT count(*) FROM reports", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(kept, 1_497, "the others stay");
+    assert_eq!(
+        forgotten_snapshots(&admin).await,
+        0,
+        "the node's week snapshots are gone"
+    );
+    drop(backend);
+}
+
+async fn forgotten_snapshots(admin: &tokio_postgres::Client) -> i64 {
+    let snapshots = "SELECT (SELECT count(*) FROM node_weeks WHERE uuid = 'forgotten')
+        + (SELECT count(*) FROM cluster_weeks WHERE cluster_key = 'forgotten')";
+    admin
+        .query_one(snapshots, &[])
+        .await
+        .expect("snapshots")
+        .get(0)
+}
+
+/// (table, sequential scans, index scans) of each of `tables`, in name order, once the
+/// stores on the schema are closed (a session's statistics reach the server's as it ends).
+async fn table_scans(backend: &Backend, tables: &[&str]) -> Vec<(String, i64, i64)> {
     support::wait_closed(backend).await;
     let admin = support::postgres_admin(backend).await;
     let schema = support::schema(backend).expect("a schema");
@@ -457,14 +549,14 @@ async fn table_scans(backend: &Backend) -> Vec<(String, i64, i64)> {
         .query(
             "SELECT relname::text, seq_scan, idx_scan FROM pg_stat_user_tables
             WHERE schemaname = $1 AND relname = ANY($2) ORDER BY relname",
-            &[&schema, &LOOKED_UP.as_slice()],
+            &[&schema, &tables],
         )
         .await
         .expect("pg_stat_user_tables")
         .iter()
         .map(|row| (row.get(0), row.get(1), row.get(2)))
         .collect();
-    assert_eq!(scans.len(), LOOKED_UP.len(), "{scans:?}");
+    assert_eq!(scans.len(), tables.len(), "{scans:?}");
     scans
 }
 
