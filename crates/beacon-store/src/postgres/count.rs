@@ -98,12 +98,12 @@ const GET_NODES: &str = "SELECT uuid, first_day, first_at, version, os
 const GET_NODE_WEEKS: &str = "SELECT w.uuid, w.week, w.received_at, w.version, w.os
     FROM node_weeks w JOIN unnest($1::text[], $2::date[]) AS k (uuid, week)
         ON w.uuid = k.uuid AND w.week = k.week
-    ORDER BY w.uuid, w.week FOR NO KEY UPDATE OF w";
+    ORDER BY w.week, w.uuid FOR NO KEY UPDATE OF w";
 const GET_CLUSTER_WEEKS: &str =
     "SELECT w.cluster_key, w.week, w.received_at, w.version, w.os, w.profile
     FROM cluster_weeks w JOIN unnest($1::text[], $2::date[]) AS k (cluster_key, week)
         ON w.cluster_key = k.cluster_key AND w.week = k.week
-    ORDER BY w.cluster_key, w.week FOR NO KEY UPDATE OF w";
+    ORDER BY w.week, w.cluster_key FOR NO KEY UPDATE OF w";
 /// A snapshot upsert answers how many rows it inserted (`xmax = 0`, as in `ingest`).
 macro_rules! counting_inserts {
     ($upsert:expr) => {
@@ -583,10 +583,10 @@ fn in_key_order(mut changes: Changes) -> Changes {
     changes.nodes.sort_unstable_by(|a, b| a.uuid.cmp(&b.uuid));
     changes
         .node_weeks
-        .sort_unstable_by(|a, b| (&a.uuid, a.week).cmp(&(&b.uuid, b.week)));
+        .sort_unstable_by(|a, b| (a.week, &a.uuid).cmp(&(b.week, &b.uuid)));
     changes
         .cluster_weeks
-        .sort_unstable_by(|a, b| (&a.key, a.week).cmp(&(&b.key, b.week)));
+        .sort_unstable_by(|a, b| (a.week, &a.key).cmp(&(b.week, &b.key)));
     changes
 }
 
