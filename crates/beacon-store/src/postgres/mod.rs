@@ -75,17 +75,17 @@ impl PostgresStore {
             schema,
             redacted: db,
         } = target;
-        let writers = pool(writer_config(&config), writer::PIPELINE, &db)?;
+        let writers = pool(writer_config(&config), INGEST_PLANS, writer::PIPELINE, &db)?;
         migrate(&writers, schema.as_deref(), &db).await?;
         facts::backfill(&writers, &db, legacy).await?;
-        let readers = pool(config.clone(), READ_POOL_SIZE, &db)?;
+        let readers = pool(config.clone(), CUSTOM_PLANS, READ_POOL_SIZE, &db)?;
         let (ingest, ingest_jobs) = batch::queue();
         let (queue, jobs) = batch::queue();
         let counters = Arc::new(Counters::default());
         let committed = Arc::new(Notify::new());
         let schema_name = schema.as_deref().unwrap_or("");
         let counter = count::PgCounter {
-            pool: pool(writer_config(&config), count::PASSES + 1, &db)?,
+            pool: pool(writer_config(&config), CUSTOM_PLANS, count::PASSES + 1, &db)?,
             db: db.clone(),
             lock_key: format!("beacon-store writer {schema_name}"),
             retention_key: format!("beacon-store retention {schema_name}"),
@@ -227,13 +227,21 @@ fn with_option(config: &Config, option: &str) -> Config {
     config
 }
 
-fn pool(config: Config, size: usize, db: &str) -> Result<Pool, StoreError> {
-    // Statements are prepared once per connection, and after five runs PostgreSQL would
-    // keep a generic plan made from the statistics of that moment: on a new or fast-growing
-    // schema (never analyzed yet), a sequential scan of `node_claims` or `nodes` for every
-    // batch, which cost ingest 80% of its rate within a minute (BENCHMARKS.md). Every
-    // statement here is planned for its own arguments instead.
-    let config = with_option(&config, "-c plan_cache_mode=force_custom_plan");
+/// Statements are prepared once per connection, and after five runs PostgreSQL would keep
+/// a generic plan made from the statistics of that moment: on a new or fast-growing schema
+/// (never analyzed yet), a sequential scan of `node_claims` or `nodes` for every batch,
+/// which cost ingest 80% of its rate within a minute (BENCHMARKS.md). The readers' and the
+/// counter's statements are planned for their own arguments instead.
+const CUSTOM_PLANS: &str = "-c plan_cache_mode=force_custom_plan";
+/// The ingest writer runs inserts, whose plans never depend on the tables, and one lookup
+/// of claims by key: each is planned once per connection, with sequential scans turned off
+/// so that a plan made while `node_claims` looked empty still looks claims up by key.
+/// Planning every batch's statements anew cost PostgreSQL some 17 µs of CPU per report,
+/// a tenth of its work, and more the smaller the batches (BENCHMARKS.md).
+const INGEST_PLANS: &str = "-c plan_cache_mode=force_generic_plan -c enable_seqscan=off";
+
+fn pool(config: Config, plans: &str, size: usize, db: &str) -> Result<Pool, StoreError> {
+    let config = with_option(&config, plans);
     let manager = Manager::from_config(
         config,
         NoTls,

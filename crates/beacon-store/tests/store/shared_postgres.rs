@@ -447,6 +447,49 @@ async fn counting_looks_its_keys_up_through_the_indexes_whatever_the_statistics_
     drop(backend);
 }
 
+/// The ingest writer plans its statements once per connection (generic plans, made from
+/// the statistics of that moment): every batch still looks its nodes' claims up by key,
+/// even when the statistics say there are two.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_looks_claims_up_by_key_with_plans_made_while_there_were_few() {
+    let Some(backend) = TestDb::postgres().map(Backend::from) else {
+        return;
+    };
+    let store = support::open(&backend).await;
+    for n in 0..2 {
+        let report = sample_report(&format!("first-{n}"), day());
+        store.insert(report).await.expect("insert");
+    }
+    drop(store);
+    support::wait_closed(&backend).await;
+    let admin = support::postgres_admin(&backend).await;
+    admin
+        .batch_execute("ANALYZE node_claims")
+        .await
+        .expect("analyze");
+    let migrated = table_scans(&backend, &["node_claims"]).await;
+    let store = support::open(&backend).await;
+    let mut writers = JoinSet::new();
+    for writer in 0..16 {
+        let store = Arc::clone(&store);
+        writers.spawn(async move {
+            for n in 0..40 {
+                let report = sample_report(&format!("claimed-{writer}-{n}"), day());
+                store.insert(report).await.expect("insert");
+            }
+        });
+    }
+    while let Some(done) = writers.join_next().await {
+        done.expect("writer");
+    }
+    drop(store);
+    let written = table_scans(&backend, &["node_claims"]).await;
+    let ((_, seq_before, index_before), (_, seq_after, index_after)) = (&migrated[0], &written[0]);
+    assert_eq!(seq_before, seq_after, "node_claims was read whole");
+    assert!(index_after > index_before, "claims were never looked up");
+    drop(backend);
+}
+
 /// The tables forgetting a node deletes its reports and week snapshots from.
 const FORGOTTEN_FROM: [&str; 3] = ["cluster_weeks", "node_weeks", "reports"];
 
