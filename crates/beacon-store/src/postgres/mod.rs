@@ -76,7 +76,10 @@ impl PostgresStore {
             redacted: db,
         } = target;
         let writers = pool(writer_config(&config), INGEST_PLANS, writer::PIPELINE, &db)?;
-        migrate(&writers, schema.as_deref(), &db).await?;
+        let counting = pool(writer_config(&config), CUSTOM_PLANS, count::PASSES + 1, &db)?;
+        // Not on the ingest writer's sessions: a migration copying a table would be planned
+        // with sequential scans off.
+        migrate(&counting, schema.as_deref(), &db).await?;
         facts::backfill(&writers, &db, legacy).await?;
         let readers = pool(config.clone(), CUSTOM_PLANS, READ_POOL_SIZE, &db)?;
         let (ingest, ingest_jobs) = batch::queue();
@@ -85,7 +88,7 @@ impl PostgresStore {
         let committed = Arc::new(Notify::new());
         let schema_name = schema.as_deref().unwrap_or("");
         let counter = count::PgCounter {
-            pool: pool(writer_config(&config), CUSTOM_PLANS, count::PASSES + 1, &db)?,
+            pool: counting,
             db: db.clone(),
             lock_key: format!("beacon-store writer {schema_name}"),
             retention_key: format!("beacon-store retention {schema_name}"),
