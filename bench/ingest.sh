@@ -7,6 +7,8 @@
 # acknowledged report is indexed and counted (`POST /settle` on its private listener).
 # During each stored run a reader loads the console's overview page and its JSON 50 times
 # and checks that this week's node count includes every report acknowledged before it.
+# SQLite runs also report what the collector wrote to storage per report (its WAL, and the
+# pages its checkpoints copy back into the database file).
 #
 #   bash bench/ingest.sh                      # 60 s per run, 64 and 512 connections
 #   BENCH_SHORT=1 bash bench/ingest.sh        # 10 s per run, for iterating
@@ -78,6 +80,17 @@ cpu_of() {
     done
   done
   awk -v t="$total" -v w="$writer" -v k="$tick" 'BEGIN { printf "%.2f %.2f", t / k, w / k }'
+}
+
+# written_of PID...: bytes the processes caused to be written to storage (a page dirtied
+# again before the kernel wrote it back counts once).
+written_of() {
+  local pid total=0 bytes
+  for pid in "$@"; do
+    bytes="$(awk '/^write_bytes/ { print $2 }' "/proc/$pid/io")"
+    total=$((total + bytes))
+  done
+  echo "$total"
 }
 
 # login CONSOLE_URL JAR: a console session for the reader.
@@ -172,7 +185,7 @@ wrk_total() {
 # collectors on one schema, each driven by half the connections.
 measure() {
   local target="$1" conns="$2" run="$1-$2" pid url console pids=() urls=() consoles=()
-  local db args=() line t0 t1 t2 instances=1 i cpu0 cpu1 writer0 writer1
+  local db args=() line t0 t1 t2 instances=1 i cpu0 cpu1 writer0 writer1 written0 written1
   local reads="" pages_p99="-" json_p99="-" behind="-"
   set_db "$target" "$run"
   [ "$target" = discard ] && args+=(--discard)
@@ -199,6 +212,7 @@ measure() {
     local reader_pid=$!
   fi
   read -r cpu0 writer0 <<<"$(cpu_of "${pids[@]}")"
+  written0="$(written_of "${pids[@]}")"
   t0="$(now)"
   load "$BENCH_SECONDS" "$conns" "$work/$run.wrk" "${urls[@]}"
   t1="$(now)"
@@ -208,6 +222,7 @@ measure() {
   done
   t2="$(now)"
   read -r cpu1 writer1 <<<"$(cpu_of "${pids[@]}")"
+  written1="$(written_of "${pids[@]}")"
   if [ -n "$reads" ]; then
     wait "$reader_pid" || true
     ended "$reader_pid"
@@ -232,10 +247,15 @@ measure() {
     -v p50="$(field p50_ms "$line")" -v p99="$(field p99_ms "$line")" \
     -v max="$(field max_ms "$line")" -v rss="$rss" -v cpu="$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { print b - a }')" \
     -v wcpu="$(awk -v a="$writer0" -v b="$writer1" 'BEGIN { print b - a }')" \
-    -v pp="$pages_p99" -v jp="$json_p99" -v behind="$behind" 'BEGIN {
+    -v pp="$pages_p99" -v jp="$json_p99" -v behind="$behind" \
+    -v written="$((written1 - written0))" 'BEGIN {
       settle = t2 - t1
-      printf "%s %d %.0f %.0f %.2f %d %d %s %s %s %s %.1f %.1f %s %s %s\n", n, c, a / s,
-        a / (s + settle), settle, f, e, p50, p99, max, rss, cpu, wcpu, pp, jp, behind }')")
+      # PostgreSQL writes in its own processes, and discard writes nothing.
+      if (n == "sqlite" && a > 0) {
+        w = sprintf("%.1f (%.0f MB/s)", written / a / 1024, written / (s + settle) / 1e6)
+      } else w = "-"
+      printf "%s %d %.0f %.0f %.2f %d %d %s %s %s %s %.1f %.1f %s %s %s %s\n", n, c, a / s,
+        a / (s + settle), settle, f, e, p50, p99, max, rss, cpu, wcpu, pp, jp, behind, w }')")
 }
 
 results=()
@@ -247,13 +267,13 @@ done
 
 # One table, ratios against the --discard run at the same number of connections.
 printf '\n%s\n' "wrk -t1, ${BENCH_SECONDS} s per run after ${WARMUP_SECONDS} s warm-up; sustained = acknowledged / (load + settle)"
-printf '| %s |\n' "target | conns | acknowledged/s | sustained/s | sustained / discard | settle s | non-2xx | errors | p50 ms | p99 ms | max ms | peak RSS MiB | CPU s (writer) | overview page p99 ms | overview JSON p99 ms | reads behind"
-printf '|%s\n' "---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+printf '| %s |\n' "target | conns | acknowledged/s | sustained/s | sustained / discard | settle s | non-2xx | errors | p50 ms | p99 ms | max ms | peak RSS MiB | CPU s (writer) | overview page p99 ms | overview JSON p99 ms | reads behind | written KiB/report (MB/s)"
+printf '|%s\n' "---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
 for line in "${results[@]}"; do
-  read -r name conns acked sustained settle non2xx errors p50 p99 max rss cpu wcpu pp jp behind <<<"$line"
+  read -r name conns acked sustained settle non2xx errors p50 p99 max rss cpu wcpu pp jp behind written <<<"$line"
   base="$(printf '%s\n' "${results[@]}" | awk -v c="$conns" '$1 == "discard" && $2 == c { print $3 }')"
   ratio="$(awk -v s="$sustained" -v b="${base:-0}" 'BEGIN { if (b > 0) printf "%.0f%%", 100 * s / b; else print "-" }')"
-  printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s (%s) | %s | %s | %s |\n' \
+  printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s (%s) | %s | %s | %s | %s |\n' \
     "$name" "$conns" "$acked" "$sustained" "$ratio" "$settle" "$non2xx" "$errors" "$p50" \
-    "$p99" "$max" "$rss" "$cpu" "$wcpu" "$pp" "$jp" "$behind"
+    "$p99" "$max" "$rss" "$cpu" "$wcpu" "$pp" "$jp" "$behind" "$written"
 done
