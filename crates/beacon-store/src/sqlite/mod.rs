@@ -50,7 +50,7 @@ const WRITER_CACHE_KIB: i64 = -16_384;
 /// WAL pages between automatic checkpoints (default 1,000; 120 MiB here): a page
 /// rewritten by several chunks is copied back to the database once (see BENCHMARKS.md,
 /// "Ingest"). The background checkpoint (`checkpoint`) runs well before this bound.
-const WAL_AUTOCHECKPOINT_PAGES: i64 = 30_000;
+pub(super) const WAL_AUTOCHECKPOINT_PAGES: i64 = 30_000;
 
 pub(crate) struct SqliteStore {
     readers: Arc<Readers>,
