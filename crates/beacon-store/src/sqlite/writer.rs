@@ -136,9 +136,9 @@ impl Counting<'_> {
     /// counting keeps the pace of ingest, the reports queued behind a step wait little,
     /// and what a reader's settle has to count stays small. [`counting::BEHIND`] steps
     /// behind, ingest waits for counting. A quiet moment counts the rest, until a job
-    /// arrives. The counter deltas the chunks logged are folded once [`counting::FOLD`]
-    /// wait, or once nothing else does.
+    /// arrives. Then the counter deltas the chunks logged may be folded ([`fold_due`]).
     fn due(&mut self, jobs: &mpsc::Receiver<Job>) {
+        let waiting = self.uncounted.len();
         if !self.write_planned(false) {
             return;
         }
@@ -154,8 +154,8 @@ impl Counting<'_> {
         }
         // A plan reads neither the counters nor the deltas, so folding leaves it valid.
         let idle = self.uncounted.is_empty() && jobs.is_empty();
-        let unfolded = self.uncounted.unfolded();
-        if unfolded >= counting::FOLD || idle && unfolded > 0 {
+        let counted = self.uncounted.len() < waiting;
+        if fold_due(self.uncounted.unfolded(), counted, idle) {
             try_fold(self.conn, self.db, self.uncounted, self.counters);
         }
     }
@@ -202,6 +202,19 @@ impl Counting<'_> {
             .write_failed("counting the ingest log", &error);
         false
     }
+}
+
+/// Whether the `unfolded` counter deltas logged since the last fold are folded now: once
+/// [`counting::FOLD`] wait, in a round that `counted` nothing (a fold takes about as long
+/// as a step, and ingest would wait for both back to back: BENCHMARKS.md, session 18), or
+/// at twice that; and whenever the writer is `idle`.
+fn fold_due(unfolded: usize, counted: bool, idle: bool) -> bool {
+    let bound = if counted {
+        2 * counting::FOLD
+    } else {
+        counting::FOLD
+    };
+    unfolded >= bound || idle && unfolded > 0
 }
 
 /// Appends the reports to the log in one transaction. A report replaces an earlier one of
@@ -307,11 +320,25 @@ mod tests {
 
     use rusqlite::Connection;
 
-    use super::Counting;
+    use super::{Counting, fold_due};
     use crate::batch::Counters;
+    use crate::counting::FOLD;
     use crate::sqlite::count::recover_uncounted;
     use crate::sqlite::count::tests::{counted_nodes, logged};
     use crate::sqlite::plan::Planner;
+
+    #[test]
+    fn a_fold_waits_for_a_round_without_a_step_until_twice_its_bound() {
+        assert!(!fold_due(FOLD, true, false), "not right after a step");
+        assert!(fold_due(FOLD, false, false));
+        assert!(
+            fold_due(2 * FOLD, true, false),
+            "not beyond twice its bound"
+        );
+        assert!(!fold_due(FOLD - 1, false, false));
+        assert!(fold_due(1, false, true), "whatever waits once idle");
+        assert!(!fold_due(0, false, true));
+    }
 
     /// Another collector on the file commits while every plan is made: the writer, which
     /// must count now, counts by itself instead of waiting for a plan that can be written.
