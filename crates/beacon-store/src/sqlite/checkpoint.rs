@@ -29,7 +29,7 @@ const EVERY: Duration = Duration::from_millis(50);
 /// (BENCHMARKS.md, "Ingest").
 const MIN_PAGES: i64 = 8_000;
 /// Pages in the WAL from which every look copies whatever waits, however little, and looks
-/// come [`CATCH_UP_EVERY`]: the writer's automatic checkpoint (at
+/// come [`CATCH_UP_EVERY`] while the WAL grows: the writer's automatic checkpoint (at
 /// [`super::WAL_AUTOCHECKPOINT_PAGES`]) then finds next to nothing left to copy. Left to
 /// [`MIN_PAGES`], it copied up to 32 MiB and synced it on the writer, a 40-100 ms stall of
 /// ingest about once a second under load, which made the p99 latency (BENCHMARKS.md,
@@ -70,10 +70,13 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
 }
 
 fn run(conn: &Connection, db: &str, stopped: &mpsc::Receiver<()>) {
-    let mut next_look = EVERY;
+    let (mut next_look, mut last_pages) = (EVERY, 0);
     while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(next_look) {
         match checkpoint(conn) {
-            Ok(wal) => next_look = wal.next_look(),
+            Ok(wal) => {
+                next_look = wal.next_look(last_pages);
+                last_pages = wal.pages;
+            }
             // Busy: the writer's own checkpoint holds the lock; the next look retries.
             Err(error) => tracing::debug!(db, %error, "background checkpoint skipped"),
         }
@@ -102,8 +105,10 @@ impl Wal {
         self.pages - self.copied
     }
 
-    fn next_look(&self) -> Duration {
-        if self.pages >= CATCH_UP {
+    /// When to look again, given the WAL's pages at the last look: soon while the writer
+    /// appends near its bound; an idle WAL, however large, is left alone.
+    fn next_look(&self, last_pages: i64) -> Duration {
+        if self.pages >= CATCH_UP && self.pages != last_pages {
             CATCH_UP_EVERY
         } else {
             EVERY
@@ -127,7 +132,7 @@ fn look(conn: &Connection, mode: &str) -> rusqlite::Result<Wal> {
 mod tests {
     use rusqlite::Connection;
 
-    use super::{CATCH_UP, CATCH_UP_EVERY, MIN_PAGES, checkpoint, open};
+    use super::{CATCH_UP, CATCH_UP_EVERY, EVERY, MIN_PAGES, checkpoint, open};
 
     /// Commits `pages` rows of a page each.
     fn write_pages(conn: &Connection, pages: i64) {
@@ -163,12 +168,14 @@ mod tests {
         let _: i64 = reader
             .query_row("SELECT count(*) FROM t", [], |row| row.get(0))
             .expect("read");
-        assert_eq!(checkpoint(&background).expect("checkpoint").waiting(), 0);
+        let copied = checkpoint(&background).expect("checkpoint");
+        assert_eq!(copied.waiting(), 0);
         write_pages(&writer, 10);
         drop(reader);
         let wal = checkpoint(&background).expect("checkpoint");
         assert!(wal.pages > CATCH_UP && wal.pages < CATCH_UP + MIN_PAGES);
         assert_eq!(wal.waiting(), 0, "the last pages are left to the writer");
-        assert_eq!(wal.next_look(), CATCH_UP_EVERY);
+        assert_eq!(wal.next_look(copied.pages), CATCH_UP_EVERY, "the WAL grows");
+        assert_eq!(wal.next_look(wal.pages), EVERY, "the WAL is idle");
     }
 }
