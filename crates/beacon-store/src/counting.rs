@@ -60,8 +60,8 @@ pub(crate) const QUIET: Duration = Duration::from_millis(100);
 /// Counter deltas that counted chunks logged before they are folded into the counters
 /// (several chunks under load; every rollup read adds those not yet folded, so this also
 /// bounds what a read decodes; SQLite's writer lets up to twice that wait for a round
-/// without a step, `sqlite::writer::fold_due`). On PostgreSQL each collector counts the deltas its own
-/// chunks logged, and a fold takes those of every collector.
+/// without a step, `sqlite::writer::fold_due`). On PostgreSQL each collector counts the
+/// deltas its own chunks logged, and a fold takes those of every collector.
 pub(crate) const FOLD: usize = 16_384;
 
 /// Proof that every report committed before it was made is counted; only [`settle`]
