@@ -11,7 +11,7 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::NaiveDate;
-use deadpool_postgres::Transaction;
+use deadpool_postgres::Object;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
@@ -33,57 +33,73 @@ const UPSERT: &str = concat!(
 
 impl PgWriter {
     /// Stores the reports their nodes' claims accept and marks them uncounted, in one
-    /// transaction.
+    /// transaction of two round trips: `BEGIN` goes with the claims, `COMMIT` with the
+    /// upsert and the marks (a transaction that failed answers `COMMIT` with a rollback).
     pub(super) async fn write_batch(
         &self,
         all: &[&NewReport],
     ) -> Result<Vec<InsertOutcome>, StoreError> {
         const OP: &str = "write report batch";
         let db = self.db.as_str();
-        let mut client = self.pool.get().await.map_err(StoreError::pool(db, OP))?;
-        let tx = client.transaction().await.context(db, OP)?;
-        let claimed = claim(&tx, all).await.context(db, OP)?;
-        let accepted = |r: &&NewReport| {
-            let held = claimed.get(r.uuid.as_str()).and_then(Option::as_deref);
-            claims::accepts(held, claims::presented(r))
-        };
-        let reports: Vec<&NewReport> = all.iter().copied().filter(accepted).collect();
-        let mut latest = latest_per_key(&reports);
-        latest.sort_unstable_by(|a, b| (a.day, &a.uuid).cmp(&(b.day, &b.uuid)));
-        let (days, uuids) = keys(&latest);
-        let facts: Vec<String> = latest
-            .iter()
-            .map(|r| crate::facts::to_column(&r.analytics))
-            .collect();
-        let columns = Columns::of(&latest);
-        let upsert = tx.prepare_cached(UPSERT).await.context(db, OP)?;
-        let mark = tx.prepare_cached(MARK_UNCOUNTED).await.context(db, OP)?;
-        // One round trip: sent in this order, executed in this order.
-        let params = (columns.params(), [&days as _, &uuids as _, &facts as _]);
-        // One round trip: sent in this order, executed in this order; the first error is
-        // the cause, the next one only says the transaction was aborted.
-        let (rows, marked) =
-            tokio::join!(tx.query(&upsert, &params.0), tx.execute(&mark, &params.1),);
-        let rows = rows.context(db, OP)?;
-        marked.context(db, OP)?;
-        let fresh = inserted_keys(&rows).context(db, OP)?;
-        tx.commit().await.context(db, OP)?;
-        let mut stored = outcomes(&reports, &fresh).into_iter();
-        let every = all.iter().map(|r| {
-            if accepted(r) {
-                stored.next().unwrap_or(InsertOutcome::Replaced)
-            } else {
-                InsertOutcome::HashMismatch
-            }
-        });
-        Ok(every.collect())
+        let client = self.pool.get().await.map_err(StoreError::pool(db, OP))?;
+        let written = write(&client, all).await.context(db, OP);
+        if written.is_err() {
+            // Its transaction may be open still: not for the pool's next user.
+            drop(Object::take(client));
+        }
+        written
     }
 }
 
-/// Claims the nodes of `reports` that have no claim yet (the first report of a uuid in
-/// the batch wins), then reads every claim they have, in one round trip.
+/// [`PgWriter::write_batch`] on one connection; an error may leave its transaction open.
+async fn write(
+    client: &Object,
+    all: &[&NewReport],
+) -> Result<Vec<InsertOutcome>, tokio_postgres::Error> {
+    let upsert = client.prepare_cached(UPSERT).await?;
+    let mark = client.prepare_cached(MARK_UNCOUNTED).await?;
+    let claimed = claim(client, all).await?;
+    let accepted = |r: &&NewReport| {
+        let held = claimed.get(r.uuid.as_str()).and_then(Option::as_deref);
+        claims::accepts(held, claims::presented(r))
+    };
+    let reports: Vec<&NewReport> = all.iter().copied().filter(accepted).collect();
+    let mut latest = latest_per_key(&reports);
+    latest.sort_unstable_by(|a, b| (a.day, &a.uuid).cmp(&(b.day, &b.uuid)));
+    let (days, uuids) = keys(&latest);
+    let facts: Vec<String> = latest
+        .iter()
+        .map(|r| crate::facts::to_column(&r.analytics))
+        .collect();
+    let columns = Columns::of(&latest);
+    let params = (columns.params(), [&days as _, &uuids as _, &facts as _]);
+    // Sent in this order, executed in this order; the first error is the cause, the next
+    // ones only say the transaction was aborted.
+    let (rows, marked, committed) = tokio::join!(
+        client.query(&upsert, &params.0),
+        client.execute(&mark, &params.1),
+        client.batch_execute("COMMIT"),
+    );
+    let rows = rows?;
+    marked?;
+    committed?;
+    let fresh = inserted_keys(&rows)?;
+    let mut stored = outcomes(&reports, &fresh).into_iter();
+    let every = all.iter().map(|r| {
+        if accepted(r) {
+            stored.next().unwrap_or(InsertOutcome::Replaced)
+        } else {
+            InsertOutcome::HashMismatch
+        }
+    });
+    Ok(every.collect())
+}
+
+/// Opens the batch's transaction, claims the nodes of `reports` that have no claim yet
+/// (the first report of a uuid in the batch wins), then reads every claim they have, in
+/// one round trip.
 async fn claim(
-    tx: &Transaction<'_>,
+    client: &Object,
     reports: &[&NewReport],
 ) -> Result<HashMap<String, Option<String>>, tokio_postgres::Error> {
     let mut by_uuid = reports.to_vec();
@@ -93,10 +109,15 @@ async fn claim(
         .iter()
         .map(|r| (r.uuid.as_str(), claims::presented(r)))
         .unzip();
-    let insert = tx.prepare_cached(claims::CLAIM_MANY).await?;
-    let read = tx.prepare_cached(claims::CLAIMED_MANY).await?;
+    let insert = client.prepare_cached(claims::CLAIM_MANY).await?;
+    let read = client.prepare_cached(claims::CLAIMED_MANY).await?;
     let params: [&(dyn ToSql + Sync); 2] = [&uuids, &hashes];
-    let (claimed, rows) = tokio::join!(tx.execute(&insert, &params), tx.query(&read, &params[..1]));
+    let (begun, claimed, rows) = tokio::join!(
+        client.batch_execute("BEGIN"),
+        client.execute(&insert, &params),
+        client.query(&read, &params[..1])
+    );
+    begun?;
     claimed?;
     let rows = rows?;
     rows.iter()

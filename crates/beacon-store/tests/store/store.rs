@@ -226,17 +226,35 @@ async fn health_is_ok_and_backend_is_named() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_batch_fails_every_waiter_and_later_batches_work() {
+    // SQLite's ingest commit writes to its log (see `sqlite::uncounted`).
+    failed_batches_then_later_ones_work("incoming", "reports").await;
+}
+
+/// On PostgreSQL a batch's claims go with its `BEGIN`, before its `COMMIT` is sent: a
+/// connection whose batch failed there must not go back to the pool inside that aborted
+/// transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_failed_at_its_claims_leaves_no_transaction_open_for_later_ones() {
+    failed_batches_then_later_ones_work("node_claims", "node_claims").await;
+}
+
+/// Every insert of a batch whose writes to the given table fail fails with the cause; once
+/// the cause is gone, batches work again, on every connection of the writer.
+async fn failed_batches_then_later_ones_work(sqlite_table: &str, postgres_table: &str) {
     each_backend(|backend| async move {
         let store = open_store(&backend).await;
         admin(
             &backend,
-            // SQLite's ingest commit writes to its log (see `sqlite::uncounted`).
-            "CREATE TRIGGER fail_writes BEFORE INSERT ON incoming
-             BEGIN SELECT RAISE(ABORT, 'simulated write failure'); END;",
-            "CREATE FUNCTION fail_writes() RETURNS trigger LANGUAGE plpgsql
-                 AS $$ BEGIN RAISE EXCEPTION 'simulated write failure'; END $$;
-             CREATE TRIGGER fail_writes BEFORE INSERT ON reports
-                 FOR EACH ROW EXECUTE FUNCTION fail_writes();",
+            &format!(
+                "CREATE TRIGGER fail_writes BEFORE INSERT ON {sqlite_table}
+                 BEGIN SELECT RAISE(ABORT, 'simulated write failure'); END;"
+            ),
+            &format!(
+                "CREATE FUNCTION fail_writes() RETURNS trigger LANGUAGE plpgsql
+                     AS $$ BEGIN RAISE EXCEPTION 'simulated write failure'; END $$;
+                 CREATE TRIGGER fail_writes BEFORE INSERT ON {postgres_table}
+                     FOR EACH ROW EXECUTE FUNCTION fail_writes();"
+            ),
         )
         .await;
         let mut tasks = JoinSet::new();
@@ -257,12 +275,21 @@ async fn a_failed_batch_fails_every_waiter_and_later_batches_work() {
         admin(
             &backend,
             "DROP TRIGGER fail_writes;",
-            "DROP TRIGGER fail_writes ON reports; DROP FUNCTION fail_writes();",
+            &format!("DROP TRIGGER fail_writes ON {postgres_table}; DROP FUNCTION fail_writes();"),
         )
         .await;
-        let outcome = store.insert(report("after", day(1))).await.expect("insert");
-        assert_eq!(outcome, InsertOutcome::Inserted, "{}", backend.name);
-        assert_eq!(store.count().await.expect("count"), 1, "{}", backend.name);
+        // One at a time, more than the writer has connections: each batch takes a
+        // connection a failed batch may have used.
+        for n in 0..8 {
+            let outcome = store.insert(report(&format!("after-{n}"), day(1))).await;
+            assert_eq!(
+                outcome.expect("insert"),
+                InsertOutcome::Inserted,
+                "{}",
+                backend.name
+            );
+        }
+        assert_eq!(store.count().await.expect("count"), 8, "{}", backend.name);
         store.health().await.expect("healthy again");
     })
     .await;
