@@ -29,10 +29,10 @@ ensure_rust_tools() {
   fi
 }
 
-# protoc compiles the protocol definitions of node-to-node messages; wrk drives the HTTP
-# benchmarks.
+# protoc compiles the protocol definitions of node-to-node messages; make builds jemalloc,
+# the binary's allocator; wrk drives the HTTP benchmarks.
 ensure_build_tools() {
-  apt_install protobuf-compiler wrk
+  apt_install protobuf-compiler make wrk
   command -v protoc >/dev/null || die "protoc not found after installing protobuf-compiler"
   command -v wrk >/dev/null || die "wrk not found after installing it"
 }

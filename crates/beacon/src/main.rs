@@ -12,6 +12,12 @@ mod telemetry_cmd;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
+/// jemalloc rather than the system's: glibc's malloc and free were a fifth of the
+/// collector's CPU under load; with jemalloc it parses and stores 8-28% more reports per
+/// second at the same peak RSS (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "beacon",
