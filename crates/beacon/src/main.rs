@@ -13,8 +13,8 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 /// jemalloc rather than the system's: glibc's malloc and free were a fifth of the
-/// collector's CPU under load; with jemalloc it parses and stores 8-28% more reports per
-/// second at the same peak RSS (BENCHMARKS.md).
+/// collector's CPU under load; with jemalloc it takes in 3-28% more reports per second
+/// (SQLite least, parse-and-discard most) at the same peak RSS (BENCHMARKS.md).
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
