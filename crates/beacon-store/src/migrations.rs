@@ -297,6 +297,16 @@ pub(crate) const POSTGRES: &[Migration] = &[
         name: "week snapshots keyed by week first",
         sql: POSTGRES_WEEK_FIRST,
     },
+    Migration {
+        version: 10,
+        name: "marks numbered in order",
+        // A settle counts the marks numbered up to the last number handed out when it
+        // starts, not the ones committed while it counts (`postgres::count`).
+        sql: "CREATE SEQUENCE rollup_pending_seq;
+    ALTER TABLE rollup_pending
+        ADD COLUMN seq BIGINT NOT NULL DEFAULT nextval('rollup_pending_seq');
+    ALTER SEQUENCE rollup_pending_seq OWNED BY rollup_pending.seq;",
+    },
 ];
 
 /// SQLite's version 7 on PostgreSQL: three random index inserts fewer per new node (its

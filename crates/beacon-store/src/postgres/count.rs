@@ -17,7 +17,9 @@
 //! progress, if there is one: [`PASSES`]): it counts what no other count holds, then
 //! waits for the keys others hold ([`Take::WaitLocked`]), so it leaves nothing committed
 //! before it uncounted (by this collector or another one), and waits for about one chunk
-//! rather than for the pass in progress and one more. Passes otherwise start when a batch
+//! rather than for the pass in progress and one more. It takes only the keys marked
+//! before it started ([`uncounted::LAST_MARK`]): under load, new marks arrive all over the
+//! key order, and a pass that took them too counted for longer than the backlog it found. Passes otherwise start when a batch
 //! was committed (at most every [`PACE`], one at a time) and on the
 //! ticker, which finds what other collectors committed. Maintenance that changes
 //! snapshots holds the schema's counting lock exclusively, every chunk holds it shared: a
@@ -41,7 +43,7 @@ use tokio_postgres::types::ToSql;
 
 use super::columns::{ClusterWeekColumns, NodeColumns, NodeWeekColumns};
 use super::fold::LOG_DELTAS;
-use super::uncounted::{self, MARK_COUNTED, READ_TAKEN, Take};
+use super::uncounted::{self, LAST_MARK, MARK_COUNTED, READ_TAKEN, Take};
 use super::writer::Context;
 use crate::batch::{self, Job, MaintenanceTask, Reply, Task};
 use crate::counting::{CHUNK, FOLD, MAX_LAG};
@@ -372,24 +374,40 @@ impl PgCounter {
     /// answers how many keys it took. With [`Lock::Try`] it stops at the first chunk whose
     /// lock maintenance holds.
     async fn pass(&self, lock: Lock) -> Result<Pass, StoreError> {
-        let Pass::Counted(skipping) = self.sweep(Take::SkipLocked, lock).await? else {
+        // A pass nobody waits for counts the marks committed while it runs too: fuller
+        // chunks. One somebody waits for stops at the last mark made when it starts.
+        let upto = match lock {
+            Lock::Try => i64::MAX,
+            Lock::Wait | Lock::Alone => self.last_mark().await?,
+        };
+        let Pass::Counted(skipping) = self.sweep(Take::SkipLocked, lock, upto).await? else {
             return Ok(Pass::GaveWay);
         };
         if lock == Lock::Try {
             return Ok(Pass::Counted(skipping));
         }
-        match self.sweep(Take::WaitLocked, lock).await? {
+        match self.sweep(Take::WaitLocked, lock, upto).await? {
             Pass::Counted(waiting) => Ok(Pass::Counted(skipping + waiting)),
             Pass::GaveWay => Ok(Pass::GaveWay),
         }
     }
 
-    /// Counts chunks in key order until one is not full.
-    async fn sweep(&self, take: Take, lock: Lock) -> Result<Pass, StoreError> {
+    /// The number of the last mark made (see [`uncounted::LAST_MARK`]).
+    async fn last_mark(&self) -> Result<i64, StoreError> {
+        const OP: &str = "read the last mark";
+        let db = self.db.as_str();
+        let client = self.pool.get().await.map_err(StoreError::pool(db, OP))?;
+        let row = client.query_one(LAST_MARK, &[]).await.context(db, OP)?;
+        row.try_get(0).context(db, OP)
+    }
+
+    /// Counts chunks of the keys marked up to `upto`, in key order, until one is not full.
+    async fn sweep(&self, take: Take, lock: Lock, upto: i64) -> Result<Pass, StoreError> {
         let mut after = None;
         let mut taken = 0;
         loop {
-            let Some((chunk, last)) = self.count_chunk(after.as_ref(), take, lock).await? else {
+            let Some((chunk, last)) = self.count_chunk(after.as_ref(), take, lock, upto).await?
+            else {
                 return Ok(Pass::GaveWay);
             };
             taken += chunk;
@@ -408,10 +426,11 @@ impl PgCounter {
         after: Option<&Key>,
         take: Take,
         lock: Lock,
+        upto: i64,
     ) -> Result<Option<(usize, Option<Key>)>, StoreError> {
         let mut lock = lock;
         for races in 0.. {
-            match self.try_count_chunk(after, take, lock).await? {
+            match self.try_count_chunk(after, take, lock, upto).await? {
                 Attempt::Counted(counted) => return Ok(counted),
                 Attempt::Raced if lock == Lock::Alone => {
                     return Err(StoreError::Raced {
@@ -436,12 +455,13 @@ impl PgCounter {
         after: Option<&Key>,
         take: Take,
         lock: Lock,
+        upto: i64,
     ) -> Result<Attempt, StoreError> {
         const OP: &str = "update rollups";
         let db = self.db.as_str();
         let mut client = self.pool.get().await.map_err(StoreError::pool(db, OP))?;
         let tx = client.transaction().await.context(db, OP)?;
-        let Some(keys) = take_keys(&tx, &self.lock_key, after, take, lock)
+        let Some(keys) = take_keys(&tx, &self.lock_key, after, take, lock, upto)
             .await
             .context(db, OP)?
         else {
@@ -543,7 +563,7 @@ fn not_in<K: Eq + Hash>(found: &HashSet<K>, keys: impl Iterator<Item = K>) -> i6
     i64::try_from(new).unwrap_or(i64::MAX)
 }
 
-/// Takes the counting lock, then locks the next [`TAKE`] marked keys: in one round trip
+/// Takes the counting lock, then locks the next [`TAKE`] keys marked up to `upto`: in one round trip
 /// when it waits for the lock; when it only tries, the keys are not locked unless the lock
 /// was taken (`None` otherwise).
 async fn take_keys(
@@ -552,13 +572,14 @@ async fn take_keys(
     after: Option<&Key>,
     take: Take,
     lock: Lock,
+    upto: i64,
 ) -> Result<Option<Vec<Key>>, tokio_postgres::Error> {
     let limit = TAKE as i64;
     let lock_params: [&(dyn ToSql + Sync); 1] = [&lock_key];
     let keys = tx.prepare_cached(take.sql(after.is_some())).await?;
     let params: Vec<&(dyn ToSql + Sync)> = match after {
-        None => vec![&limit],
-        Some((day, uuid)) => vec![day, uuid, &limit],
+        None => vec![&limit, &upto],
+        Some((day, uuid)) => vec![day, uuid, &limit, &upto],
     };
     let locking = tx.prepare_cached(lock.sql()).await?;
     let rows = if lock == Lock::Try {

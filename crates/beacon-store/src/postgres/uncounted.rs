@@ -38,28 +38,36 @@ pub(super) enum Take {
 }
 
 impl Take {
-    /// The first `$1` keys in key order, or with `after` the `$3` keys after (`$1`, `$2`).
+    /// The first `$1` keys in key order numbered up to `$2`, or with `after` the `$3` keys
+    /// after (`$1`, `$2`) numbered up to `$4` (see [`LAST_MARK`]).
     pub(super) fn sql(self, after: bool) -> &'static str {
         match (self, after) {
             (Take::SkipLocked, false) => {
-                "SELECT day, uuid FROM rollup_pending
+                "SELECT day, uuid FROM rollup_pending WHERE seq <= $2
                 ORDER BY day, uuid LIMIT $1 FOR UPDATE SKIP LOCKED"
             }
             (Take::SkipLocked, true) => {
-                "SELECT day, uuid FROM rollup_pending WHERE (day, uuid) > ($1, $2)
+                "SELECT day, uuid FROM rollup_pending WHERE (day, uuid) > ($1, $2) AND seq <= $4
                 ORDER BY day, uuid LIMIT $3 FOR UPDATE SKIP LOCKED"
             }
             (Take::WaitLocked, false) => {
-                "SELECT day, uuid FROM rollup_pending WHERE xmax <> 0
+                "SELECT day, uuid FROM rollup_pending WHERE xmax <> 0 AND seq <= $2
                 ORDER BY day, uuid LIMIT $1 FOR UPDATE"
             }
             (Take::WaitLocked, true) => {
-                "SELECT day, uuid FROM rollup_pending WHERE xmax <> 0 AND (day, uuid) > ($1, $2)
+                "SELECT day, uuid FROM rollup_pending
+                WHERE xmax <> 0 AND (day, uuid) > ($1, $2) AND seq <= $4
                 ORDER BY day, uuid LIMIT $3 FOR UPDATE"
             }
         }
     }
 }
+
+/// The number of the last mark made, whether committed yet or not: every mark committed
+/// before it is read has a number up to it, so a count that takes only those leaves
+/// nothing committed before uncounted, and does not chase the marks committed while it
+/// counts. (A key marked again keeps its number, and is counted in its latest version.)
+pub(super) const LAST_MARK: &str = "SELECT last_value FROM rollup_pending_seq";
 
 /// The reports of the taken keys that are still stored (retention or a deletion may have
 /// removed some), with their facts; `raw` is not needed to count.

@@ -221,24 +221,10 @@ async fn a_settle_counts_beside_a_pass_in_progress() {
         .insert(sample_report("stuck", next_day))
         .await
         .expect("insert");
-    let schema = support::schema(&backend).expect("a schema");
-    let mut stuck = false;
-    for _ in 0..50 {
-        stuck = other
-            .query_one(
-                "SELECT count(*) > 0 FROM pg_stat_activity
-                WHERE application_name = $1 AND wait_event_type = 'Lock'",
-                &[&schema],
-            )
-            .await
-            .expect("pg_stat_activity")
-            .get(0);
-        if stuck {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(stuck, "no pass waited for the node's snapshot");
+    assert!(
+        a_count_waits_for_a_lock(&other, &backend).await,
+        "no pass waited for the node's snapshot"
+    );
     store
         .insert(sample_report("free", day()))
         .await
@@ -263,6 +249,75 @@ async fn a_settle_counts_beside_a_pass_in_progress() {
     assert!(weeks.iter().any(|week| week.nodes == 2), "{weeks:?}");
     drop(store);
     drop(backend);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settle_counts_what_was_marked_before_it_and_not_what_came_after() {
+    let Some(backend) = TestDb::postgres().map(Backend::from) else {
+        return;
+    };
+    let store = support::open(&backend).await;
+    let other = support::postgres_admin(&backend).await;
+    store
+        .insert(sample_report("before", day()))
+        .await
+        .expect("insert");
+    // The settle's pass starts, and waits for the counting lock...
+    hold_counting(&other, &backend, true).await;
+    let settling = spawn_settle(&store);
+    assert!(
+        a_count_waits_for_a_lock(&other, &backend).await,
+        "the settle never waited for the counting lock"
+    );
+    // ...while a report is marked, and its mark held as a count that may yet fail would.
+    store
+        .insert(sample_report("after", day()))
+        .await
+        .expect("insert");
+    let holder = support::postgres_admin(&backend).await;
+    holder.batch_execute("BEGIN").await.expect("begin");
+    holder
+        .query_one(
+            "SELECT uuid FROM rollup_pending WHERE uuid = 'after' FOR UPDATE",
+            &[],
+        )
+        .await
+        .expect("hold the later mark");
+    hold_counting(&other, &backend, false).await;
+    tokio::time::timeout(Duration::from_secs(10), settling)
+        .await
+        .expect("a settle must not wait for what was marked after it started")
+        .expect("settle task")
+        .expect("settle");
+    let counted = texts(&other, "SELECT uuid FROM nodes", &[]).await;
+    assert_eq!(counted, ["before"], "the settle counts what came before it");
+    holder.batch_execute("ROLLBACK").await.expect("rollback");
+    store.settle().await.expect("settle");
+    let weeks = store.activity(&query()).await.expect("activity");
+    assert!(weeks.iter().any(|week| week.nodes == 2), "{weeks:?}");
+    drop(store);
+    drop(backend);
+}
+
+/// Whether a count of the store on `backend` waits for a lock within 5 s.
+async fn a_count_waits_for_a_lock(client: &tokio_postgres::Client, backend: &Backend) -> bool {
+    let schema = support::schema(backend).expect("a schema");
+    for _ in 0..50 {
+        let waiting: bool = client
+            .query_one(
+                "SELECT count(*) > 0 FROM pg_stat_activity
+                WHERE application_name = $1 AND wait_event_type = 'Lock'",
+                &[&schema],
+            )
+            .await
+            .expect("pg_stat_activity")
+            .get(0);
+        if waiting {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
 }
 
 /// New nodes, each reporting on two days of one week: two collectors counting at once
