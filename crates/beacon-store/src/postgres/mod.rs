@@ -308,7 +308,7 @@ async fn migrate(pool: &Pool, schema: Option<&str>, db: &str) -> Result<(), Stor
         };
         applied.await.map_err(|error| StoreError::Migration {
             version: migration.version,
-            reason: format!("postgres `{db}`: {error}"),
+            reason: format!("postgres `{db}`: {}", crate::error::chain(&error)),
         })?;
     }
     tx.commit()

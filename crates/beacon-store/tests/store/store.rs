@@ -58,6 +58,29 @@ async fn migrations_are_idempotent_even_when_two_collectors_start_together() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_migration_that_fails_says_what_the_database_said() {
+    each_backend(|backend| async move {
+        drop(open_store(&backend).await);
+        support::wait_closed(&backend).await;
+        // The latest migration, forgotten: applied again, it finds its objects there.
+        admin(
+            &backend,
+            "DELETE FROM schema_migrations WHERE version = (SELECT max(version) FROM schema_migrations)",
+            "DELETE FROM schema_migrations WHERE version = (SELECT max(version) FROM schema_migrations)",
+        )
+        .await;
+        let error = open(&backend.url).await.err().expect("the migration fails");
+        let message = error.to_string();
+        assert!(
+            message.contains("schema migration") && message.contains("already exists"),
+            "{}: {message}",
+            backend.name
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_column_round_trips() {
     each_backend(|backend| async move {
         let store = open_store(&backend).await;
