@@ -34,6 +34,9 @@ pub(crate) enum Task {
     Settle { reply: Reply<()> },
     /// Counts uncounted reports if they are due.
     Tick,
+    /// Counts every uncounted report, lets whatever the store runs in the background end,
+    /// and stops it: answered last, once nothing of the store is left mid-transaction.
+    Close { reply: Reply<()> },
     /// Runs once every report committed before it is counted.
     Maintenance(MaintenanceTask),
 }

@@ -86,9 +86,15 @@ pub trait ReportStore: Send + Sync + 'static {
     /// Cheap round trip to the database, for /healthz; also fails if the writer has stopped.
     async fn health(&self) -> Result<(), StoreError>;
     /// Counts every report committed so far into the rollups (SQLite: moves its ingest log
-    /// into `reports`). A collector calls it when it stops, so that the database it leaves
-    /// is settled for anyone who reads it with SQL before the next start.
+    /// into `reports`).
     async fn settle(&self) -> Result<(), StoreError>;
+    /// Settles, then stops the store's writer and whatever it runs beside (PostgreSQL's
+    /// counter, its folds): answers once none of them is left in a transaction. Reports
+    /// queued after it, and whatever needs the writer later (inserts, settles, maintenance,
+    /// the reads that settle first), get [`StoreError::Closed`]. A collector calls it when it stops, so
+    /// that the database it leaves is settled for anyone who reads it with SQL before the
+    /// next start, and no transaction is cut off by the process's exit.
+    async fn close(&self) -> Result<(), StoreError>;
     /// Counters of committed batches and rows.
     fn stats(&self) -> StoreStats;
     /// `"sqlite"` or `"postgres"`.

@@ -175,6 +175,10 @@ async fn seed_demo_data(args: SeedArgs) -> anyhow::Result<()> {
         .bulk_insert(Box::new(reports))
         .await
         .with_context(|| format!("cannot store the generated reports in {db_shown}"))?;
+    store
+        .close()
+        .await
+        .with_context(|| format!("cannot count the generated reports in {db_shown}"))?;
     let elapsed = progress.finish();
     let stored = outcome.inserted + outcome.replaced;
     println!(
@@ -243,10 +247,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     drop(stdout);
     tracing::info!(url = %bound.url(), storage = %db_shown, ?mode, "collector started");
     let served = bound.serve(stop).await;
-    // The writer counts what is left when the store is dropped, but on a thread this
-    // process would not wait for: settle here, so that the database left behind has an
-    // empty ingest log and every acknowledged report in `reports` and the rollups.
-    if let Err(error) = store.settle().await {
+    // The writer counts what is left when the store is dropped, but on a thread (a task)
+    // this process would not wait for: closed here, so that the database left behind has
+    // an empty ingest log, every acknowledged report in `reports` and the rollups, and no
+    // transaction cut off by the exit.
+    if let Err(error) = store.close().await {
         tracing::error!(%error, "counting the last reports failed; done at the next start");
     }
     served?;

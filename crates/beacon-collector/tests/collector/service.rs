@@ -119,6 +119,9 @@ impl ReportStore for ClosedStore {
     async fn settle(&self) -> Result<(), StoreError> {
         Err(StoreError::Closed)
     }
+    async fn close(&self) -> Result<(), StoreError> {
+        Err(StoreError::Closed)
+    }
     fn stats(&self) -> StoreStats {
         StoreStats::default()
     }

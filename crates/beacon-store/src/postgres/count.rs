@@ -207,11 +207,14 @@ struct Asked {
     tasks: Vec<MaintenanceTask>,
     /// Something may be uncounted: a batch was committed, or the ticker fired.
     dirty: bool,
+    /// The store is closing: answered once the counter has stopped.
+    closing: Option<Reply<()>>,
 }
 
 impl PgCounter {
-    /// Runs until every sender of `jobs` is gone (the ingest writer's last one goes when it
-    /// has committed its last batch), then counts once more.
+    /// Runs until every sender of `jobs` is gone or the store is closed (the ingest writer
+    /// sends the close once it has committed its last batch), then, once its passes and
+    /// folds have ended, counts and folds once more.
     pub(super) async fn run(
         self: Arc<Self>,
         mut jobs: mpsc::Receiver<Job>,
@@ -268,8 +271,13 @@ impl PgCounter {
                 () = tokio::time::sleep_until(next), if asked.dirty && running.is_empty() => {}
                 () = committed.notified(), if !asked.dirty => asked.dirty = true,
             }
-            while let Ok(job) = jobs.try_recv() {
+            while asked.closing.is_none() {
+                let Ok(job) = jobs.try_recv() else { break };
                 self.take(job, &mut asked).await;
+            }
+            if asked.closing.is_some() && open {
+                jobs.close();
+                open = false;
             }
             let waiting = !asked.settled.is_empty() || !asked.tasks.is_empty();
             if waiting && running.len() < PASSES {
@@ -284,13 +292,17 @@ impl PgCounter {
                 asked.dirty = false;
             }
         }
-        if let Err(error) = self.pass(Lock::Wait).await {
+        let counted = self.pass(Lock::Wait).await;
+        if let Err(error) = &counted {
             tracing::error!(%error, "counting failed at shutdown; done at the next start");
         }
         if let Err(error) = self.fold().await {
             tracing::error!(%error, "folding failed at shutdown; done after the next start");
         }
         tracing::debug!(db = self.db, "postgres counter stopped");
+        if let Some(reply) = asked.closing {
+            batch::reply(reply, counted.map(drop));
+        }
     }
 
     /// A pass, then its readers answered and its tasks run; answers when it started and
@@ -366,6 +378,7 @@ impl PgCounter {
             },
             Job::Task(Task::Tick) => asked.dirty = true,
             Job::Task(Task::Settle { reply }) => asked.settled.push(reply),
+            Job::Task(Task::Close { reply }) => asked.closing = Some(reply),
             Job::Task(Task::Maintenance(task)) => asked.tasks.push(task),
         }
     }

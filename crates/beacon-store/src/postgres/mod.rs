@@ -26,7 +26,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Config, NoTls, Row};
 
-use crate::batch::{self, Counters, Job};
+use crate::batch::{self, Counters, Job, Task};
 use crate::counting;
 use crate::maintenance::WriterQueue;
 use crate::migrations;
@@ -181,6 +181,12 @@ impl ReportStore for PostgresStore {
 
     async fn settle(&self) -> Result<(), StoreError> {
         counting::settle(&self.queue).await.map(drop)
+    }
+
+    /// Through the ingest writer, which commits what was queued before it, then hands it
+    /// to the counter (see `writer`).
+    async fn close(&self) -> Result<(), StoreError> {
+        batch::run_task(&self.ingest, |reply| Task::Close { reply }).await
     }
 
     async fn health(&self) -> Result<(), StoreError> {

@@ -16,7 +16,7 @@ use chrono::NaiveDate;
 use deadpool_postgres::Pool;
 use tokio::sync::{Notify, Semaphore, mpsc};
 
-use crate::batch::{self, Counters, Insert, Job, Run};
+use crate::batch::{self, Counters, Insert, Job, Run, Task};
 use crate::{NewReport, StoreError};
 
 /// Report batches committing at once, each on its own connection. A batch takes two round
@@ -43,10 +43,10 @@ pub(super) struct PgWriter {
 }
 
 impl PgWriter {
-    /// Runs until every sender of `jobs` is gone, then waits for the batches still
-    /// committing. Each committed batch wakes the counter through `committed`; tasks go to
-    /// the counter's queue `tasks`, which closes when this loop returns (so the counter's
-    /// last count comes after the last batch).
+    /// Runs until every sender of `jobs` is gone or the store is closed, then waits for the
+    /// batches still committing. Each committed batch wakes the counter through
+    /// `committed`; tasks go to the counter's queue `tasks`, the close too, once the last
+    /// batch has committed (so that the counter's last count comes after it).
     pub(super) async fn run(
         self,
         mut jobs: mpsc::Receiver<Job>,
@@ -58,7 +58,8 @@ impl PgWriter {
         let slots = Arc::new(Semaphore::new(PIPELINE));
         let in_flight = Arc::new(InFlight::default());
         let mut received = Vec::with_capacity(batch::BATCH_CAP);
-        loop {
+        let mut closing = None;
+        while closing.is_none() {
             // A free slot first: reports that arrive meanwhile join the next batch.
             let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
                 break;
@@ -70,6 +71,12 @@ impl PgWriter {
             for run in batch::runs(received.drain(..)) {
                 match run {
                     Run::Inserts(run) => inserts.extend(run),
+                    // What was queued after it is dropped, its callers told the store closed.
+                    Run::Task(Task::Close { reply }) => {
+                        jobs.close();
+                        closing = Some(reply);
+                        break;
+                    }
                     Run::Task(task) => {
                         if tasks.send(Job::Task(task)).await.is_err() {
                             tracing::error!("postgres counter stopped; task dropped");
@@ -102,6 +109,10 @@ impl PgWriter {
         }
         drain(&slots, PIPELINE).await;
         tracing::debug!(db = writer.db, "postgres writer stopped");
+        if let Some(reply) = closing {
+            // Failing, the close is dropped, and its caller hears the store is closed.
+            drop(tasks.send(Job::Task(Task::Close { reply })).await);
+        }
     }
 
     async fn commit(&self, inserts: Vec<Insert>, counters: &Counters, committed: &Notify) {

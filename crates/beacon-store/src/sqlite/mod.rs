@@ -26,7 +26,7 @@ use chrono::{NaiveDate, Utc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::mpsc;
 
-use crate::batch::{self, Counters, Job};
+use crate::batch::{self, Counters, Job, Task};
 use crate::counting;
 use crate::maintenance::WriterQueue;
 use crate::migrations::{self, Migration};
@@ -159,6 +159,10 @@ impl ReportStore for SqliteStore {
 
     async fn settle(&self) -> Result<(), StoreError> {
         counting::settle(&self.queue).await.map(drop)
+    }
+
+    async fn close(&self) -> Result<(), StoreError> {
+        batch::run_task(&self.queue, |reply| Task::Close { reply }).await
     }
 
     async fn health(&self) -> Result<(), StoreError> {

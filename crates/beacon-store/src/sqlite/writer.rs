@@ -56,7 +56,7 @@ pub(super) fn spawn(
         })
 }
 
-/// Runs until every sender is gone, that is until the store is dropped.
+/// Runs until every sender is gone (the store is dropped) or the store is closed.
 fn run(
     mut conn: Connection,
     db: &str,
@@ -70,6 +70,7 @@ fn run(
         UncountedLog::default()
     });
     let mut received = Vec::with_capacity(batch::BATCH_CAP);
+    let mut closing = None;
     while jobs.blocking_recv_many(&mut received, batch::BATCH_CAP) > 0 {
         for run in batch::runs(received.drain(..)) {
             match run {
@@ -92,6 +93,12 @@ fn run(
                     syncer.acknowledge((inserts, outcomes), counters);
                 }
                 Run::Task(Task::Tick) => {}
+                // What was queued after it is dropped, its callers told the store closed.
+                Run::Task(Task::Close { reply }) => {
+                    jobs.close();
+                    closing = Some(reply);
+                    break;
+                }
                 Run::Task(Task::Settle { reply }) => {
                     planner.outdate();
                     batch::reply(reply, settle(&mut conn, db, &mut uncounted));
@@ -105,6 +112,9 @@ fn run(
                 }
             }
         }
+        if closing.is_some() {
+            break;
+        }
         let mut counting = Counting {
             conn: &mut conn,
             db,
@@ -114,10 +124,15 @@ fn run(
         };
         counting.due(&jobs);
     }
-    if let Err(error) = settle(&mut conn, db, &mut uncounted) {
+    planner.outdate();
+    let settled = settle(&mut conn, db, &mut uncounted);
+    if let Err(error) = &settled {
         tracing::error!(%error, "counting the ingest log failed at shutdown; done at next start");
     }
     tracing::debug!(db, "sqlite writer stopped");
+    if let Some(reply) = closing {
+        batch::reply(reply, settled);
+    }
 }
 
 /// What counting uses of the writer's state.

@@ -218,6 +218,66 @@ async fn concurrent_reports_of_one_node_and_day_leave_one_row() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_closed_amid_inserts_counted_every_report_it_accepted_and_takes_no_more() {
+    each_backend(|backend| async move {
+        let store = open_store(&backend).await;
+        let mut writers = JoinSet::new();
+        for writer in 0..8 {
+            let store = Arc::clone(&store);
+            writers.spawn(async move {
+                let mut accepted = 0;
+                for n in 0..40 {
+                    match store
+                        .insert(report(&format!("node-{writer}-{n}"), day(1)))
+                        .await
+                    {
+                        Ok(_) => accepted += 1,
+                        Err(StoreError::Closed) => break,
+                        Err(error) => panic!("insert: {error}"),
+                    }
+                }
+                accepted
+            });
+        }
+        while store.stats().rows < 40 {
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        store.close().await.expect("close");
+        let mut accepted = 0;
+        while let Some(joined) = writers.join_next().await {
+            accepted += joined.expect("writer");
+        }
+        let name = backend.name;
+        assert!(accepted < 8 * 40, "{name}: the close stopped no writer");
+        let stored = admin_i64(&backend, "SELECT count(*) FROM reports").await;
+        assert_eq!(stored, accepted, "{name}: every accepted report stored");
+        let counted = admin_i64(&backend, "SELECT count(*) FROM nodes").await;
+        assert_eq!(counted, accepted, "{name}: every accepted report counted");
+        let unfolded = admin_i64(&backend, "SELECT count(*) FROM counter_deltas").await;
+        assert_eq!(unfolded, 0, "{name}: every counter delta folded");
+        let late = store.insert(report("late", day(1))).await;
+        assert!(matches!(late, Err(StoreError::Closed)), "{name}: {late:?}");
+        let settled = store.settle().await;
+        assert!(
+            matches!(settled, Err(StoreError::Closed)),
+            "{name}: {settled:?}"
+        );
+        if let Some(schema) = support::schema(&backend) {
+            let busy = format!(
+                "SELECT count(*) FROM pg_stat_activity
+                WHERE application_name = '{schema}' AND state <> 'idle'"
+            );
+            assert_eq!(
+                admin_i64(&backend, &busy).await,
+                0,
+                "a session still at work"
+            );
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn data_survives_dropping_and_reopening_the_store() {
     each_backend(|backend| async move {
         let sent = report("A", day(1));

@@ -71,8 +71,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
         summary.add(document.line, result);
     }
+    // Closed, not only settled: the process ends next, and must cut off no transaction.
     store
-        .settle()
+        .close()
         .await
         .with_context(|| format!("cannot count the imported reports in {db_shown}"))?;
     let elapsed = progress.finish();

@@ -1,6 +1,7 @@
 //! A graceful stop leaves the collector's database settled: after SIGTERM, every
 //! acknowledged report is in `reports` and counted, and nothing waits uncounted (SQLite's
-//! `incoming` log, PostgreSQL's `rollup_pending`) for anyone reading the database with SQL.
+//! `incoming` log, PostgreSQL's `rollup_pending`) or unfolded (`counter_deltas`) for anyone
+//! reading the database with SQL.
 
 use std::process::Stdio;
 
@@ -70,6 +71,8 @@ async fn sigterm_leaves_sqlite_settled() {
         0,
         "uncounted after stop"
     );
+    let unfolded = count("SELECT count(*) FROM counter_deltas");
+    assert_eq!(unfolded, 0, "unfolded after stop");
     assert_eq!(count("SELECT count(*) FROM reports"), acked.len() as i64);
     let listed = conn
         .prepare("SELECT uuid FROM reports")
@@ -106,6 +109,8 @@ async fn sigterm_leaves_postgres_settled() {
             .get(0)
     };
     assert_eq!(count("rollup_pending").await, 0, "uncounted after stop");
+    // The counter's last fold ends before the process does.
+    assert_eq!(count("counter_deltas").await, 0, "unfolded after stop");
     assert_eq!(count("reports").await, acked.len() as i64);
     drop(client);
 }
