@@ -91,9 +91,9 @@ pub trait ReportStore: Send + Sync + 'static {
     /// Settles, then stops the store's writer and whatever it runs beside (PostgreSQL's
     /// counter, its folds): answers once none of them is left in a transaction. Reports
     /// queued after it, and whatever needs the writer later (inserts, settles, maintenance,
-    /// the reads that settle first), get [`StoreError::Closed`]. A collector calls it when it stops, so
-    /// that the database it leaves is settled for anyone who reads it with SQL before the
-    /// next start, and no transaction is cut off by the process's exit.
+    /// the reads that settle first), get [`StoreError::Closed`]. A collector calls it when
+    /// it stops, so that the database it leaves is settled for anyone who reads it with
+    /// SQL before the next start, and no transaction is cut off by the process's exit.
     async fn close(&self) -> Result<(), StoreError>;
     /// Counters of committed batches and rows.
     fn stats(&self) -> StoreStats;

@@ -19,12 +19,12 @@
 //! before it uncounted (by this collector or another one), and waits for about one chunk
 //! rather than for the pass in progress and one more. It takes only the keys marked
 //! before it started ([`uncounted::LAST_MARK`]): under load, new marks arrive all over the
-//! key order, and a pass that took them too counted for longer than the backlog it found. Passes otherwise start when a batch
-//! was committed (at most every [`PACE`], one at a time) and on the
-//! ticker, which finds what other collectors committed. Maintenance that changes
-//! snapshots holds the schema's counting lock exclusively, every chunk holds it shared: a
-//! pass nobody waits for only *tries* it, giving way to maintenance on another collector
-//! instead of queueing behind it.
+//! key order, and a pass that took them too counted for longer than the backlog it found.
+//! Passes otherwise start when a batch was committed (at most every [`PACE`], one at a
+//! time) and on the ticker, which finds what other collectors committed. Maintenance that
+//! changes snapshots holds the schema's counting lock exclusively, every chunk holds it
+//! shared: a pass nobody waits for only *tries* it, giving way to maintenance on another
+//! collector instead of queueing behind it.
 
 use std::collections::HashSet;
 use std::hash::Hash;
@@ -576,9 +576,9 @@ fn not_in<K: Eq + Hash>(found: &HashSet<K>, keys: impl Iterator<Item = K>) -> i6
     i64::try_from(new).unwrap_or(i64::MAX)
 }
 
-/// Takes the counting lock, then locks the next [`TAKE`] keys marked up to `upto`: in one round trip
-/// when it waits for the lock; when it only tries, the keys are not locked unless the lock
-/// was taken (`None` otherwise).
+/// Takes the counting lock, then locks the next [`TAKE`] keys marked up to `upto`: in one
+/// round trip when it waits for the lock; when it only tries, the keys are not locked
+/// unless the lock was taken (`None` otherwise).
 async fn take_keys(
     tx: &Transaction<'_>,
     lock_key: &str,

@@ -63,12 +63,9 @@ async fn a_migration_that_fails_says_what_the_database_said() {
         drop(open_store(&backend).await);
         support::wait_closed(&backend).await;
         // The latest migration, forgotten: applied again, it finds its objects there.
-        admin(
-            &backend,
-            "DELETE FROM schema_migrations WHERE version = (SELECT max(version) FROM schema_migrations)",
-            "DELETE FROM schema_migrations WHERE version = (SELECT max(version) FROM schema_migrations)",
-        )
-        .await;
+        let forget_latest = "DELETE FROM schema_migrations
+            WHERE version = (SELECT max(version) FROM schema_migrations)";
+        admin(&backend, forget_latest, forget_latest).await;
         let error = open(&backend.url).await.err().expect("the migration fails");
         let message = error.to_string();
         assert!(
