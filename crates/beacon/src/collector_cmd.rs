@@ -162,6 +162,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
 }
 
+/// Closes the store of a collector that stopped serving. The writer counts what is left
+/// when the store is dropped, but on a thread (a task) the process would not wait for:
+/// closed, the database left behind has an empty ingest log, every acknowledged report in
+/// `reports` and the rollups, and no transaction cut off by the exit.
+pub(crate) async fn close_store(store: &dyn beacon_store::ReportStore) {
+    if let Err(error) = store.close().await {
+        tracing::error!(%error, "counting the last reports failed; done at the next start");
+    }
+}
+
 /// Generates a year of history ending today, in chunks, rollups included.
 async fn seed_demo_data(args: SeedArgs) -> anyhow::Result<()> {
     let db_shown = beacon_store::redact_url(&args.db);
@@ -247,13 +257,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     drop(stdout);
     tracing::info!(url = %bound.url(), storage = %db_shown, ?mode, "collector started");
     let served = bound.serve(stop).await;
-    // The writer counts what is left when the store is dropped, but on a thread (a task)
-    // this process would not wait for: closed here, so that the database left behind has
-    // an empty ingest log, every acknowledged report in `reports` and the rollups, and no
-    // transaction cut off by the exit.
-    if let Err(error) = store.close().await {
-        tracing::error!(%error, "counting the last reports failed; done at the next start");
-    }
+    close_store(&*store).await;
     served?;
     tracing::info!("collector stopped");
     Ok(())

@@ -148,6 +148,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     collector_task
         .await
         .context("the demo collector task failed")??;
+    crate::collector_cmd::close_store(&*store).await;
     if let Some(failed) = failed {
         anyhow::bail!("{failed}; see its log in {}", args.data_dir.display());
     }
