@@ -2,7 +2,7 @@
 # Compares collector builds whose difference is smaller than this machine's drift between
 # sittings (up to 15-25% for the same binary): runs bench/ingest.sh for each binary in
 # turn, ROUNDS times (A B A B ...), so that each run has a neighbour of the other build,
-# and prints one row per run, the binary's name first. Nothing is built: give it release
+# and prints one row per run, the binary's path first. Nothing is built: give it release
 # binaries built before (e.g. `cargo build --release -p beacon --bin beacon && cp
 # target/release/beacon /tmp/before`, then the same after the change).
 #
@@ -31,19 +31,19 @@ export BENCH_SECONDS="${BENCH_SECONDS:-20}"
 
 out="$(mktemp)"
 trap 'rm -f "$out"' EXIT
-rows=()
+header="" rows=()
 for round in $(seq 1 "$ROUNDS"); do
   for binary in "$@"; do
     echo "[compare] round $round of $ROUNDS: $binary" >&2
     BEACON_BIN="$binary" bash bench/ingest.sh >"$out"
-    # The result rows of ingest.sh's table: not its header, nor the line under it.
+    # ingest.sh's table: its header and the line under it once, then its result rows.
+    [ -n "$header" ] || header="$(grep -m 2 -E '^\|' "$out")"
     while IFS= read -r row; do
-      rows+=("| $(basename "$binary") | $round $row")
+      rows+=("| $binary | $round $row")
     done < <(grep -E '^\| [a-z]' "$out" | grep -v '^| target |')
   done
 done
 
 printf '\n%s\n' "bench/ingest.sh per run: TARGETS=\"$TARGETS\" CONNECTIONS=\"$CONNECTIONS\" BENCH_SECONDS=$BENCH_SECONDS, builds alternating"
-printf '| %s |\n' "binary | round | target | conns | acknowledged/s | sustained/s | sustained / discard | settle s | non-2xx | errors | p50 ms | p99 ms | max ms | peak RSS MiB | CPU s (writer) | overview page p99 ms | overview JSON p99 ms | reads behind | written KiB/report (MB/s)"
-printf '|%s\n' "---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+sed -e '1s/^|/| binary | round |/' -e '2s/^|/|---|--:|/' <<<"$header"
 printf '%s\n' "${rows[@]}"
