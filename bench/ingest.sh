@@ -5,8 +5,9 @@
 # `beacon collector`s, drives them with `wrk` (bench/ingest.lua: a new random node uuid per
 # request) for BENCH_SECONDS, then stops the clock only when the collector says that every
 # acknowledged report is indexed and counted (`POST /settle` on its private listener).
-# During each stored run a reader loads the console's overview page and its JSON 50 times
-# and checks that this week's node count includes every report acknowledged before it.
+# During each stored run a reader loads the console's overview page and its JSON READS
+# times (50; 0 for no reader, to measure ingest alone) and checks that this week's node
+# count includes every report acknowledged before it.
 # SQLite runs also report what the collector wrote to storage per report (its WAL, and the
 # pages its checkpoints copy back into the database file).
 #
@@ -14,6 +15,7 @@
 #   BENCH_SHORT=1 bash bench/ingest.sh        # 10 s per run, for iterating
 #   BENCH_SECONDS=90 CONNECTIONS="64" TARGETS="discard sqlite" bash bench/ingest.sh
 #   BEACON_BIN=target/release/beacon bash bench/ingest.sh   # measure a binary built before
+#   READS=0 TARGETS=sqlite CONNECTIONS=64 bash bench/ingest.sh  # no console reads meanwhile
 #
 # PostgreSQL runs in a schema of its own (bench_ingest_<pid>_<n>), dropped afterwards.
 # Everything runs on 127.0.0.1.
@@ -28,7 +30,11 @@ BENCH_SECONDS="${BENCH_SECONDS:-$default_seconds}"
 CONNECTIONS="${CONNECTIONS:-64 512}"
 TARGETS="${TARGETS:-discard sqlite${TEST_DATABASE_URL:+ postgres postgres2}}"
 WARMUP_SECONDS=2
-READS=50
+READS="${READS:-50}"
+if ! [[ "$READS" =~ ^[0-9]+$ ]]; then
+  echo "bench/ingest.sh: READS must be a number of read rounds (0 for none), not \`$READS'" >&2
+  exit 2
+fi
 USER_NAME=bench
 export BEACON_CONSOLE_PASSWORD="bench-password-$$-$RANDOM"
 
@@ -202,7 +208,7 @@ measure() {
   log "$run: ${WARMUP_SECONDS} s warm-up, then ${BENCH_SECONDS} s..."
   load "$WARMUP_SECONDS" "$conns" "$work/$run.warmup" "${urls[@]}"
   curl -fsS -o /dev/null -X POST "${consoles[0]}/settle"
-  if [ "$target" != discard ]; then
+  if [ "$target" != discard ] && [ "$READS" -gt 0 ]; then
     login "${consoles[0]}" "$work/$run.jar"
     reads="$work/$run.reads"
     : >"$reads"
