@@ -24,17 +24,18 @@ cd "$(dirname "$0")/.."
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
 
+READS="${READS:-50}"
+if ! [[ "$READS" =~ ^[0-9]+$ ]]; then
+  echo "bench/ingest.sh: READS must be a number of read rounds (0 for none), not \`$READS'" >&2
+  exit 2
+fi
+
 apt_install wrk curl
 if [ -n "${BENCH_SHORT:-}" ]; then default_seconds=10; else default_seconds=60; fi
 BENCH_SECONDS="${BENCH_SECONDS:-$default_seconds}"
 CONNECTIONS="${CONNECTIONS:-64 512}"
 TARGETS="${TARGETS:-discard sqlite${TEST_DATABASE_URL:+ postgres postgres2}}"
 WARMUP_SECONDS=2
-READS="${READS:-50}"
-if ! [[ "$READS" =~ ^[0-9]+$ ]]; then
-  echo "bench/ingest.sh: READS must be a number of read rounds (0 for none), not \`$READS'" >&2
-  exit 2
-fi
 USER_NAME=bench
 export BEACON_CONSOLE_PASSWORD="bench-password-$$-$RANDOM"
 
@@ -192,11 +193,13 @@ wrk_total() {
 measure() {
   local target="$1" conns="$2" run="$1-$2" pid url console pids=() urls=() consoles=()
   local db args=() line t0 t1 t2 instances=1 i cpu0 cpu1 writer0 writer1 written0 written1
-  local reads="" pages_p99="-" json_p99="-" behind="-"
+  local reads="" pages_p99="-" json_p99="-" behind="-" with_reads=false
+  # The console reader needs a user, made before the collector opens the store.
+  [ "$target" != discard ] && [ "$READS" -gt 0 ] && with_reads=true
   set_db "$target" "$run"
   [ "$target" = discard ] && args+=(--discard)
   [ "$target" = postgres2 ] && instances=2
-  if [ "$target" != discard ]; then
+  if "$with_reads"; then
     "$BEACON" collector user add "$USER_NAME" --db "$db" >/dev/null 2>"$work/$run.user.err"
   fi
   for i in $(seq 1 "$instances"); do
@@ -208,7 +211,7 @@ measure() {
   log "$run: ${WARMUP_SECONDS} s warm-up, then ${BENCH_SECONDS} s..."
   load "$WARMUP_SECONDS" "$conns" "$work/$run.warmup" "${urls[@]}"
   curl -fsS -o /dev/null -X POST "${consoles[0]}/settle"
-  if [ "$target" != discard ] && [ "$READS" -gt 0 ]; then
+  if "$with_reads"; then
     login "${consoles[0]}" "$work/$run.jar"
     reads="$work/$run.reads"
     : >"$reads"
