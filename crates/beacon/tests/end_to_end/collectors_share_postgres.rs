@@ -1,7 +1,8 @@
 //! Two `beacon collector` processes on one PostgreSQL database, fed the same nodes at once
 //! (a node retrying through a load balancer reaches either): no 5xx, every acknowledged
 //! report stored once per node and day, and the rollups count exactly what was
-//! acknowledged, whichever instance counted it.
+//! acknowledged, whichever instance counted it; and so still when one of them is killed
+//! under the load, in the middle of its counting.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -58,6 +59,10 @@ impl Collector {
         }
     }
 
+    fn url(&self) -> String {
+        self.ingest.clone()
+    }
+
     /// SIGTERM; a graceful stop counts what is left uncounted.
     async fn stop(mut self) {
         let status = terminate(&mut self.child).await;
@@ -87,15 +92,45 @@ fn report(uuid: &str, clusters: &[String]) -> String {
     doc.to_string()
 }
 
-/// One answer: node, cluster, status, and the day it was stored under when 2xx.
+/// One answer: node, status ([`UNANSWERED`] when there was none), and the day it was
+/// stored under when 2xx.
 type Answer = (String, u16, Option<NaiveDate>);
+/// The status recorded for a post the collector never answered.
+const UNANSWERED: u16 = 0;
 
-/// Posts [`POSTS`] reports through the client's collector: three posts of four for a
-/// shared node (which clients of the other collector post too), the others for the
-/// client's own nodes.
+/// Which node each of a client's posts is for.
+#[derive(Debug, Clone, Copy)]
+enum Nodes {
+    /// Three posts of four for a shared node (which clients of the other collector post
+    /// too), the others for the client's own nodes, each posted twice.
+    MostlyShared,
+    /// Every other post for a shared node, the others each for a node never posted
+    /// before: a report lost after its 2xx shows as a node and day missing.
+    HalfFresh,
+}
+
+impl Nodes {
+    /// The node of post `n` of `client`; `own` is the client's own node so far.
+    fn pick(self, client: usize, n: usize, shared: &[String], own: &mut String) -> String {
+        let (period, renew) = match self {
+            Nodes::MostlyShared => (4, n.is_multiple_of(8)),
+            Nodes::HalfFresh => (2, true),
+        };
+        if !n.is_multiple_of(period) {
+            return shared[(client * 7 + n) % shared.len()].clone();
+        }
+        if renew {
+            *own = new_uuid();
+        }
+        own.clone()
+    }
+}
+
+/// Posts [`POSTS`] reports to `url`, for the nodes `nodes` picks; stops at the first post
+/// left unanswered.
 async fn post_all(
     client: usize,
-    urls: [String; 2],
+    (url, nodes): (String, Nodes),
     shared: Arc<Vec<String>>,
     clusters: Arc<Vec<String>>,
     answers: Arc<Mutex<Vec<Answer>>>,
@@ -107,27 +142,32 @@ async fn post_all(
         .expect("http client");
     let mut own = new_uuid();
     for n in 0..POSTS {
-        let uuid = if n % 4 != 0 {
-            shared[(client * 7 + n) % shared.len()].clone()
-        } else {
-            if n % 8 == 0 {
-                own = new_uuid();
-            }
-            own.clone()
-        };
-        let response = http
-            .post(&urls[client % 2])
-            .header("content-type", "application/json")
-            .body(report(&uuid, &clusters))
-            .send()
-            .await
-            .expect("the collector answers");
-        let status = response.status().as_u16();
-        let body: Value = response.json().await.expect("a JSON answer");
-        let day = body["day"].as_str().and_then(|day| day.parse().ok());
-        let day = day.filter(|_| (200..300).contains(&status));
+        let uuid = nodes.pick(client, n, &shared, &mut own);
+        let answer = post(&http, &url, report(&uuid, &clusters)).await;
+        let answered = answer.is_some();
+        let (status, day) = answer.unwrap_or((UNANSWERED, None));
         answers.lock().expect("answers").push((uuid, status, day));
+        if !answered {
+            // The collector is gone (killed by the test): its client stops.
+            return;
+        }
     }
+}
+
+/// The status of one post and the day it was stored under when 2xx; `None` when the
+/// collector answered nothing whole.
+async fn post(http: &reqwest::Client, url: &str, body: String) -> Option<(u16, Option<NaiveDate>)> {
+    let response = http
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .ok()?;
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.ok()?;
+    let day = body["day"].as_str().and_then(|day| day.parse().ok());
+    Some((status, day.filter(|_| (200..300).contains(&status))))
 }
 
 /// The first column of the one row `sql` answers, as a count.
@@ -147,31 +187,97 @@ async fn two_collectors_on_one_postgres_store_and_count_every_acknowledged_repor
     let dir = tempfile::tempdir().expect("temp dir");
     let first = Collector::start(test_db.url(), dir.path(), "a").await;
     let second = Collector::start(test_db.url(), dir.path(), "b").await;
-    let shared = Arc::new((0..SHARED_NODES).map(|_| new_uuid()).collect::<Vec<_>>());
-    let clusters = Arc::new((0..CLUSTERS).map(|_| new_uuid()).collect::<Vec<_>>());
-    let answers = Arc::new(Mutex::new(Vec::new()));
     let started = std::time::Instant::now();
-    let clients: Vec<_> = (0..CLIENTS)
-        .map(|client| {
-            let urls = [first.ingest.clone(), second.ingest.clone()];
-            let lists = (Arc::clone(&shared), Arc::clone(&clusters));
-            tokio::spawn(post_all(
-                client,
-                urls,
-                lists.0,
-                lists.1,
-                Arc::clone(&answers),
-            ))
-        })
-        .collect();
-    for client in clients {
-        client.await.expect("client task");
-    }
+    let collectors = [&first, &second].map(|c| (c.url(), Nodes::MostlyShared));
+    let answers = feed(collectors, |_| ()).await;
     let elapsed = started.elapsed();
     first.stop().await;
     second.stop().await;
+    assert_eq!(
+        answers.iter().filter(|(_, _, day)| day.is_some()).count(),
+        answers.len(),
+        "every report acknowledged"
+    );
+    eprintln!(
+        "{} reports through two collectors in {elapsed:?}",
+        answers.len()
+    );
+    assert_stored_and_counted_once(&test_db, &answers).await;
+}
 
-    let answers = std::mem::take(&mut *answers.lock().expect("answers"));
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collector_killed_under_load_loses_no_acknowledged_report_and_its_rest_is_counted() {
+    let Some(test_db) = TestDb::postgres() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut doomed = Collector::start(test_db.url(), dir.path(), "doomed").await;
+    let survivor = Collector::start(test_db.url(), dir.path(), "survivor").await;
+    // Killed once a quarter of the posts were answered: in the middle of its batches and
+    // its counting passes (one every 200 ms under load).
+    let collectors = [
+        (doomed.url(), Nodes::HalfFresh),
+        (survivor.url(), Nodes::MostlyShared),
+    ];
+    let mut killed = false;
+    let answers = feed(collectors, |answered| {
+        if answered >= CLIENTS * POSTS / 4 && !killed {
+            doomed
+                .child
+                .start_kill()
+                .expect("SIGKILL the first collector");
+            killed = true;
+        }
+    })
+    .await;
+    let status = doomed
+        .child
+        .wait()
+        .await
+        .expect("the killed collector's status");
+    assert!(
+        !status.success(),
+        "the first collector was not killed: {status}"
+    );
+    survivor.stop().await;
+    let unanswered = answers
+        .iter()
+        .filter(|(_, status, _)| *status == UNANSWERED)
+        .count();
+    assert!(
+        (1..=CLIENTS / 2).contains(&unanswered),
+        "{unanswered} posts unanswered: only the killed collector's clients, once each"
+    );
+    assert_stored_and_counted_once(&test_db, &answers).await;
+}
+
+/// Posts from [`CLIENTS`] clients, half to each collector's ingest URL (for the nodes it
+/// picks), and answers what each got; `answered` is told how many answers there are,
+/// every few milliseconds.
+async fn feed(collectors: [(String, Nodes); 2], mut answered: impl FnMut(usize)) -> Vec<Answer> {
+    let shared = Arc::new((0..SHARED_NODES).map(|_| new_uuid()).collect::<Vec<_>>());
+    let clusters = Arc::new((0..CLUSTERS).map(|_| new_uuid()).collect::<Vec<_>>());
+    let answers = Arc::new(Mutex::new(Vec::new()));
+    let mut clients: tokio::task::JoinSet<()> = (0..CLIENTS)
+        .map(|client| {
+            let collector = collectors[client % 2].clone();
+            let lists = (Arc::clone(&shared), Arc::clone(&clusters));
+            post_all(client, collector, lists.0, lists.1, Arc::clone(&answers))
+        })
+        .collect();
+    while !clients.is_empty() {
+        tokio::select! {
+            joined = clients.join_next() => joined.expect("a client").expect("client task"),
+            () = tokio::time::sleep(Duration::from_millis(5)) => {}
+        }
+        answered(answers.lock().expect("answers").len());
+    }
+    std::mem::take(&mut *answers.lock().expect("answers"))
+}
+
+/// No 5xx; every acknowledged report stored, and nothing stored but what was acknowledged
+/// or left unanswered; and the rollups count exactly what is stored.
+async fn assert_stored_and_counted_once(test_db: &TestDb, answers: &[Answer]) {
     let refused: Vec<_> = answers
         .iter()
         .filter(|(_, status, _)| *status >= 500)
@@ -187,22 +293,11 @@ async fn two_collectors_on_one_postgres_store_and_count_every_acknowledged_repor
         .iter()
         .filter_map(|(uuid, _, day)| day.map(|day| (uuid.clone(), day)))
         .collect();
-    assert_eq!(
-        answers.iter().filter(|(_, _, day)| day.is_some()).count(),
-        answers.len(),
-        "every report acknowledged"
-    );
-    let nodes: HashSet<&String> = acked.iter().map(|(uuid, _)| uuid).collect();
-    let clusters_seen: HashSet<usize> = nodes
+    let unanswered: HashSet<&String> = answers
         .iter()
-        .map(|uuid| uuid.bytes().map(usize::from).sum::<usize>() % CLUSTERS)
+        .filter(|(_, status, _)| *status == UNANSWERED)
+        .map(|(uuid, _, _)| uuid)
         .collect();
-    eprintln!(
-        "{} reports through two collectors in {elapsed:?}: {} node-days, {} nodes",
-        answers.len(),
-        acked.len(),
-        nodes.len()
-    );
 
     let store = beacon_store::open_store(test_db.url())
         .await
@@ -211,24 +306,40 @@ async fn two_collectors_on_one_postgres_store_and_count_every_acknowledged_repor
         let stored = store.get(uuid, *day).await.expect("read a report");
         assert!(stored.is_some(), "acknowledged report {uuid} of {day} lost");
     }
-    let sql = support::postgres_client(&test_db).await;
-    let rows = count(&sql, "SELECT count(*) FROM reports").await;
-    assert_eq!(
-        rows,
-        acked.len() as i64,
-        "one row per acknowledged node and day"
+    let sql = support::postgres_client(test_db).await;
+    let stored: HashSet<(String, NaiveDate)> = sql
+        .query("SELECT uuid, day FROM reports", &[])
+        .await
+        .expect("stored reports")
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    let unexpected: Vec<_> = stored
+        .iter()
+        .filter(|key| !acked.contains(*key) && !unanswered.contains(&key.0))
+        .collect();
+    assert!(
+        unexpected.is_empty(),
+        "stored, never posted: {unexpected:?}"
     );
+    let rows = count(&sql, "SELECT count(*) FROM reports").await;
+    assert_eq!(rows, stored.len() as i64, "one row per node and day");
     let pending = count(&sql, "SELECT count(*) FROM rollup_pending").await;
-    assert_eq!(pending, 0, "uncounted after both stopped");
+    assert_eq!(pending, 0, "uncounted after the collectors stopped");
+
+    let nodes: HashSet<&String> = stored.iter().map(|(uuid, _)| uuid).collect();
+    let clusters: HashSet<usize> = nodes
+        .iter()
+        .map(|uuid| uuid.bytes().map(usize::from).sum::<usize>() % CLUSTERS)
+        .collect();
     let known = count(&sql, "SELECT count(*) FROM nodes").await;
     assert_eq!(known, nodes.len() as i64, "nodes known to the rollups");
-
     let week = support::this_week(store.as_ref()).await;
     assert_eq!(week.nodes, nodes.len() as u64, "active nodes: {week:?}");
     assert_eq!(week.new_nodes, nodes.len() as u64, "new nodes: {week:?}");
     assert_eq!(
         week.clusters,
-        clusters_seen.len() as u64,
+        clusters.len() as u64,
         "active clusters: {week:?}"
     );
     let per_version = count(
@@ -239,7 +350,7 @@ async fn two_collectors_on_one_postgres_store_and_count_every_acknowledged_repor
     .await;
     assert_eq!(
         per_version,
-        clusters_seen.len() as i64,
+        clusters.len() as i64,
         "clusters counted per version"
     );
     drop((sql, store));
