@@ -249,8 +249,16 @@ const CUSTOM_PLANS: &str = "-c plan_cache_mode=force_custom_plan";
 /// a tenth of its work, and more the smaller the batches (BENCHMARKS.md).
 const INGEST_PLANS: &str = "-c plan_cache_mode=force_generic_plan -c enable_seqscan=off";
 
+/// A session that stays inside a transaction this long without sending anything is ended
+/// by the server, its transaction rolled back. A collector frozen in the middle of one (a
+/// paused machine, a partition) would otherwise hold its rows, and with them the other
+/// collectors' reports of the same nodes and their settles, until the server's TCP
+/// keepalive gave up on it: hours by default. Between two statements Beacon's
+/// transactions wait for nothing but the collector's own CPU.
+const IDLE_IN_TRANSACTION: &str = "-c idle_in_transaction_session_timeout=10s";
+
 fn pool(config: Config, plans: &str, size: usize, db: &str) -> Result<Pool, StoreError> {
-    let config = with_option(&config, plans);
+    let config = with_option(&with_option(&config, plans), IDLE_IN_TRANSACTION);
     let manager = Manager::from_config(
         config,
         NoTls,

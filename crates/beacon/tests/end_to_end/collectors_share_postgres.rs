@@ -189,7 +189,7 @@ async fn two_collectors_on_one_postgres_store_and_count_every_acknowledged_repor
     let second = Collector::start(test_db.url(), dir.path(), "b").await;
     let started = std::time::Instant::now();
     let collectors = [&first, &second].map(|c| (c.url(), Nodes::MostlyShared));
-    let answers = feed(collectors, |_| ()).await;
+    let answers = feed(collectors).await;
     let elapsed = started.elapsed();
     first.stop().await;
     second.stop().await;
@@ -207,34 +207,58 @@ async fn two_collectors_on_one_postgres_store_and_count_every_acknowledged_repor
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_collector_killed_under_load_loses_no_acknowledged_report_and_its_rest_is_counted() {
+    lose_one_of_two_under_load(Loss::Killed).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collector_frozen_in_the_middle_of_a_transaction_holds_the_other_up_for_seconds_only() {
+    lose_one_of_two_under_load(Loss::Frozen).await;
+}
+
+/// How the test loses a collector under load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Loss {
+    /// SIGKILL: its sessions end with it.
+    Killed,
+    /// SIGSTOP while one of its sessions is inside a transaction, as a paused machine or
+    /// a partition would stop it: the session stays open, holding rows of nodes the other
+    /// collector stores too. Killed after the load.
+    Frozen,
+}
+
+/// Two collectors under load, one of them lost a second into it (in the middle of its
+/// batches and its counting passes, one every 200 ms under load): the other answers every
+/// post it gets, no acknowledged report is lost, and the rollups count exactly what is
+/// stored.
+async fn lose_one_of_two_under_load(loss: Loss) {
     let Some(test_db) = TestDb::postgres() else {
         return;
     };
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut doomed = Collector::start(test_db.url(), dir.path(), "doomed").await;
+    let name = format!("doomed-{}", new_uuid());
+    let url = format!("{}&application_name={name}", test_db.url());
+    let mut doomed = Collector::start(&url, dir.path(), "doomed").await;
     let survivor = Collector::start(test_db.url(), dir.path(), "survivor").await;
-    // Killed once a quarter of the posts were answered: in the middle of its batches and
-    // its counting passes (one every 200 ms under load).
     let collectors = [
         (doomed.url(), Nodes::HalfFresh),
         (survivor.url(), Nodes::MostlyShared),
     ];
-    let mut killed = false;
-    let answers = feed(collectors, |answered| {
-        if answered >= CLIENTS * POSTS / 4 && !killed {
-            doomed
-                .child
-                .start_kill()
-                .expect("SIGKILL the first collector");
-            killed = true;
+    let pid = doomed.child.id().expect("the collector runs").to_string();
+    let sql = support::postgres_client(&test_db).await;
+    let losing = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        match loss {
+            Loss::Killed => signal(&pid, "KILL"),
+            Loss::Frozen => freeze_in_a_transaction(&pid, &sql, &name).await,
         }
-    })
-    .await;
-    let status = doomed
+    });
+    let answers = feed(collectors).await;
+    losing.await.expect("the collector lost");
+    doomed
         .child
-        .wait()
-        .await
-        .expect("the killed collector's status");
+        .start_kill()
+        .expect("SIGKILL the first collector");
+    let status = doomed.child.wait().await.expect("its status");
     assert!(
         !status.success(),
         "the first collector was not killed: {status}"
@@ -246,15 +270,47 @@ async fn a_collector_killed_under_load_loses_no_acknowledged_report_and_its_rest
         .count();
     assert!(
         (1..=CLIENTS / 2).contains(&unanswered),
-        "{unanswered} posts unanswered: only the killed collector's clients, once each"
+        "{unanswered} posts unanswered: only the lost collector's clients, once each"
     );
     assert_stored_and_counted_once(&test_db, &answers).await;
 }
 
+/// Stops `pid` at a moment one of its sessions (named `name`) is inside a transaction,
+/// letting it go on and trying again until it is.
+async fn freeze_in_a_transaction(pid: &str, sql: &tokio_postgres::Client, name: &str) {
+    for _ in 0..100 {
+        signal(pid, "STOP");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let held: i64 = sql
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1
+                    AND state = 'idle in transaction'
+                    AND state_change < now() - interval '250 milliseconds'",
+                &[&name],
+            )
+            .await
+            .and_then(|row| row.try_get(0))
+            .expect("pg_stat_activity");
+        if held > 0 {
+            return;
+        }
+        signal(pid, "CONT");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the collector was never frozen inside a transaction");
+}
+
+fn signal(pid: &str, signal: &str) {
+    let sent = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), pid])
+        .status()
+        .expect("run kill");
+    assert!(sent.success(), "kill -{signal} {pid}");
+}
+
 /// Posts from [`CLIENTS`] clients, half to each collector's ingest URL (for the nodes it
-/// picks), and answers what each got; `answered` is told how many answers there are,
-/// every few milliseconds.
-async fn feed(collectors: [(String, Nodes); 2], mut answered: impl FnMut(usize)) -> Vec<Answer> {
+/// picks), and answers what each got.
+async fn feed(collectors: [(String, Nodes); 2]) -> Vec<Answer> {
     let shared = Arc::new((0..SHARED_NODES).map(|_| new_uuid()).collect::<Vec<_>>());
     let clusters = Arc::new((0..CLUSTERS).map(|_| new_uuid()).collect::<Vec<_>>());
     let answers = Arc::new(Mutex::new(Vec::new()));
@@ -265,12 +321,8 @@ async fn feed(collectors: [(String, Nodes); 2], mut answered: impl FnMut(usize))
             post_all(client, collector, lists.0, lists.1, Arc::clone(&answers))
         })
         .collect();
-    while !clients.is_empty() {
-        tokio::select! {
-            joined = clients.join_next() => joined.expect("a client").expect("client task"),
-            () = tokio::time::sleep(Duration::from_millis(5)) => {}
-        }
-        answered(answers.lock().expect("answers").len());
+    while let Some(joined) = clients.join_next().await {
+        joined.expect("client task");
     }
     std::mem::take(&mut *answers.lock().expect("answers"))
 }
