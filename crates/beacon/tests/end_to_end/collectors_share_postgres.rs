@@ -148,7 +148,7 @@ async fn post_all(
         let (status, day) = answer.unwrap_or((UNANSWERED, None));
         answers.lock().expect("answers").push((uuid, status, day));
         if !answered {
-            // The collector is gone (killed by the test): its client stops.
+            // The collector is gone (lost by the test): its client stops.
             return;
         }
     }
