@@ -2,7 +2,7 @@
 //! (a node retrying through a load balancer reaches either): no 5xx, every acknowledged
 //! report stored once per node and day, and the rollups count exactly what was
 //! acknowledged, whichever instance counted it; and so still when one of them is killed
-//! under the load, in the middle of its counting.
+//! under the load, or frozen inside a transaction (held up for seconds, not hours).
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -13,7 +13,7 @@ use std::time::Duration;
 use beacon_store::testing::TestDb;
 use chrono::NaiveDate;
 use serde_json::Value;
-use support::{START_TIMEOUT, beacon, next_line, spawn_reading, terminate};
+use support::{START_TIMEOUT, beacon, next_line, signal, spawn_reading, terminate};
 use tokio::process::Child;
 
 use crate::support;
@@ -248,7 +248,7 @@ async fn lose_one_of_two_under_load(loss: Loss) {
     let losing = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_secs(1)).await;
         match loss {
-            Loss::Killed => signal(&pid, "KILL"),
+            Loss::Killed => signal(&pid, "KILL").await,
             Loss::Frozen => freeze_in_a_transaction(&pid, &sql, &name).await,
         }
     });
@@ -279,7 +279,7 @@ async fn lose_one_of_two_under_load(loss: Loss) {
 /// letting it go on and trying again until it is.
 async fn freeze_in_a_transaction(pid: &str, sql: &tokio_postgres::Client, name: &str) {
     for _ in 0..100 {
-        signal(pid, "STOP");
+        signal(pid, "STOP").await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         let held: i64 = sql
             .query_one(
@@ -294,18 +294,10 @@ async fn freeze_in_a_transaction(pid: &str, sql: &tokio_postgres::Client, name: 
         if held > 0 {
             return;
         }
-        signal(pid, "CONT");
+        signal(pid, "CONT").await;
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     panic!("the collector was never frozen inside a transaction");
-}
-
-fn signal(pid: &str, signal: &str) {
-    let sent = std::process::Command::new("kill")
-        .args([&format!("-{signal}"), pid])
-        .status()
-        .expect("run kill");
-    assert!(sent.success(), "kill -{signal} {pid}");
 }
 
 /// Posts from [`CLIENTS`] clients, half to each collector's ingest URL (for the nodes it

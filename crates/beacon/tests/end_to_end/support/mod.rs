@@ -117,16 +117,21 @@ pub async fn terminate(child: &mut Child) -> ExitStatus {
         .id()
         .expect("the process is still running")
         .to_string();
-    let sent = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .await
-        .expect("run kill");
-    assert!(sent.success(), "kill -TERM {pid}");
+    signal(&pid, "TERM").await;
     tokio::time::timeout(START_TIMEOUT, child.wait())
         .await
         .expect("the process stopped after SIGTERM")
         .expect("wait for the process")
+}
+
+/// Sends `signal` (a name such as `TERM`, `KILL`, `STOP`) to the process `pid`.
+pub async fn signal(pid: &str, signal: &str) {
+    let sent = Command::new("kill")
+        .args([&format!("-{signal}"), pid])
+        .status()
+        .await
+        .expect("run kill");
+    assert!(sent.success(), "kill -{signal} {pid}");
 }
 
 /// Standard output then standard error, for failure messages.
