@@ -374,7 +374,9 @@ fn nice_scale(max: f64) -> (f64, f64) {
     ((max / step).ceil() * step, step)
 }
 
-/// Compact numbers for axes and tooltips: 950, 1.2k, 3.4M; fractions keep two digits.
+/// Compact numbers for axes and tooltips: 950, 1.2k, 3.4M; fractions keep two digits,
+/// and those under 0.1 two significant ones (the smallest workload buckets are 0.001
+/// wide: with two decimals their bounds all read "0.00").
 pub(crate) fn number(value: f64) -> String {
     let abs = value.abs();
     if abs >= 1e9 {
@@ -387,8 +389,12 @@ pub(crate) fn number(value: f64) -> String {
         format!("{value:.0}")
     } else if abs >= 10.0 {
         format!("{value:.1}")
-    } else {
+    } else if abs >= 0.1 {
         format!("{value:.2}")
+    } else {
+        let decimals = (1 - abs.log10().floor() as i32) as usize;
+        let digits = format!("{value:.decimals$}");
+        digits.trim_end_matches('0').to_owned()
     }
 }
 
@@ -434,6 +440,13 @@ mod tests {
         assert_eq!(number(12_345.0), "12.3k");
         assert_eq!(number(2_500_000.0), "2.5M");
         assert_eq!(number(0.126), "0.13");
+        assert_eq!(number(0.5), "0.50");
+        assert_eq!(number(0.001), "0.001");
+        assert_eq!(number(0.0012), "0.0012");
+        assert_eq!(number(0.008), "0.008");
+        assert_eq!(number(0.01), "0.01");
+        assert_eq!(number(0.015), "0.015");
+        assert_eq!(number(-0.025), "-0.025");
         assert_eq!(bytes(16 << 30), "16 GiB");
         assert_eq!(bytes(512 << 20), "512 MiB");
     }
