@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, header};
 use bytes::{Bytes, BytesMut};
 use flate2::bufread::GzDecoder;
 use http_body_util::BodyExt;
+use tower_http::timeout::TimeoutError;
 
 use crate::config::{MAX_DECODED_BODY, MAX_WIRE_BODY};
 use crate::error::ApiError;
@@ -80,7 +81,7 @@ pub(crate) async fn read_limited(headers: &HeaderMap, mut body: Body) -> Result<
     }
     let mut buf = BytesMut::new();
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|err| ApiError::BodyRead(err.to_string()))?;
+        let frame = frame.map_err(body_error)?;
         let Ok(data) = frame.into_data() else {
             continue;
         };
@@ -91,6 +92,19 @@ pub(crate) async fn read_limited(headers: &HeaderMap, mut body: Body) -> Result<
         buf.extend_from_slice(&data);
     }
     Ok(buf.freeze())
+}
+
+/// The listener's body deadline (`beacon-listener`) ends the body with a `TimeoutError`.
+fn body_error(error: axum::Error) -> ApiError {
+    let error = error.into_inner();
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&*error);
+    while let Some(current) = cause {
+        if current.is::<TimeoutError>() {
+            return ApiError::BodyTimeout;
+        }
+        cause = current.source();
+    }
+    ApiError::BodyRead(error.to_string())
 }
 
 fn declared_length(headers: &HeaderMap) -> Option<u64> {

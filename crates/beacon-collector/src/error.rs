@@ -61,6 +61,10 @@ pub enum ApiError {
     InvalidGzip(std::io::Error),
     #[error("request body could not be read: {0}")]
     BodyRead(String),
+    /// A 408, which senders retry (a slow link is not a bad report), where a 400 would
+    /// make them give the report up.
+    #[error("request body did not arrive within the body read timeout; retry")]
+    BodyTimeout,
     #[error(transparent)]
     Report(#[from] ReportError),
     #[error("report could not be re-read for redaction: {0}")]
@@ -117,6 +121,7 @@ impl ApiError {
             Self::StorageUnavailable | Self::StorageFull | Self::Unhealthy { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
+            Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
         }
@@ -132,6 +137,7 @@ impl ApiError {
             Self::DecodedTooLarge { .. } => "DECODED_BODY_TOO_LARGE",
             Self::InvalidGzip(_) => "INVALID_GZIP",
             Self::BodyRead(_) => "BODY_READ_FAILED",
+            Self::BodyTimeout => "BODY_READ_TIMEOUT",
             Self::Report(err) => err.code(),
             Self::Reread(_) => "UNREADABLE_REPORT",
             Self::Unstorable { .. } => "INVALID_FIELD",

@@ -153,8 +153,8 @@ async fn a_body_sent_too_slowly_is_refused_within_the_body_timeout() {
         elapsed < Duration::from_secs(4),
         "answered after {elapsed:?}: {text}"
     );
-    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
-    assert!(text.contains("BODY_READ_FAILED"), "{text}");
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("BODY_READ_TIMEOUT"), "{text}");
     running.stop().await;
 }
 
