@@ -3,7 +3,7 @@
 // charts have data points, the date range and a filter change the
 // charts and the URL, and exports download and parse. Screenshots are artifacts.
 import { readFile } from 'node:fs/promises';
-import { launch, screenshotPath, required, check } from './lib.mjs';
+import { launch, screenshotPath, required, check, recordProblems } from './lib.mjs';
 
 const base = required('CONSOLE_URL');
 const password = required('ADMIN_PASSWORD');
@@ -18,6 +18,7 @@ const browser = await launch();
 try {
   const context = await browser.newContext({ viewport: { width: 1280, height: 1000 }, acceptDownloads: true });
   const page = await context.newPage();
+  const problems = recordProblems(page);
   await page.goto(`${base}/console/overview`);
   check(page.url().includes('/console/login'), `an anonymous visit lands on the login page: ${page.url()}`);
   await page.fill('#username', 'admin');
@@ -120,6 +121,7 @@ try {
   await Promise.all([page.waitForURL('**/console/login**'), page.click('#logout')]);
   await page.goto(`${base}/console/overview`);
   check(page.url().includes('/console/login'), 'after logout the pages need a login again');
+  check(problems.length === 0, `no page reported an error:\n${problems.join('\n')}`);
   console.log('console browser check passed');
 } finally {
   await browser.close();

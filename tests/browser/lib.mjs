@@ -31,3 +31,14 @@ export function required(name) {
 export function check(condition, message) {
   if (!condition) throw new Error(`check failed: ${message}`);
 }
+
+// What a page reports going wrong while a check drives it: script errors and console
+// errors (a resource that failed to load is one, the browser's own favicon request
+// included). A check ends with `check(problems.length === 0, ...)`.
+export function recordProblems(page, problems = []) {
+  page.on('pageerror', (error) => problems.push(`script error: ${error.message}`));
+  page.on('console', (message) => {
+    if (message.type() === 'error') problems.push(`console error at ${page.url()}: ${message.text()}`);
+  });
+  return problems;
+}

@@ -2,7 +2,7 @@
 // off, see it in the page and in the API, reload, still off; "Delete my data" asks first.
 // The overview lists the node (NODE_NAME) as running.
 // With LOCKED_BY set, the toggle must be disabled and say why.
-import { launch, screenshotPath, required, check } from './lib.mjs';
+import { launch, screenshotPath, required, check, recordProblems } from './lib.mjs';
 
 const base = required('BASE_URL');
 const password = required('ADMIN_PASSWORD');
@@ -13,6 +13,7 @@ const shot = (name) => screenshotPath(`node-${lockedBy ? 'locked-' : ''}${name}`
 const browser = await launch();
 try {
   const page = await browser.newPage({ viewport: { width: 1200, height: 1000 } });
+  const problems = recordProblems(page);
   await page.goto(base);
   await page.fill('#username', 'admin');
   await page.fill('#password', password);
@@ -25,6 +26,8 @@ try {
   check(nodes.length === 1 && nodes[0][0] === nodeName && nodes[0][1] === 'running',
     `the overview lists this node alone, running: ${JSON.stringify(nodes)}`);
   await page.screenshot({ path: shot('overview') });
+  // Before the refused forget below, whose failed request is meant to happen.
+  check(problems.length === 0, `the dashboard reported no error:\n${problems.join('\n')}`);
 
   await page.click('#nav-settings');
   await page.waitForFunction(() => document.getElementById('telemetry-preview').textContent.includes('emqx_version'));

@@ -122,8 +122,14 @@ fn filter_bar(path: &str, filters: &Filters, choices: &Choices) -> String {
     )
 }
 
+/// The console's own files, linked from every page.
+const ASSETS: html::Assets = html::Assets {
+    stylesheet: paths::STYLESHEET,
+    icon: paths::ICON,
+};
+
 fn frame(title: &str, body: &str) -> Html<String> {
-    html::document(title, paths::STYLESHEET, body)
+    html::document(title, &ASSETS, body)
 }
 
 pub(crate) fn login(csrf: &str, next: &str, error: Option<&str>) -> Html<String> {

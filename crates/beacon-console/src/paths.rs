@@ -16,6 +16,7 @@ pub(crate) const REVOKE_TOKEN: &str = "/console/tokens/revoke";
 /// The "Import reports" form (GET) and its upload (POST, multipart).
 pub(crate) const IMPORT: &str = "/console/import";
 pub(crate) const STYLESHEET: &str = "/console/style.css";
+pub(crate) const ICON: &str = "/console/icon.svg";
 
 pub(crate) const OPENAPI: &str = "/console/api/v1/openapi.json";
 pub(crate) const FILTER_CHOICES: &str = "/console/api/v1/filters";

@@ -53,6 +53,7 @@ pub fn router(store: Arc<dyn Store>, options: ConsoleOptions) -> Router {
         )
         .route(paths::LOGIN, get(access::login_form).post(access::login))
         .route(paths::STYLESHEET, get(html::stylesheet))
+        .route(paths::ICON, get(html::icon))
         .merge(pages)
         .merge(data)
         .layer(middleware::map_response(security_headers))
