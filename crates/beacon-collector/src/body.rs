@@ -8,7 +8,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, header};
 use bytes::{Bytes, BytesMut};
 use flate2::bufread::GzDecoder;
-use http_body_util::BodyExt;
+use http_body_util::{BodyExt, LengthLimitError};
 use tower_http::timeout::TimeoutError;
 
 use crate::config::{MAX_DECODED_BODY, MAX_WIRE_BODY};
@@ -81,7 +81,7 @@ pub(crate) async fn read_limited(headers: &HeaderMap, mut body: Body) -> Result<
     }
     let mut buf = BytesMut::new();
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(body_error)?;
+        let frame = frame.map_err(|error| body_error(error, MAX_WIRE_BODY))?;
         let Ok(data) = frame.into_data() else {
             continue;
         };
@@ -94,17 +94,28 @@ pub(crate) async fn read_limited(headers: &HeaderMap, mut body: Body) -> Result<
     Ok(buf.freeze())
 }
 
-/// The listener's body deadline (`beacon-listener`) ends the body with a `TimeoutError`.
-fn body_error(error: axum::Error) -> ApiError {
+/// Reads a small body whole, refusing it past `limit` bytes, with ingest's refusals.
+pub(crate) async fn read_small(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|error| body_error(error, limit))
+}
+
+/// Why a body could not be read: the listener's body deadline (`beacon-listener`) ends it
+/// with a `TimeoutError`, and `to_bytes` past its limit with a `LengthLimitError`.
+fn body_error(error: axum::Error, limit: usize) -> ApiError {
     let error = error.into_inner();
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&*error);
-    while let Some(current) = cause {
-        if current.is::<TimeoutError>() {
-            return ApiError::BodyTimeout;
-        }
-        cause = current.source();
+    if caused_by::<TimeoutError>(&*error) {
+        ApiError::BodyTimeout
+    } else if caused_by::<LengthLimitError>(&*error) {
+        ApiError::BodyTooLarge { limit }
+    } else {
+        ApiError::BodyRead(error.to_string())
     }
-    ApiError::BodyRead(error.to_string())
+}
+
+fn caused_by<T: std::error::Error + 'static>(error: &(dyn std::error::Error + 'static)) -> bool {
+    std::iter::successors(Some(error), |error| error.source()).any(|error| error.is::<T>())
 }
 
 fn declared_length(headers: &HeaderMap) -> Option<u64> {

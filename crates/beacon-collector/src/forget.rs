@@ -8,6 +8,7 @@ use beacon_store::ForgetOutcome;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use crate::body::read_small;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -33,9 +34,7 @@ pub(crate) async fn forget(
     let Some(maintenance) = state.maintenance() else {
         return Err(ApiError::NotFound(request.uri().path().to_owned()));
     };
-    let body = axum::body::to_bytes(request.into_body(), MAX_BODY)
-        .await
-        .map_err(|e| ApiError::BadForgetRequest(e.to_string()))?;
+    let body = read_small(request.into_body(), MAX_BODY).await?;
     let request: ForgetRequest =
         serde_json::from_slice(&body).map_err(|e| ApiError::BadForgetRequest(e.to_string()))?;
     if request.secret.is_empty() || request.secret.len() > MAX_SECRET {

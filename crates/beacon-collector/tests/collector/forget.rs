@@ -170,6 +170,29 @@ async fn an_unknown_uuid_and_a_wrong_secret_get_the_same_answer() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deletion_request_over_its_size_limit_is_refused_as_too_large() {
+    for backend in backends().await {
+        let name = backend.name;
+        let collector = Running::with_maintenance(backend.store.clone(), None).await;
+        let uuid = "DDDD0001-0000-4000-8000-000000000001";
+        let status = collector.post_json(report_with_secret(uuid)).await.status();
+        assert_eq!(status, 201, "{name}");
+        let padded = format!(
+            "{{\"secret\": \"{SECRET}\", \"pad\": \"{}\"}}",
+            "x".repeat(5000)
+        );
+        let (status, body) = delete(&collector, uuid, &padded).await;
+        assert_eq!(
+            (status, &body["code"]),
+            (413, &"BODY_TOO_LARGE".into()),
+            "{name}: {body}"
+        );
+        assert_eq!(backend.store.count().await.expect("count"), 1, "{name}");
+        collector.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_that_never_sent_a_hash_cannot_be_claimed() {
     for backend in backends().await {
         let name = backend.name;

@@ -77,10 +77,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot count the imported reports in {db_shown}"))?;
     let elapsed = progress.finish();
+    let accepted = summary.accepted();
     println!(
-        "beacon collector: imported {} reports ({} stored, {} replaced a report \
+        "beacon collector: imported {accepted} report{} ({} stored, {} replaced a report \
          of the same node and day) into {db_shown}, {} refused, {}",
-        summary.accepted(),
+        if accepted == 1 { "" } else { "s" },
         summary.stored,
         summary.replaced,
         refused.len(),
