@@ -202,6 +202,22 @@ async fn seed_demo_data(args: SeedArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A start line saying how to make the console's first admin, while there is none: the
+/// sign-in page alone would leave a new operator with no way in.
+async fn first_admin_hint(store: &dyn beacon_store::Store, db_shown: &str) -> String {
+    match store.user_names().await {
+        Ok(names) if names.is_empty() => format!(
+            "beacon collector console has no admin yet: create one with \
+             `beacon collector user add NAME --db {db_shown}`\n"
+        ),
+        Ok(_) => String::new(),
+        Err(error) => {
+            tracing::warn!(%error, "cannot list the console's admins");
+            String::new()
+        }
+    }
+}
+
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let private = private_listen(&args);
     let db_shown = beacon_store::redact_url(&args.db);
@@ -246,8 +262,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // pipe) must not make the second one fail.
     let start_lines = format!(
         "beacon collector listening on {} (storage: {db_shown}{discarding})\n\
-         beacon collector console on {console_url}/console/\n",
-        bound.url()
+         beacon collector console on {console_url}/console/\n{}",
+        bound.url(),
+        first_admin_hint(&*store, &db_shown).await
     );
     let mut stdout = std::io::stdout().lock();
     stdout

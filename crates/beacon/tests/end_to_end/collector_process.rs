@@ -672,6 +672,50 @@ async fn start_urls(
     (ingest, console)
 }
 
+/// A new database has no console admin: the start lines say how to make one, and stop
+/// saying it once there is one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collector_without_a_console_admin_says_how_to_make_one() {
+    let test_db = TestDb::sqlite();
+    let start = || {
+        spawn_reading(
+            beacon(&[
+                "collector",
+                "--listen",
+                "127.0.0.1:0",
+                "--db",
+                test_db.url(),
+            ])
+            .stdin(Stdio::null())
+            .stderr(Stdio::null()),
+        )
+    };
+    let (mut child, mut lines) = start();
+    start_urls(&mut lines).await;
+    let hint = next_line(&mut lines, START_TIMEOUT)
+        .await
+        .expect("a third line");
+    let command = format!("`beacon collector user add NAME --db {}`", test_db.url());
+    assert!(
+        hint.contains("no admin yet") && hint.contains(&command),
+        "{hint}"
+    );
+    assert!(terminate(&mut child).await.success());
+
+    let added = support::beacon_with(
+        &["collector", "user", "add", "admin", "--db", test_db.url()],
+        "",
+        &[("BEACON_CONSOLE_PASSWORD", "a long enough password")],
+    )
+    .await;
+    assert!(added.status.success(), "{}", text(&added));
+    let (mut child, mut lines) = start();
+    start_urls(&mut lines).await;
+    let after = tokio::time::timeout(Duration::from_secs(1), lines.next_line()).await;
+    assert!(after.is_err(), "nothing more is printed: {after:?}");
+    assert!(terminate(&mut child).await.success());
+}
+
 /// GET `url`'s status.
 async fn status_of(url: &str) -> u16 {
     let answer = client(None).get(url).send().await;
