@@ -46,6 +46,15 @@ async fn delete(collector: &Running, uuid: &str, body: &str) -> (u16, Value) {
     (status, body)
 }
 
+/// A collector with maintenance on `backend` that has stored the first report of node
+/// `uuid`, announcing the hash of [`SECRET`].
+async fn collector_with_node(backend: &support::Backend, uuid: &str) -> Running {
+    let collector = Running::with_maintenance(backend.store.clone(), None).await;
+    let status = collector.post_json(report_with_secret(uuid)).await.status();
+    assert_eq!(status, 201, "{}", backend.name);
+    collector
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_deletes_its_reports_with_its_secret() {
     for backend in backends().await {
@@ -110,10 +119,8 @@ const FORGER: &str = "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffff
 async fn a_report_with_a_forged_hash_is_refused_and_the_owner_still_deletes() {
     for backend in backends().await {
         let name = backend.name;
-        let collector = Running::with_maintenance(backend.store.clone(), None).await;
         let uuid = "DDDD0001-0000-4000-8000-000000000001";
-        let owned = collector.post_json(report_with_secret(uuid)).await;
-        assert_eq!(owned.status(), 201, "{name}");
+        let collector = collector_with_node(&backend, uuid).await;
         let kept = collector.stored(uuid, support::today()).await;
 
         let forged = collector.post_json(report_announcing(uuid, FORGER)).await;
@@ -148,13 +155,8 @@ async fn a_report_with_a_forged_hash_is_refused_and_the_owner_still_deletes() {
 async fn an_unknown_uuid_and_a_wrong_secret_get_the_same_answer() {
     for backend in backends().await {
         let name = backend.name;
-        let collector = Running::with_maintenance(backend.store.clone(), None).await;
         let known = "EEEE0001-0000-4000-8000-000000000001";
-        let status = collector
-            .post_json(report_with_secret(known))
-            .await
-            .status();
-        assert_eq!(status, 201, "{name}");
+        let collector = collector_with_node(&backend, known).await;
         let wrong = delete(&collector, known, &presenting(FORGER)).await;
         let unknown = delete(
             &collector,
@@ -173,10 +175,8 @@ async fn an_unknown_uuid_and_a_wrong_secret_get_the_same_answer() {
 async fn a_deletion_request_over_its_size_limit_is_refused_as_too_large() {
     for backend in backends().await {
         let name = backend.name;
-        let collector = Running::with_maintenance(backend.store.clone(), None).await;
         let uuid = "DDDD0001-0000-4000-8000-000000000001";
-        let status = collector.post_json(report_with_secret(uuid)).await.status();
-        assert_eq!(status, 201, "{name}");
+        let collector = collector_with_node(&backend, uuid).await;
         let padded = format!(
             "{{\"secret\": \"{SECRET}\", \"pad\": \"{}\"}}",
             "x".repeat(5000)
