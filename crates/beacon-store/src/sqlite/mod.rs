@@ -14,6 +14,7 @@ mod facts;
 mod maintenance;
 mod plan;
 mod queries;
+mod shared_reads;
 mod uncounted;
 mod users;
 mod writer;
@@ -27,12 +28,11 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, pa
 use tokio::sync::mpsc;
 
 use crate::batch::{self, Counters, Job, Task};
-use crate::counting;
 use crate::maintenance::WriterQueue;
 use crate::migrations::{self, Migration};
 use crate::{
-    InsertOutcome, LegacyFacts, NewReport, ReportStore, StoreError, StoreStats, StoredReport, rows,
-    sql,
+    InsertOutcome, LegacyFacts, NewReport, ReportStore, StoreError, StoreStats, StoredReport,
+    counting, rollup, rows, sql,
 };
 
 /// How long a statement waits for a lock held by another connection (another collector
@@ -54,6 +54,7 @@ pub(super) const WAL_AUTOCHECKPOINT_PAGES: i64 = 30_000;
 
 pub(crate) struct SqliteStore {
     readers: Arc<Readers>,
+    shared_reads: Arc<shared_reads::SharedReads>,
     queue: mpsc::Sender<Job>,
     counters: Arc<Counters>,
     _checkpointer: checkpoint::Checkpointer,
@@ -83,6 +84,7 @@ impl SqliteStore {
         });
         Ok(Self {
             readers,
+            shared_reads: Arc::default(),
             queue,
             counters,
             _checkpointer: checkpointer,
@@ -109,6 +111,23 @@ impl SqliteStore {
         tokio::task::spawn_blocking(move || readers.with(op, read))
             .await
             .map_err(|_| StoreError::Closed)?
+    }
+
+    /// Queues a rollup read to be read together with those that arrive with it (see
+    /// `shared_reads`), and waits for its answer.
+    async fn read_shared<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&Connection, &[rollup::Delta]) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let queued = self.shared_reads.queue(Box::new(move |shared| {
+            let _ = reply.send(shared.and_then(|(conn, uncounted)| read(conn, uncounted)));
+        }));
+        if queued {
+            let (shared, readers) = (Arc::clone(&self.shared_reads), Arc::clone(&self.readers));
+            drop(tokio::task::spawn_blocking(move || shared.run(&readers)));
+        }
+        answer.await.map_err(|_| StoreError::Closed)?
     }
 }
 

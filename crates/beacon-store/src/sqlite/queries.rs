@@ -6,7 +6,7 @@ use rusqlite::{Connection, params};
 use super::{SqliteStore, count};
 use crate::analytics::{ExportCursor, Scope, Source};
 use crate::counting::Settled;
-use crate::rollup::ALL;
+use crate::rollup::{ALL, Delta};
 use crate::rows::RollupRow;
 use crate::sql::{EXPORT_REPORTS, ROLLUP_KEYS};
 use crate::{StoreError, StoredReport, rows};
@@ -16,26 +16,16 @@ impl Source for SqliteStore {
     /// The counters, the deltas counted chunks logged for them, and the ingest log are
     /// read in one transaction, so that each report is counted once: by the counters if
     /// its chunk was folded before the snapshot, by its chunk's logged deltas if it was
-    /// counted but not folded, or by the deltas worked out from the log.
+    /// counted but not folded, or by the deltas worked out from the log (once for the
+    /// reads that arrive together, see `shared_reads`).
     async fn rollups<T: RollupRow>(
         &self,
         scope: &Scope,
         kinds: &[&'static str],
     ) -> Result<Vec<T>, StoreError> {
-        let (scope, kinds) = (scope.clone(), kinds.to_vec());
-        self.read(T::OP, move |conn| {
-            let snapshot = conn.unchecked_transaction()?;
-            let in_scope = |kind: &str, version: &str, os: &str| {
-                kinds.contains(&kind) && version == scope.version && os == scope.os
-            };
-            let (_, mut deltas) = count::unfolded_deltas(&snapshot, in_scope)?;
-            deltas.extend(count::uncounted_deltas(&snapshot)?);
-            let mut rows = Vec::new();
-            for kind in kinds {
-                let counted = read_kind(&snapshot, &scope, kind)?;
-                rows.extend(rows::with_deltas(counted, &deltas, &scope, kind));
-            }
-            Ok(rows)
+        let (scope, kinds, db) = (scope.clone(), kinds.to_vec(), self.readers.db.clone());
+        self.read_shared(move |snapshot, uncounted| {
+            read_scope(snapshot, &scope, &kinds, uncounted).map_err(StoreError::sqlite(&db, T::OP))
         })
         .await
     }
@@ -64,6 +54,28 @@ impl Source for SqliteStore {
         })
         .await
     }
+}
+
+fn read_scope<T: RollupRow>(
+    snapshot: &Connection,
+    scope: &Scope,
+    kinds: &[&'static str],
+    uncounted: &[Delta],
+) -> rusqlite::Result<Vec<T>> {
+    let in_scope = |kind: &str, version: &str, os: &str| {
+        kinds.contains(&kind) && version == scope.version && os == scope.os
+    };
+    let (_, mut deltas) = count::unfolded_deltas(snapshot, in_scope)?;
+    let uncounted = uncounted
+        .iter()
+        .filter(|d| in_scope(d.kind, &d.version, &d.os));
+    deltas.extend(uncounted.cloned());
+    let mut rows = Vec::new();
+    for kind in kinds {
+        let counted = read_kind(snapshot, scope, kind)?;
+        rows.extend(rows::with_deltas(counted, &deltas, scope, kind));
+    }
+    Ok(rows)
 }
 
 fn read_kind<T: RollupRow>(
